@@ -1,0 +1,87 @@
+// The only place MPI appears outside main(): a small communicator wrapper, the block
+// partition used for every layer, cyclic index ranges (periodic lattices), and the
+// owner <-> user exchange of per-site tables. Keeping MPI behind this interface means
+// physics code reads as serial code over "my range" and is testable at any rank count.
+#pragma once
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cmera {
+
+class Comm {
+ public:
+  explicit Comm(MPI_Comm comm = MPI_COMM_WORLD);
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  bool is_root() const { return rank_ == 0; }
+  MPI_Comm raw() const { return comm_; }
+
+  void barrier() const;
+  double sum(double x) const;
+  long long sum(long long x) const;
+  long long max(long long x) const;
+  void sum_inplace(double* data, std::size_t n) const;
+  void broadcast(double* data, std::size_t n, int root = 0) const;
+  void broadcast(std::string& s, int root = 0) const;
+  std::vector<long long> allgather(long long x) const;
+
+  // Collective error agreement: every rank passes its local verdict; if any rank failed,
+  // the lowest failing rank's message is thrown as cmera::Error on all ranks.
+  void check(bool ok, const std::string& message_if_failed, int code = 2) const;
+
+ private:
+  MPI_Comm comm_;
+  int rank_ = 0;
+  int size_ = 1;
+};
+
+// Contiguous block partition of n items over p parts; part r owns [begin(r), end(r)).
+// Parts may be empty when n < p (thin upper layers).
+struct BlockPartition {
+  long n = 0;
+  int parts = 1;
+  long begin(int r) const { return static_cast<long>((static_cast<long long>(n) * r) / parts); }
+  long end(int r) const { return begin(r + 1); }
+  long count(int r) const { return end(r) - begin(r); }
+  int owner(long i) const;
+};
+
+// A run of consecutive indices on a ring of size `period`, starting at `start`
+// (already reduced mod period) with `length` <= period entries.
+struct CyclicRange {
+  long start = 0;
+  long length = 0;
+  long period = 1;
+
+  static CyclicRange make(long first, long length, long period);  // first may be < 0
+  long at(long k) const { return (start + k) % period; }          // k-th member
+  bool contains(long i) const { return offset(i) < length; }
+  long offset(long i) const { return ((i - start) % period + period) % period; }
+  bool full() const { return length == period; }
+};
+
+// Exchange of fixed-size per-index blocks between the owners of a block-partitioned
+// index set and the ranks that use a cyclic range of it. Built once from every rank's
+// needed range. reduce_to_owners sums the users' contributions at the owner in rank
+// order (deterministic for a fixed rank count); scatter_from_owners copies the owners'
+// values to every user. Both operate on full-length arrays indexed by global index.
+class IndexExchange {
+ public:
+  IndexExchange() = default;
+  IndexExchange(const Comm& comm, const BlockPartition& owners, const CyclicRange& needed,
+                std::size_t block);
+  void reduce_to_owners(std::vector<double>& data) const;
+  void scatter_from_owners(std::vector<double>& data) const;
+
+ private:
+  const Comm* comm_ = nullptr;
+  std::size_t block_ = 0;
+  // send_[q] / recv_[q]: global indices exchanged with rank q, in increasing order of use.
+  std::vector<std::vector<long>> users_of_mine_;   // per rank q: my owned indices q needs
+  std::vector<std::vector<long>> mine_from_owner_; // per rank q: indices I need that q owns
+};
+
+}  // namespace cmera

@@ -1,0 +1,44 @@
+// Run configuration: a TOML file plus `-P section.key=value` overrides, checked against
+// one schema (every key, its type, default and meaning lives in config.cpp's table).
+// Unknown keys, wrong types and out-of-range values are errors naming the file and key.
+// The resolved config (defaults filled in) is what every output file records.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cmera {
+
+struct Config {
+  // [data]
+  std::string data_path;
+  long data_chunk_samples = 16384;  // samples per collective read in the statistics pass
+  // [model]
+  std::vector<int> chi;             // chi[0] = alphabet, then one per layer upward
+  int depth = -1;                   // optional: extend chi by repeating its last entry
+  bool tied = true;
+  std::string init = "decimation";  // decimation | random | uniform
+  double init_noise = 0.1;
+  // [train]
+  long iterations = 200;
+  std::string optimizer = "em";     // em | adam
+  std::uint64_t seed = 1;
+  double learning_rate = 0.05;      // adam
+  double pseudocount = 0.0;         // em: Dirichlet alpha (counts per entry)
+  int restarts = 4;                 // candidate starts, best kept after restart_iterations
+  long restart_iterations = 20;
+  double log_seconds = 2.0;         // progress line at most this often (plus first/last)
+  // [output]
+  std::string output_dir = "cmera-out";
+
+  // The resolved configuration as TOML text (stored in every output file).
+  std::string to_toml() const;
+};
+
+// Parse `path` (TOML) and apply overrides "section.key=value" in order. Values are read
+// as TOML (so model.chi=[2,4,4] works); a bare word is taken as a string.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides);
+Config parse_config_text(const std::string& text, const std::string& origin,
+                         const std::vector<std::string>& overrides);
+
+}  // namespace cmera

@@ -1,0 +1,28 @@
+// One exception type for every user-facing failure. A cmera::Error carries a message
+// meant for the user (naming the file, key or value and what was expected) and the exit
+// status the program ends with. Collective code raises it on *every* rank (see
+// Comm::check), so all ranks leave MPI together instead of one rank aborting the job.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace cmera {
+
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitUsage = 2,       // bad command line, config or input file
+  kExitRuntime = 3,     // failure while running (I/O error, numerical breakdown)
+  kExitCheckpointed = 85,  // stopped early on request after writing a checkpoint
+};
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& what, int code = kExitUsage)
+      : std::runtime_error(what), code_(code) {}
+  int code() const { return code_; }
+
+ private:
+  int code_;
+};
+
+}  // namespace cmera

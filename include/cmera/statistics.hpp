@@ -1,0 +1,25 @@
+// The one pass over the data (DESIGN §4): empirical window distributions of a rank's
+// owned windows and the data's two-point function. Reads run in collective sample chunks
+// of each rank's column slab plus halo; values outside the alphabet are an error naming
+// the file, sample and site.
+#pragma once
+#include <vector>
+
+#include "cmera/comm.hpp"
+#include "cmera/io.hpp"
+#include "cmera/window_sweep.hpp"
+
+namespace cmera {
+
+WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int alphabet,
+                               long first_window, long count, long chunk_samples);
+
+// Spin value used in correlations: s = 2x - 1 for a binary alphabet, s = x otherwise.
+inline double spin_value(int x, int alphabet) { return alphabet == 2 ? 2.0 * x - 1.0 : x; }
+
+// Data's <s_i s_{i+r}> averaged over i and samples, r = 1..max_distance (collective;
+// ranks split the sites, every rank gets the full result).
+std::vector<double> data_correlation(const Comm& comm, const DatasetReader& data, int alphabet,
+                                     long max_distance, long chunk_samples);
+
+}  // namespace cmera

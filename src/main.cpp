@@ -1,0 +1,233 @@
+// cmera command line: generate, train, eval, sample, info. Parses arguments (CLI11),
+// initializes MPI, and turns cmera::Error into one line on rank 0 and a documented exit
+// status on every rank. Errors are raised collectively (Comm::check), so no rank is left
+// waiting in a collective call when another one fails.
+#include <mpi.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <fmt/format.h>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cmera/comm.hpp"
+#include "cmera/config.hpp"
+#include "cmera/error.hpp"
+#include "cmera/evaluate.hpp"
+#include "cmera/io.hpp"
+#include "cmera/ising1d.hpp"
+#include "cmera/provenance.hpp"
+#include "cmera/sampler.hpp"
+#include "cmera/trainer.hpp"
+
+namespace cmera {
+namespace {
+
+std::string join_args(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) s += (i ? " " : "") + std::string(argv[i]);
+  return s;
+}
+
+void require_positive(long value, const char* option) {
+  if (value <= 0) throw Error(fmt::format("{} must be a positive integer, got {}", option, value));
+}
+
+// Creates the output directory (rank 0) and agrees on success on every rank.
+void prepare_output_dir(const Comm& comm, const std::string& dir) {
+  std::string problem;
+  if (comm.is_root()) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (!std::filesystem::is_directory(dir))
+      problem = fmt::format("output.dir '{}' is not a directory and cannot be created{}", dir,
+                            ec ? " (" + ec.message() + ")" : "");
+  }
+  comm.broadcast(problem);
+  comm.check(problem.empty(), problem);
+}
+
+struct GenerateArgs {
+  std::string model = "ising1d";
+  long sites = 128, samples = 10000;
+  double corr = 0.6;
+  std::uint64_t seed = 1;
+  std::string output;
+};
+
+int run_generate(const Comm& comm, const GenerateArgs& a, const std::string& command) {
+  require_positive(a.sites, "--sites");
+  require_positive(a.samples, "--samples");
+  if (!(a.corr >= 0 && a.corr < 1))
+    throw Error(fmt::format("--corr must be in [0, 1), got {}", a.corr));
+  const double u = ising1d::bond_parameter_for(a.corr, a.sites);
+  const BlockPartition rows{a.samples, comm.size()};
+  const long first = rows.begin(comm.rank()), count = rows.count(comm.rank());
+  std::vector<std::uint8_t> data(static_cast<std::size_t>(count * a.sites));
+#pragma omp parallel for schedule(static)
+  for (long k = 0; k < count; ++k)
+    ising1d::draw(u, a.sites, a.seed, static_cast<std::uint64_t>(first + k),
+                  data.data() + k * a.sites);
+  const std::string params = fmt::format(
+      "generator = \"ising1d\"\nsites = {}\nsamples = {}\ncorr = {:.17g}\nbond_tanh = {:.17g}\nseed = {}\n",
+      a.sites, a.samples, a.corr, u, a.seed);
+  write_dataset(comm, a.output, a.samples, a.sites, 2, first, data, provenance(command, params));
+  if (comm.is_root())
+    fmt::print("wrote {} ({} samples x {} sites, periodic Ising chain, <s_i s_i+1> = {})\n",
+               a.output, a.samples, a.sites, a.corr);
+  return 0;
+}
+
+int run_train(const Comm& comm, const std::string& config_path,
+              const std::vector<std::string>& overrides, const std::string& command) {
+  const Config cfg = load_config(config_path, overrides);
+  prepare_output_dir(comm, cfg.output_dir);
+  TrainResult res = train(comm, cfg);
+  const std::string path = (std::filesystem::path(cfg.output_dir) / "model.h5").string();
+  ModelFileContents out;
+  out.model = std::move(res.model);
+  out.config_toml = cfg.to_toml();
+  out.objective_history = res.objective_history;
+  out.kl_history = res.kl_history;
+  out.provenance = provenance(command, out.config_toml);
+  write_model(comm, path, out);
+  if (comm.is_root()) {
+    const double kl = out.kl_history.empty() ? NAN : out.kl_history.back();
+    fmt::print("wrote {}  (final KL/window {:.3e}, {:.4f} s/iter)\n", path, kl,
+               res.seconds_per_iteration);
+  }
+  return 0;
+}
+
+int run_eval(const Comm& comm, const std::string& model_path, const std::string& data_path,
+             long max_distance, bool json) {
+  const ModelFileContents mf = read_model(comm, model_path);
+  DatasetReader data(comm, data_path);
+  const long R = max_distance > 0 ? max_distance : mf.model.geometry.sites / 2;
+  const Evaluation ev = evaluate(comm, mf.model, data, R, 16384);
+  if (!comm.is_root()) return 0;
+  if (json) {
+    nlohmann::json j;
+    j["model"] = model_path;
+    j["data"] = data_path;
+    j["kl_per_window"] = ev.kl_per_window;
+    j["cross_entropy_per_window"] = ev.cross_entropy_per_window;
+    j["data_entropy_per_window"] = ev.data_entropy_per_window;
+    j["corr"] = {{"r", ev.r}, {"model", ev.corr_model}, {"data", ev.corr_data}};
+    std::cout << j.dump(1) << std::endl;
+  } else {
+    fmt::print("model {}\ndata  {}\n", model_path, data_path);
+    fmt::print("KL per window            {:.6e} nats\n", ev.kl_per_window);
+    fmt::print("cross entropy per window {:.10f} nats\n", ev.cross_entropy_per_window);
+    fmt::print("data entropy per window  {:.10f} nats\n\n", ev.data_entropy_per_window);
+    fmt::print("{:>6}  {:>14}  {:>14}  {:>12}\n", "r", "C_model(r)", "C_data(r)", "difference");
+    for (std::size_t k = 0; k < ev.r.size(); ++k)
+      fmt::print("{:>6}  {:>14.10f}  {:>14.10f}  {:>12.3e}\n", ev.r[k], ev.corr_model[k],
+                 ev.corr_data[k], ev.corr_model[k] - ev.corr_data[k]);
+  }
+  return 0;
+}
+
+int run_sample(const Comm& comm, const std::string& model_path, long count, std::uint64_t seed,
+               const std::string& output, const std::string& command) {
+  require_positive(count, "--count");
+  const ModelFileContents mf = read_model(comm, model_path);
+  const Model& m = mf.model;
+  const long n = m.geometry.sites;
+  const BlockPartition rows{count, comm.size()};
+  const long first = rows.begin(comm.rank()), mine = rows.count(comm.rank());
+  const AncestralSampler sampler(m);
+  std::vector<std::uint8_t> data(static_cast<std::size_t>(mine * n));
+#pragma omp parallel for schedule(static)
+  for (long k = 0; k < mine; ++k)
+    sampler.draw(seed, static_cast<std::uint64_t>(first + k), data.data() + k * n);
+  const std::string params =
+      fmt::format("generator = \"cmera-sample\"\nmodel = \"{}\"\ncount = {}\nseed = {}\n",
+                  model_path, count, seed);
+  write_dataset(comm, output, count, n, m.geometry.chi[0], first, data, provenance(command, params));
+  if (comm.is_root()) fmt::print("wrote {} ({} samples x {} sites)\n", output, count, n);
+  return 0;
+}
+
+int dispatch(int argc, char** argv, const Comm& comm) {
+  CLI::App app{"cmera: learn generative models of lattice configurations with a classical MERA\n"
+               "(exact causal-cone marginals, no sampling during training)."};
+  app.set_version_flag("--version", version_string());
+  app.require_subcommand(1);
+
+  GenerateArgs gen;
+  auto* generate = app.add_subcommand("generate", "Write a synthetic dataset (HDF5 /configs uint8 [S, N]).");
+  generate->require_subcommand(1);
+  auto* g1 = generate->add_subcommand("ising1d", "Exact samples of the periodic 1D Ising chain.");
+  g1->add_option("--sites", gen.sites, "Number of sites N")->required();
+  g1->add_option("--samples", gen.samples, "Number of configurations S")->required();
+  g1->add_option("--corr", gen.corr, "Nearest-neighbour correlation <s_i s_i+1> in [0, 1)")->required();
+  g1->add_option("--seed", gen.seed, "Random seed")->default_val(1);
+  g1->add_option("--output", gen.output, "Output HDF5 file")->required();
+
+  std::string config_path;
+  std::vector<std::string> overrides;
+  auto* train_cmd = app.add_subcommand("train", "Train a MERA on a dataset (config in TOML).");
+  train_cmd->add_option("config", config_path, "Config file (TOML)")->required();
+  train_cmd->add_option("-P,--set", overrides, "Override a config key: section.key=value")
+      ->allow_extra_args(false);
+
+  std::string model_path, data_path;
+  long max_distance = 0;
+  bool json = false;
+  auto* eval = app.add_subcommand("eval", "Evaluate a model against data: window KL, C(r).");
+  eval->add_option("model", model_path, "Model file (model.h5)")->required();
+  eval->add_option("--data", data_path, "Dataset file")->required();
+  eval->add_option("--max-distance", max_distance, "Largest r for C(r) (default N/2)");
+  eval->add_flag("--json", json, "Print one JSON object (full double precision)");
+
+  long count = 0;
+  std::uint64_t seed = 1;
+  std::string output;
+  auto* sample = app.add_subcommand("sample", "Draw exact ancestral samples from a model.");
+  sample->add_option("model", model_path, "Model file")->required();
+  sample->add_option("--count", count, "Number of samples")->required();
+  sample->add_option("--seed", seed, "Random seed")->default_val(1);
+  sample->add_option("--output", output, "Output HDF5 file (dataset format)")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (comm.is_root()) app.exit(e);
+    return e.get_exit_code() == 0 ? 0 : kExitUsage;
+  }
+  const std::string command = join_args(argc, argv);
+  if (*g1) return run_generate(comm, gen, command);
+  if (*train_cmd) return run_train(comm, config_path, overrides, command);
+  if (*eval) {
+    if (max_distance < 0) throw Error(fmt::format("--max-distance must be >= 1, got {}", max_distance));
+    return run_eval(comm, model_path, data_path, max_distance, json);
+  }
+  if (*sample) return run_sample(comm, model_path, count, seed, output, command);
+  return kExitUsage;
+}
+
+}  // namespace
+}  // namespace cmera
+
+int main(int argc, char** argv) {
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  int code = 0;
+  {
+    const cmera::Comm comm(MPI_COMM_WORLD);
+    try {
+      code = cmera::dispatch(argc, argv, comm);
+    } catch (const cmera::Error& e) {
+      // Raised on every rank (collective check) or from rank-independent validation.
+      if (comm.is_root()) std::cerr << "cmera: error: " << e.what() << std::endl;
+      code = e.code();
+    } catch (const std::exception& e) {
+      // Unexpected and possibly local to this rank: take the whole job down now.
+      std::cerr << "cmera: internal error on rank " << comm.rank() << ": " << e.what() << std::endl;
+      MPI_Abort(MPI_COMM_WORLD, cmera::kExitRuntime);
+    }
+  }
+  MPI_Finalize();
+  return code;
+}

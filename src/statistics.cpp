@@ -1,0 +1,130 @@
+// The statistics pass (statistics.hpp): one collective sweep over the dataset in sample
+// chunks. Windows are counted per rank over its column slab (owned windows + 2 halo
+// columns); the data's two-point function per rank over its sites + R halo columns.
+// Threads split windows (resp. sites) so counting needs no atomics.
+#include "cmera/statistics.hpp"
+
+#include <omp.h>
+
+#include <cmath>
+#include <fmt/format.h>
+
+#include "cmera/error.hpp"
+
+namespace cmera {
+
+namespace {
+
+struct BadValue {
+  long sample = -1;
+  long site = -1;
+  int value = 0;
+};
+
+// First out-of-alphabet value of a chunk (lowest sample, then site), if any.
+BadValue find_bad_value(const std::vector<std::uint8_t>& buf, long first_sample, long rows,
+                        const CyclicRange& cols, int alphabet) {
+  for (long r = 0; r < rows; ++r)
+    for (long k = 0; k < cols.length; ++k) {
+      const int v = buf[r * cols.length + k];
+      if (v >= alphabet) return {first_sample + r, cols.at(k), v};
+    }
+  return {};
+}
+
+void check_values(const Comm& comm, const DatasetReader& data, const BadValue& bad, int alphabet) {
+  comm.check(bad.sample < 0,
+             fmt::format("{}: /configs[{}, {}] = {} is outside the alphabet 0..{} "
+                         "(model.chi[0] = {})",
+                         data.path(), bad.sample, bad.site, bad.value, alphabet - 1, alphabet));
+}
+
+long chunk_count(long samples, long chunk) { return (samples + chunk - 1) / chunk; }
+
+}  // namespace
+
+WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int alphabet,
+                               long first_window, long count, long chunk_samples) {
+  const DatasetShape& shape = data.shape();
+  const int d = alphabet;
+  const long w = static_cast<long>(d) * d * d;
+  WindowStats st;
+  st.first = first_window;
+  st.count = count;
+  st.d = d;
+  st.samples = shape.samples;
+  std::vector<long long> counts(static_cast<std::size_t>(count * w), 0);
+  const CyclicRange cols =
+      count > 0 ? CyclicRange::make(first_window, count + 2, shape.sites) : CyclicRange::make(0, 0, shape.sites);
+  std::vector<std::uint8_t> buf;
+  BadValue bad;
+  for (long c = 0; c < chunk_count(shape.samples, chunk_samples); ++c) {
+    const long s0 = c * chunk_samples;
+    const long rows = std::min(chunk_samples, shape.samples - s0);
+    data.read(s0, rows, cols, buf);
+    if (bad.sample < 0) bad = find_bad_value(buf, s0, rows, cols, d);
+    if (bad.sample >= 0) continue;  // keep taking part in the collective reads
+#pragma omp parallel for schedule(static)
+    for (long k = 0; k < count; ++k) {
+      const long s = (first_window + k) % shape.sites;
+      const long o0 = cols.offset(s), o1 = cols.offset((s + 1) % shape.sites),
+                 o2 = cols.offset((s + 2) % shape.sites);
+      long long* ck = counts.data() + k * w;
+      for (long r = 0; r < rows; ++r) {
+        const std::uint8_t* row = buf.data() + r * cols.length;
+        ++ck[(row[o0] * d + row[o1]) * d + row[o2]];
+      }
+    }
+  }
+  check_values(comm, data, bad, d);
+  st.q.resize(counts.size());
+  st.entropy.assign(static_cast<std::size_t>(count), 0.0);
+  for (long k = 0; k < count; ++k)
+    for (long x = 0; x < w; ++x) {
+      const double q = static_cast<double>(counts[k * w + x]) / static_cast<double>(shape.samples);
+      st.q[k * w + x] = q;
+      if (q > 0) st.entropy[k] -= q * std::log(q);
+    }
+  return st;
+}
+
+std::vector<double> data_correlation(const Comm& comm, const DatasetReader& data, int alphabet,
+                                     long max_distance, long chunk_samples) {
+  const DatasetShape& shape = data.shape();
+  const long n = shape.sites;
+  const BlockPartition sites{n, comm.size()};
+  const long first = sites.begin(comm.rank()), count = sites.count(comm.rank());
+  const CyclicRange cols = count > 0 ? CyclicRange::make(first, count + max_distance, n)
+                                     : CyclicRange::make(0, 0, n);
+  std::vector<double> sums(static_cast<std::size_t>(max_distance), 0.0);
+  std::vector<std::uint8_t> buf;
+  std::vector<double> spins;
+  BadValue bad;
+  for (long c = 0; c < chunk_count(shape.samples, chunk_samples); ++c) {
+    const long s0 = c * chunk_samples;
+    const long rows = std::min(chunk_samples, shape.samples - s0);
+    data.read(s0, rows, cols, buf);
+    if (bad.sample < 0) bad = find_bad_value(buf, s0, rows, cols, alphabet);
+    if (bad.sample >= 0) continue;
+    spins.resize(buf.size());
+    for (std::size_t i = 0; i < buf.size(); ++i) spins[i] = spin_value(buf[i], alphabet);
+#pragma omp parallel for schedule(static)
+    for (long r = 1; r <= max_distance; ++r) {
+      double acc = 0;
+      for (long row = 0; row < rows; ++row) {
+        const double* sp = spins.data() + row * cols.length;
+        for (long k = 0; k < count; ++k) {
+          const long i = (first + k) % n;
+          acc += sp[cols.offset(i)] * sp[cols.offset((i + r) % n)];
+        }
+      }
+      sums[r - 1] += acc;
+    }
+  }
+  check_values(comm, data, bad, alphabet);
+  comm.sum_inplace(sums.data(), sums.size());
+  for (double& s : sums) s /= static_cast<double>(n) * static_cast<double>(shape.samples);
+  return sums;
+}
+
+}  // namespace cmera

@@ -1,0 +1,217 @@
+// Training driver (trainer.hpp). One iteration: forward sweep over the rank's cones,
+// objective allreduce, reverse sweep, table gradients reduced (tied: allreduce; untied:
+// to the owning rank), update of owned rows, refresh of the halo tables other ranks'
+// cones read. Candidate starts ("restarts") run the same loop for a few iterations and
+// the best objective continues: random and even decimation starts can stall (DESIGN §4).
+#include "cmera/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <fmt/format.h>
+
+#include "cmera/error.hpp"
+#include "cmera/init.hpp"
+#include "cmera/optimizer.hpp"
+#include "cmera/rng.hpp"
+#include "cmera/statistics.hpp"
+#include "cmera/window_sweep.hpp"
+
+namespace cmera {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Everything that is fixed for a training run on a given rank layout.
+class Problem {
+ public:
+  Problem(const Comm& comm, const Geometry& g, bool tied, const WindowStats& stats)
+      : comm_(comm), g_(g), tied_(tied), stats_(stats),
+        sweep_(g, stats.first, stats.count) {
+    for (int l = 0; l < g.depth(); ++l) {
+      const BlockPartition owners{g.sites_at(l + 1), comm.size()};
+      scope_.first.push_back(owners.begin(comm.rank()));
+      scope_.count.push_back(owners.count(comm.rank()));
+      if (!tied) {
+        const CyclicRange touched = sweep_.tables_touched(l);
+        const std::size_t d = g.chi[l], K = g.chi[l + 1];
+        w_exchange_.emplace_back(comm, owners, touched, K * d * d);
+        u_exchange_.emplace_back(comm, owners, touched, d * d * d * d);
+      }
+    }
+    double h = 0;
+    for (double e : stats.entropy) h += e;
+    entropy_per_window_ = comm.sum(h) / static_cast<double>(g.sites);
+  }
+
+  const UpdateScope& scope() const { return scope_; }
+  double entropy_per_window() const { return entropy_per_window_; }
+
+  // Mean over windows of sum_x q log p (global).
+  double objective(const Model& m) {
+    sweep_.forward(m);
+    return comm_.sum(sweep_.log_likelihood(stats_)) / static_cast<double>(g_.sites);
+  }
+
+  // Gradient of the objective of the model last passed to objective(): complete on the
+  // rows this rank owns (and everywhere for tied tables and the top).
+  void gradient(const Model& m, Tables& grad) {
+    zero_touched(grad);
+    sweep_.gradient(m, stats_, 1.0 / static_cast<double>(g_.sites), grad);
+    for (int l = 0; l < g_.depth(); ++l) {
+      LayerTables& t = grad.layers[l];
+      if (tied_) {
+        comm_.sum_inplace(t.W.data(), t.W.size());
+        comm_.sum_inplace(t.U.data(), t.U.size());
+      } else {
+        w_exchange_[l].reduce_to_owners(t.W);
+        u_exchange_[l].reduce_to_owners(t.U);
+      }
+    }
+    comm_.sum_inplace(grad.top.data(), grad.top.size());
+  }
+
+  // After owners updated their rows: copy them to the ranks whose cones read them.
+  void refresh_halo(Model& m) {
+    if (tied_) return;
+    for (int l = 0; l < g_.depth(); ++l) {
+      w_exchange_[l].scatter_from_owners(m.tables.layers[l].W);
+      u_exchange_[l].scatter_from_owners(m.tables.layers[l].U);
+    }
+  }
+
+ private:
+  void zero_touched(Tables& grad) const {
+    for (int l = 0; l < g_.depth(); ++l) {
+      LayerTables& t = grad.layers[l];
+      if (tied_) {
+        std::fill(t.W.begin(), t.W.end(), 0.0);
+        std::fill(t.U.begin(), t.U.end(), 0.0);
+        continue;
+      }
+      const CyclicRange r = sweep_.tables_touched(l);
+      for (long k = 0; k < r.length; ++k) {
+        std::fill_n(t.w(r.at(k)), t.w_size(), 0.0);
+        std::fill_n(t.u(r.at(k)), t.u_size(), 0.0);
+      }
+    }
+    std::fill(grad.top.begin(), grad.top.end(), 0.0);
+  }
+
+  const Comm& comm_;
+  Geometry g_;
+  bool tied_;
+  const WindowStats& stats_;
+  WindowSweep sweep_;
+  UpdateScope scope_;
+  std::vector<IndexExchange> w_exchange_, u_exchange_;
+  double entropy_per_window_ = 0;
+};
+
+std::unique_ptr<Optimizer> make_optimizer(const Config& c, const Model& m, long samples) {
+  if (c.optimizer == "adam") return make_adam(AdamSettings{c.learning_rate}, m);
+  EmSettings s;
+  s.pseudocount = c.pseudocount;
+  s.counts_scale = static_cast<double>(samples) * static_cast<double>(m.geometry.sites);
+  return make_em(s);
+}
+
+struct Candidate {
+  Model model;
+  std::unique_ptr<Optimizer> optimizer;
+  std::vector<double> objective, kl;
+};
+
+// Runs `iterations` more steps on a candidate, printing progress when `report` is set.
+void run(const Comm& comm, Problem& prob, Candidate& cand, long iterations, const Config& cfg,
+         bool report, long total_target) {
+  Tables grad = Tables::zeros_like(cand.model.tables);
+  const auto start = Clock::now();
+  auto last_print = start;
+  double objective = prob.objective(cand.model);
+  for (long it = 0; it < iterations; ++it) {
+    prob.gradient(cand.model, grad);
+    cand.optimizer->step(cand.model, grad, prob.scope());
+    prob.refresh_halo(cand.model);
+    objective = prob.objective(cand.model);
+    if (!std::isfinite(objective))
+      throw Error(fmt::format("objective became {} at iteration {}; lower train.learning_rate "
+                              "or use train.optimizer = \"em\"", objective, cand.objective.size() + 1),
+                  kExitRuntime);
+    cand.objective.push_back(objective);
+    cand.kl.push_back(-objective - prob.entropy_per_window());
+    const bool last = it + 1 == iterations;
+    if (report && comm.is_root() &&
+        (it == 0 || last || seconds_since(last_print) >= cfg.log_seconds)) {
+      const double per_it = seconds_since(start) / static_cast<double>(it + 1);
+      const long done = static_cast<long>(cand.objective.size());
+      fmt::print("iter {:>6}/{}  objective {:.10f}  KL/window {:.3e}  {:.4f} s/iter  ETA {:.1f} s\n",
+                 done, total_target, objective, cand.kl.back(), per_it,
+                 per_it * static_cast<double>(total_target - done));
+      std::fflush(stdout);
+      last_print = Clock::now();
+    }
+  }
+}
+
+}  // namespace
+
+TrainResult train(const Comm& comm, const Config& cfg) {
+  DatasetReader data(comm, cfg.data_path);
+  Geometry g{data.shape().sites, cfg.chi};
+  try {
+    g.validate();
+  } catch (const Error& e) {
+    throw Error(fmt::format("{} (dataset {} has N = {} sites)", e.what(), cfg.data_path, g.sites));
+  }
+  if (data.shape().alphabet != 0 && data.shape().alphabet != g.chi[0])
+    throw Error(fmt::format("{}: alphabet attribute is {} but model.chi[0] = {}", cfg.data_path,
+                            data.shape().alphabet, g.chi[0]));
+  if (comm.size() > g.sites)
+    throw Error(fmt::format("{} MPI ranks for a lattice of {} sites: use at most {} ranks",
+                            comm.size(), g.sites, g.sites));
+
+  const auto t0 = Clock::now();
+  const BlockPartition windows{g.sites, comm.size()};
+  const WindowStats stats = count_window_stats(comm, data, g.chi[0], windows.begin(comm.rank()),
+                                               windows.count(comm.rank()), cfg.data_chunk_samples);
+  if (comm.is_root())
+    fmt::print("statistics pass: {} samples x {} sites in {:.2f} s on {} ranks\n",
+               data.shape().samples, g.sites, seconds_since(t0), comm.size());
+  Problem prob(comm, g, cfg.tied, stats);
+  const InitKind init = parse_init_kind(cfg.init);
+
+  // Candidate starts: each runs restart_iterations, the best objective continues.
+  const long probe = std::min(cfg.restart_iterations, cfg.iterations);
+  Candidate best;
+  double best_objective = -INFINITY;
+  for (int r = 0; r < cfg.restarts; ++r) {
+    Candidate c;
+    const std::uint64_t seed = splitmix64(cfg.seed ^ splitmix64(static_cast<std::uint64_t>(r)));
+    c.model = initialize_model(g, cfg.tied, init, cfg.init_noise, seed);
+    c.optimizer = make_optimizer(cfg, c.model, data.shape().samples);
+    run(comm, prob, c, probe, cfg, cfg.restarts == 1, cfg.iterations);
+    const double obj = c.objective.empty() ? prob.objective(c.model) : c.objective.back();
+    if (cfg.restarts > 1 && comm.is_root())
+      fmt::print("start {}/{}: objective {:.10f} after {} iterations\n", r + 1, cfg.restarts,
+                 obj, probe);
+    if (obj > best_objective || r == 0) {
+      best_objective = obj;
+      best = std::move(c);
+    }
+  }
+  const auto t1 = Clock::now();
+  run(comm, prob, best, cfg.iterations - probe, cfg, true, cfg.iterations);
+  TrainResult res;
+  const long main_iters = cfg.iterations - probe;
+  res.seconds_per_iteration = main_iters > 0 ? seconds_since(t1) / static_cast<double>(main_iters) : 0;
+  res.model = std::move(best.model);
+  res.objective_history = std::move(best.objective);
+  res.kl_history = std::move(best.kl);
+  return res;
+}
+
+}  // namespace cmera
