@@ -5,6 +5,7 @@
 #include "cmera/comm.hpp"
 
 #include <algorithm>
+#include <numeric>
 
 #include "cmera/error.hpp"
 
@@ -58,6 +59,20 @@ std::vector<long long> Comm::allgather(long long x) const {
   return all;
 }
 
+std::vector<long> Comm::allgatherv(const std::vector<long>& mine, std::vector<long>& offsets) const {
+  std::vector<int> counts(static_cast<std::size_t>(size_)), displs(static_cast<std::size_t>(size_));
+  const int n = static_cast<int>(mine.size());
+  MPI_Allgather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, comm_);
+  offsets.assign(static_cast<std::size_t>(size_) + 1, 0);
+  for (int q = 0; q < size_; ++q) {
+    displs[q] = static_cast<int>(offsets[q]);
+    offsets[q + 1] = offsets[q] + counts[q];
+  }
+  std::vector<long> all(static_cast<std::size_t>(offsets.back()));
+  MPI_Allgatherv(mine.data(), n, MPI_LONG, all.data(), counts.data(), displs.data(), MPI_LONG, comm_);
+  return all;
+}
+
 void Comm::check(bool ok, const std::string& message_if_failed, int code) const {
   const int mine = ok ? size_ : rank_;
   int first_failed = size_;
@@ -84,34 +99,23 @@ CyclicRange CyclicRange::make(long first, long length, long period) {
   CyclicRange r;
   r.period = period;
   r.length = std::min(length, period);
-  r.start = r.length == period ? 0 : ((first % period) + period) % period;
+  r.start = ((first % period) + period) % period;
   return r;
 }
 
 IndexExchange::IndexExchange(const Comm& comm, const BlockPartition& owners,
-                             const CyclicRange& needed, std::size_t block)
+                             const std::vector<long>& needed, std::size_t block)
     : comm_(&comm), block_(block) {
   const int p = comm.size();
-  const auto starts = comm.allgather(needed.start);
-  const auto lengths = comm.allgather(needed.length);
+  std::vector<long> offsets;
+  const std::vector<long> all = comm.allgatherv(needed, offsets);
   users_of_mine_.assign(p, {});
   mine_from_owner_.assign(p, {});
-  for (long k = 0; k < needed.length; ++k) {
-    const long i = needed.at(k);
-    mine_from_owner_[owners.owner(i)].push_back(i);
-  }
+  for (long i : needed) mine_from_owner_[owners.owner(i)].push_back(i);
   const long my_begin = owners.begin(comm.rank()), my_end = owners.end(comm.rank());
-  for (int q = 0; q < p; ++q) {
-    const CyclicRange theirs{starts[q], lengths[q], needed.period};
-    for (long k = 0; k < theirs.length; ++k) {
-      const long i = theirs.at(k);
-      if (i >= my_begin && i < my_end) users_of_mine_[q].push_back(i);
-    }
-  }
-  for (int q = 0; q < p; ++q) {
-    std::sort(users_of_mine_[q].begin(), users_of_mine_[q].end());
-    std::sort(mine_from_owner_[q].begin(), mine_from_owner_[q].end());
-  }
+  for (int q = 0; q < p; ++q)
+    for (long k = offsets[q]; k < offsets[q + 1]; ++k)
+      if (all[k] >= my_begin && all[k] < my_end) users_of_mine_[q].push_back(all[k]);
 }
 
 namespace {

@@ -1,12 +1,11 @@
-// Reference site-set descend (siteset.hpp): generic labelled dense tensors and one
-// operation, "replace these modes by those through a conditional table". Recursion
-// follows the cone rule of DESIGN §3 up to the top. Deliberately unoptimized: every
-// step is a loop over the full tensor, so the code is easy to check by eye.
+// General cones (siteset.hpp): labelled dense tensors and one operation, "replace these
+// modes by those through a conditional table", plus its adjoint. Labels name a variable
+// by (layer, kind, site) so one tensor can hold coarse and fine variables mid-layer.
+// Deliberately unoptimized: every op is a loop over the full tensor, easy to check.
 #include "cmera/siteset.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
-#include <numeric>
 #include <set>
 
 #include "cmera/error.hpp"
@@ -15,23 +14,18 @@ namespace cmera {
 
 namespace {
 
-struct LabeledTensor {
-  std::vector<long> labels;
-  std::vector<int> dims;
-  std::vector<double> data;
+// Label of variable `site` of `layer`: kind 0 = layer's sites x, kind 1 = isometry outputs a.
+long label(int layer, int kind, long site) { return ((static_cast<long>(layer) * 2 + kind) << 40) + site; }
+long wrap(long i, long n) { return ((i % n) + n) % n; }
 
-  std::size_t size() const {
-    std::size_t n = 1;
-    for (int d : dims) n *= static_cast<std::size_t>(d);
-    return n;
-  }
-  long position(long label) const {
-    const auto it = std::find(labels.begin(), labels.end(), label);
-    return it == labels.end() ? -1 : static_cast<long>(it - labels.begin());
-  }
-};
+using Tensor = ConePlan::Tensor;
 
-// Row-major digits of a flat index.
+std::size_t size_of(const std::vector<int>& dims) {
+  std::size_t n = 1;
+  for (int d : dims) n *= static_cast<std::size_t>(d);
+  return n;
+}
+
 void decode(std::size_t flat, const std::vector<int>& dims, std::vector<int>& digits) {
   digits.resize(dims.size());
   for (std::size_t k = dims.size(); k-- > 0;) {
@@ -40,112 +34,74 @@ void decode(std::size_t flat, const std::vector<int>& dims, std::vector<int>& di
   }
 }
 
-// Replaces modes `in` of t by modes `out` (dims out_dims) via kernel[in_flat][out_flat].
-LabeledTensor apply(const LabeledTensor& t, const std::vector<long>& in,
-                    const std::vector<long>& out, const std::vector<int>& out_dims,
-                    const std::vector<double>& kernel) {
-  std::vector<long> in_pos;
-  for (long l : in) in_pos.push_back(t.position(l));
-  LabeledTensor r;
-  std::vector<long> keep_pos;
+long position(const std::vector<long>& labels, long l) {
+  return static_cast<long>(std::find(labels.begin(), labels.end(), l) - labels.begin());
+}
+
+// Shape of the tensor after replacing `in` by `out` (kept modes first, then `out`).
+Tensor result_shape(const Tensor& t, const std::vector<long>& in, const std::vector<long>& out,
+                    int out_dim) {
+  Tensor r;
   for (std::size_t k = 0; k < t.labels.size(); ++k)
-    if (std::find(in_pos.begin(), in_pos.end(), static_cast<long>(k)) == in_pos.end()) {
-      keep_pos.push_back(static_cast<long>(k));
+    if (std::find(in.begin(), in.end(), t.labels[k]) == in.end()) {
       r.labels.push_back(t.labels[k]);
       r.dims.push_back(t.dims[k]);
     }
-  std::size_t out_size = 1;
-  for (std::size_t k = 0; k < out.size(); ++k) {
-    r.labels.push_back(out[k]);
-    r.dims.push_back(out_dims[k]);
-    out_size *= static_cast<std::size_t>(out_dims[k]);
-  }
-  r.data.assign(r.size(), 0.0);
-  std::vector<int> digits;
-  for (std::size_t flat = 0; flat < t.data.size(); ++flat) {
-    decode(flat, t.dims, digits);
-    std::size_t keep = 0, in_flat = 0;
-    for (long p : keep_pos) keep = keep * t.dims[p] + digits[p];
-    for (long p : in_pos) in_flat = in_flat * t.dims[p] + digits[p];
-    for (std::size_t o = 0; o < out_size; ++o)
-      r.data[keep * out_size + o] += t.data[flat] * kernel[in_flat * out_size + o];
+  for (long o : out) {
+    r.labels.push_back(o);
+    r.dims.push_back(out_dim);
   }
   return r;
 }
 
-// Kernel of a conditional with two outputs, keeping only the outputs flagged in `keep`.
-std::vector<double> two_output_kernel(const double* table, int rows, int d, bool keep0,
-                                      bool keep1) {
-  const int o0 = keep0 ? d : 1, o1 = keep1 ? d : 1;
-  std::vector<double> k(static_cast<std::size_t>(rows) * o0 * o1, 0.0);
-  for (int r = 0; r < rows; ++r)
-    for (int x0 = 0; x0 < d; ++x0)
-      for (int x1 = 0; x1 < d; ++x1)
-        k[(r * o0 + (keep0 ? x0 : 0)) * o1 + (keep1 ? x1 : 0)] += table[(r * d + x0) * d + x1];
-  return k;
+// Calls f(input flat index, kept flat index, in flat index) over the input tensor,
+// stepping the two derived indices with an odometer (no divisions in the loop).
+template <class F>
+void for_each_entry(const Tensor& t, const std::vector<long>& in, F&& f) {
+  const std::size_t rank = t.labels.size();
+  std::vector<std::size_t> keep_stride(rank, 0), in_stride(rank, 0);
+  std::size_t ks = 1, is = 1;
+  for (std::size_t k = rank; k-- > 0;) {
+    const auto it = std::find(in.begin(), in.end(), t.labels[k]);
+    if (it == in.end()) {
+      keep_stride[k] = ks;
+      ks *= static_cast<std::size_t>(t.dims[k]);
+    }
+  }
+  for (std::size_t m = in.size(); m-- > 0;) {
+    in_stride[static_cast<std::size_t>(position(t.labels, in[m]))] = is;
+    is *= static_cast<std::size_t>(t.dims[position(t.labels, in[m])]);
+  }
+  std::vector<int> digits(rank, 0);
+  std::size_t keep = 0, in_flat = 0;
+  const std::size_t n = size_of(t.dims);
+  for (std::size_t flat = 0; flat < n; ++flat) {
+    f(flat, keep, in_flat);
+    for (std::size_t k = rank; k-- > 0;) {
+      if (++digits[k] < t.dims[k]) {
+        keep += keep_stride[k];
+        in_flat += in_stride[k];
+        break;
+      }
+      digits[k] = 0;
+      keep -= keep_stride[k] * static_cast<std::size_t>(t.dims[k] - 1);
+      in_flat -= in_stride[k] * static_cast<std::size_t>(t.dims[k] - 1);
+    }
+  }
 }
 
-long wrap(long i, long n) { return ((i % n) + n) % n; }
-
-LabeledTensor top_marginal(const Model& model, const std::vector<long>& sites) {
-  const Geometry& g = model.geometry;
-  const int K = g.chi.back();
-  const std::vector<int> all_dims(static_cast<std::size_t>(g.top_sites()), K);
-  LabeledTensor r;
-  r.labels = sites;
-  r.dims.assign(sites.size(), K);
-  r.data.assign(r.size(), 0.0);
+// Top marginal onto `sites` (top-layer site indices) and its adjoint.
+template <class F>
+void for_each_top(const Geometry& g, const std::vector<long>& sites, F&& f) {
+  const std::vector<int> dims(static_cast<std::size_t>(g.top_sites()), g.chi.back());
   std::vector<int> digits;
-  for (std::size_t flat = 0; flat < model.tables.top.size(); ++flat) {
-    decode(flat, all_dims, digits);
+  const int K = g.chi.back();
+  for (std::size_t flat = 0; flat < g.top_size(); ++flat) {
+    decode(flat, dims, digits);
     std::size_t idx = 0;
     for (long s : sites) idx = idx * K + digits[s];
-    r.data[idx] += model.tables.top[flat];
+    f(flat, idx);
   }
-  return r;
-}
-
-// Marginal over the sorted set S at `layer`, as a tensor labelled by site.
-LabeledTensor descend(const Model& model, int layer, const std::vector<long>& S) {
-  const Geometry& g = model.geometry;
-  if (layer == g.depth()) return top_marginal(model, S);
-  const LayerTables& t = model.tables.layers[layer];
-  const long M = g.sites_at(layer + 1), n = 2 * M;
-  const int d = t.d;
-  const std::vector<long> Y = cone_parents(g, layer, S);
-
-  // Stage 1: isometries. Labels: coarse site j -> -1 - j; a-site i -> i.
-  LabeledTensor cur = descend(model, layer + 1, Y);
-  for (auto& l : cur.labels) l = -1 - l;
-  std::set<long> A;
-  for (long s : S) {
-    const long u = cone::disentangler_of(s, M);
-    A.insert(2 * u + 1);
-    A.insert(wrap(2 * u + 2, n));
-  }
-  for (long j : Y) {
-    const bool k0 = A.count(2 * j) > 0, k1 = A.count(2 * j + 1) > 0;
-    std::vector<long> out;
-    if (k0) out.push_back(2 * j);
-    if (k1) out.push_back(2 * j + 1);
-    cur = apply(cur, {-1 - j}, out, std::vector<int>(out.size(), d),
-                two_output_kernel(t.w(j), t.K, d, k0, k1));
-  }
-  // Stage 2: disentanglers. Labels: a-site i -> i; x-site s -> -1 - s.
-  const std::set<long> X(S.begin(), S.end());
-  std::set<long> U;
-  for (long s : S) U.insert(cone::disentangler_of(s, M));
-  for (long u : U) {
-    const long x0 = 2 * u + 1, x1 = wrap(2 * u + 2, n);
-    const bool k0 = X.count(x0) > 0, k1 = X.count(x1) > 0;
-    std::vector<long> out;
-    if (k0) out.push_back(-1 - x0);
-    if (k1) out.push_back(-1 - x1);
-    cur = apply(cur, {x0, x1}, out, std::vector<int>(out.size(), d),
-                two_output_kernel(t.u(u), d * d, d, k0, k1));
-  }
-  for (auto& l : cur.labels) l = -1 - l;
-  return cur;
 }
 
 }  // namespace
@@ -161,45 +117,153 @@ std::vector<long> cone_parents(const Geometry& g, int layer, const std::vector<l
   return {Y.begin(), Y.end()};
 }
 
+ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites)
+    : geometry_(g), tables_read_(static_cast<std::size_t>(g.depth())) {
+  const long n0 = g.sites_at(layer);
+  for (long s : sites) sites_.push_back(wrap(s, n0));
+  std::vector<long> sorted = sites_;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+    throw Error(fmt::format("cone: sites must be distinct modulo {}", n0));
+
+  // Site sets from `layer` up to the top.
+  std::vector<std::vector<long>> sets(static_cast<std::size_t>(g.depth() + 1));
+  sets[layer] = sorted;
+  for (int l = layer; l < g.depth(); ++l) sets[l + 1] = cone_parents(g, l, sets[l]);
+  for (long s : sets[g.depth()]) top_labels_.push_back(s);
+
+  for (int l = g.depth() - 1; l >= layer; --l) {
+    const long M = g.sites_at(l + 1), n = 2 * M;
+    const std::set<long> X(sets[l].begin(), sets[l].end());
+    std::set<long> A, U;
+    for (long s : X) {
+      const long u = cone::disentangler_of(s, M);
+      U.insert(u);
+      A.insert(2 * u + 1);
+      A.insert(wrap(2 * u + 2, n));
+    }
+    for (long j : sets[l + 1]) {
+      Op op{l, false, j, A.count(2 * j) > 0, A.count(2 * j + 1) > 0, {label(l + 1, 0, j)}, {}};
+      if (op.keep0) op.out.push_back(label(l, 1, 2 * j));
+      if (op.keep1) op.out.push_back(label(l, 1, 2 * j + 1));
+      ops_.push_back(op);
+    }
+    for (long u : U) {
+      const long x0 = 2 * u + 1, x1 = wrap(2 * u + 2, n);
+      Op op{l, true, u, X.count(x0) > 0, X.count(x1) > 0, {label(l, 1, x0), label(l, 1, x1)}, {}};
+      if (op.keep0) op.out.push_back(label(l, 0, x0));
+      if (op.keep1) op.out.push_back(label(l, 0, x1));
+      ops_.push_back(op);
+    }
+    tables_read_[l] = sets[l + 1];
+    for (long u : U)
+      if (!std::binary_search(tables_read_[l].begin(), tables_read_[l].end(), u))
+        tables_read_[l].insert(std::upper_bound(tables_read_[l].begin(), tables_read_[l].end(), u), u);
+  }
+  // Shapes of every stage, then where each requested site ends up.
+  stages_.resize(ops_.size() + 1);
+  for (long s : top_labels_) {
+    stages_[0].labels.push_back(label(g.depth(), 0, s));
+    stages_[0].dims.push_back(g.chi.back());
+  }
+  for (std::size_t k = 0; k < ops_.size(); ++k) {
+    stages_[k + 1] = result_shape(stages_[k], ops_[k].in, ops_[k].out, g.chi[ops_[k].layer]);
+  }
+  for (long s : sites_) output_order_.push_back(position(stages_.back().labels, label(layer, 0, s)));
+}
+
+std::vector<double> ConePlan::kernel(const Model& m, const Op& op) const {
+  const LayerTables& t = m.tables.layers[op.layer];
+  const int d = t.d, rows = op.disentangler ? d * d : t.K;
+  const double* table = op.disentangler ? t.u(op.table) : t.w(op.table);
+  const int o0 = op.keep0 ? d : 1, o1 = op.keep1 ? d : 1;
+  std::vector<double> k(static_cast<std::size_t>(rows) * o0 * o1, 0.0);
+  for (int r = 0; r < rows; ++r)
+    for (int x0 = 0; x0 < d; ++x0)
+      for (int x1 = 0; x1 < d; ++x1)
+        k[(r * o0 + (op.keep0 ? x0 : 0)) * o1 + (op.keep1 ? x1 : 0)] += table[(r * d + x0) * d + x1];
+  return k;
+}
+
+const std::vector<double>& ConePlan::forward(const Model& model) {
+  Tensor& top = stages_[0];
+  top.data.assign(size_of(top.dims), 0.0);
+  for_each_top(geometry_, top_labels_,
+               [&](std::size_t flat, std::size_t idx) { top.data[idx] += model.tables.top[flat]; });
+  for (std::size_t k = 0; k < ops_.size(); ++k) {
+    const Tensor& in = stages_[k];
+    Tensor& out = stages_[k + 1];
+    const std::vector<double> kern = kernel(model, ops_[k]);
+    const std::size_t o = size_of(std::vector<int>(ops_[k].out.size(), geometry_.chi[ops_[k].layer]));
+    out.data.assign(size_of(out.dims), 0.0);
+    for_each_entry(in, ops_[k].in, [&](std::size_t flat, std::size_t keep, std::size_t in_flat) {
+      for (std::size_t x = 0; x < o; ++x) out.data[keep * o + x] += in.data[flat] * kern[in_flat * o + x];
+    });
+  }
+  // Final tensor -> requested site order.
+  const Tensor& last = stages_.back();
+  result_.assign(last.data.size(), 0.0);
+  std::vector<int> digits;
+  for (std::size_t flat = 0; flat < last.data.size(); ++flat) {
+    decode(flat, last.dims, digits);
+    std::size_t idx = 0;
+    for (long p : output_order_) idx = idx * last.dims[p] + digits[p];
+    result_[idx] = last.data[flat];
+  }
+  return result_;
+}
+
+void ConePlan::backward(const Model& model, const std::vector<double>& g, Tables& grad) {
+  Tensor grad_t{stages_.back().labels, stages_.back().dims, std::vector<double>(g.size(), 0.0)};
+  std::vector<int> digits;
+  for (std::size_t flat = 0; flat < grad_t.data.size(); ++flat) {
+    decode(flat, grad_t.dims, digits);
+    std::size_t idx = 0;
+    for (long p : output_order_) idx = idx * grad_t.dims[p] + digits[p];
+    grad_t.data[flat] = g[idx];
+  }
+  for (std::size_t k = ops_.size(); k-- > 0;) {
+    const Op& op = ops_[k];
+    const Tensor& in = stages_[k];
+    const std::vector<double> kern = kernel(model, op);
+    const int d = geometry_.chi[op.layer];
+    const std::size_t o = size_of(std::vector<int>(op.out.size(), d));
+    std::vector<double> g_in(in.data.size(), 0.0), g_kern(kern.size(), 0.0);
+    for_each_entry(in, op.in, [&](std::size_t flat, std::size_t keep, std::size_t in_flat) {
+      for (std::size_t x = 0; x < o; ++x) {
+        g_in[flat] += grad_t.data[keep * o + x] * kern[in_flat * o + x];
+        g_kern[in_flat * o + x] += grad_t.data[keep * o + x] * in.data[flat];
+      }
+    });
+    // Kernel entries were sums over dropped outputs: their gradient reaches each term.
+    LayerTables& gt = grad.layers[op.layer];
+    double* table = op.disentangler ? gt.u(op.table) : gt.w(op.table);
+    const int rows = op.disentangler ? d * d : gt.K;
+    const int o0 = op.keep0 ? d : 1, o1 = op.keep1 ? d : 1;
+    for (int r = 0; r < rows; ++r)
+      for (int x0 = 0; x0 < d; ++x0)
+        for (int x1 = 0; x1 < d; ++x1)
+          table[(r * d + x0) * d + x1] +=
+              g_kern[(r * o0 + (op.keep0 ? x0 : 0)) * o1 + (op.keep1 ? x1 : 0)];
+    grad_t.data = std::move(g_in);
+  }
+  for_each_top(geometry_, top_labels_,
+               [&](std::size_t flat, std::size_t idx) { grad.top[flat] += grad_t.data[idx]; });
+}
+
 double SiteMarginal::at(const std::vector<int>& values) const {
   std::size_t idx = 0;
   for (std::size_t k = 0; k < values.size(); ++k) idx = idx * dims[k] + values[k];
   return p[idx];
 }
 
-SiteMarginal SiteMarginal::restrict_to(const std::vector<long>& keep) const {
-  LabeledTensor t{sites, dims, p};
-  LabeledTensor cur = t;
-  // Sum out every site not kept, then order as requested.
-  for (long s : sites)
-    if (std::find(keep.begin(), keep.end(), s) == keep.end())
-      cur = apply(cur, {s}, {}, {}, std::vector<double>(dims[t.position(s)], 1.0));
-  SiteMarginal r;
-  r.sites = keep;
-  for (long s : keep) r.dims.push_back(cur.dims[cur.position(s)]);
-  r.p.assign(cur.data.size(), 0.0);
-  std::vector<int> digits;
-  for (std::size_t flat = 0; flat < cur.data.size(); ++flat) {
-    decode(flat, cur.dims, digits);
-    std::size_t idx = 0;
-    for (std::size_t k = 0; k < keep.size(); ++k)
-      idx = idx * r.dims[k] + digits[cur.position(keep[k])];
-    r.p[idx] = cur.data[flat];
-  }
-  return r;
-}
-
 SiteMarginal site_marginal(const Model& model, int layer, const std::vector<long>& sites) {
-  const long n = model.geometry.sites_at(layer);
-  std::vector<long> wrapped;
-  for (long s : sites) wrapped.push_back(wrap(s, n));
-  std::vector<long> sorted = wrapped;
-  std::sort(sorted.begin(), sorted.end());
-  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
-    throw Error(fmt::format("site_marginal: sites must be distinct modulo {}", n));
-  const LabeledTensor t = descend(model, layer, sorted);
-  const SiteMarginal m{t.labels, t.dims, t.data};
-  return m.restrict_to(wrapped);
+  ConePlan plan(model.geometry, layer, sites);
+  SiteMarginal m;
+  m.sites = plan.sites();
+  m.dims.assign(sites.size(), model.geometry.chi[layer]);
+  m.p = plan.forward(model);
+  return m;
 }
 
 }  // namespace cmera

@@ -88,6 +88,44 @@ WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int 
   return st;
 }
 
+PairStats count_pair_stats(const Comm& comm, const DatasetReader& data, int alphabet,
+                           long first, long count, const std::vector<long>& distances,
+                           long chunk_samples) {
+  const DatasetShape& shape = data.shape();
+  const long n = shape.sites, dd = static_cast<long>(alphabet) * alphabet;
+  PairStats st;
+  st.distances = distances;
+  st.first = first;
+  st.count = count;
+  st.d = alphabet;
+  std::vector<long long> counts(distances.size() * count * dd, 0);
+  const CyclicRange base = CyclicRange::make(first, count, n);
+  std::vector<std::uint8_t> left, right;
+  BadValue bad;
+  for (long c = 0; c < chunk_count(shape.samples, chunk_samples); ++c) {
+    const long s0 = c * chunk_samples;
+    const long rows = std::min(chunk_samples, shape.samples - s0);
+    data.read(s0, rows, base, left);
+    if (bad.sample < 0) bad = find_bad_value(left, s0, rows, base, alphabet);
+    for (std::size_t ri = 0; ri < distances.size(); ++ri) {
+      const CyclicRange shifted = CyclicRange::make(first + distances[ri], count, n);
+      data.read(s0, rows, shifted, right);
+      if (bad.sample < 0) bad = find_bad_value(right, s0, rows, shifted, alphabet);
+      if (bad.sample >= 0) continue;
+#pragma omp parallel for schedule(static)
+      for (long k = 0; k < count; ++k) {
+        long long* ck = counts.data() + (ri * count + k) * dd;
+        for (long r = 0; r < rows; ++r) ++ck[left[r * count + k] * alphabet + right[r * count + k]];
+      }
+    }
+  }
+  check_values(comm, data, bad, alphabet);
+  st.q.resize(counts.size());
+  for (std::size_t i = 0; i < counts.size(); ++i)
+    st.q[i] = static_cast<double>(counts[i]) / static_cast<double>(shape.samples);
+  return st;
+}
+
 std::vector<double> data_correlation(const Comm& comm, const DatasetReader& data, int alphabet,
                                      long max_distance, long chunk_samples) {
   const DatasetShape& shape = data.shape();

@@ -5,6 +5,7 @@
 // the best objective continues: random and even decimation starts can stall (DESIGN §4).
 #include "cmera/trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fmt/format.h>
@@ -28,18 +29,19 @@ double seconds_since(Clock::time_point t) {
 // Everything that is fixed for a training run on a given rank layout.
 class Problem {
  public:
-  Problem(const Comm& comm, const Geometry& g, bool tied, const WindowStats& stats)
+  Problem(const Comm& comm, const Geometry& g, bool tied, const WindowStats& stats,
+          const PairStats& pair_stats, double pair_weight)
       : comm_(comm), g_(g), tied_(tied), stats_(stats),
-        sweep_(g, stats.first, stats.count) {
+        sweep_(g, stats.first, stats.count), pairs_(g, pair_stats, pair_weight) {
     for (int l = 0; l < g.depth(); ++l) {
       const BlockPartition owners{g.sites_at(l + 1), comm.size()};
       scope_.first.push_back(owners.begin(comm.rank()));
       scope_.count.push_back(owners.count(comm.rank()));
       if (!tied) {
-        const CyclicRange touched = sweep_.tables_touched(l);
+        touched_.push_back(tables_touched(l));
         const std::size_t d = g.chi[l], K = g.chi[l + 1];
-        w_exchange_.emplace_back(comm, owners, touched, K * d * d);
-        u_exchange_.emplace_back(comm, owners, touched, d * d * d * d);
+        w_exchange_.emplace_back(comm, owners, touched_.back(), K * d * d);
+        u_exchange_.emplace_back(comm, owners, touched_.back(), d * d * d * d);
       }
     }
     double h = 0;
@@ -48,19 +50,24 @@ class Problem {
   }
 
   const UpdateScope& scope() const { return scope_; }
-  double entropy_per_window() const { return entropy_per_window_; }
 
-  // Mean over windows of sum_x q log p (global).
+  // Objective per window: mean over windows of sum_x q log p plus the weighted pair
+  // terms (global). Also records the window part alone, for the KL per window.
   double objective(const Model& m) {
     sweep_.forward(m);
-    return comm_.sum(sweep_.log_likelihood(stats_)) / static_cast<double>(g_.sites);
+    double local[2] = {sweep_.log_likelihood(stats_), pairs_.log_likelihood(m)};
+    comm_.sum_inplace(local, 2);
+    window_objective_ = local[0] / static_cast<double>(g_.sites);
+    return (local[0] + local[1]) / static_cast<double>(g_.sites);
   }
+  double kl_per_window() const { return -window_objective_ - entropy_per_window_; }
 
   // Gradient of the objective of the model last passed to objective(): complete on the
   // rows this rank owns (and everywhere for tied tables and the top).
   void gradient(const Model& m, Tables& grad) {
     zero_touched(grad);
     sweep_.gradient(m, stats_, 1.0 / static_cast<double>(g_.sites), grad);
+    pairs_.gradient(m, 1.0 / static_cast<double>(g_.sites), grad);
     for (int l = 0; l < g_.depth(); ++l) {
       LayerTables& t = grad.layers[l];
       if (tied_) {
@@ -92,13 +99,22 @@ class Problem {
         std::fill(t.U.begin(), t.U.end(), 0.0);
         continue;
       }
-      const CyclicRange r = sweep_.tables_touched(l);
-      for (long k = 0; k < r.length; ++k) {
-        std::fill_n(t.w(r.at(k)), t.w_size(), 0.0);
-        std::fill_n(t.u(r.at(k)), t.u_size(), 0.0);
+      for (long j : touched_[l]) {
+        std::fill_n(t.w(j), t.w_size(), 0.0);
+        std::fill_n(t.u(j), t.u_size(), 0.0);
       }
     }
     std::fill(grad.top.begin(), grad.top.end(), 0.0);
+  }
+
+  // Table indices of `layer` read by this rank's window and pair cones (sorted).
+  std::vector<long> tables_touched(int layer) const {
+    std::vector<long> all = pairs_.tables_read(layer);
+    const CyclicRange r = sweep_.tables_touched(layer);
+    for (long k = 0; k < r.length; ++k) all.push_back(r.at(k));
+    std::sort(all.begin(), all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+    return all;
   }
 
   const Comm& comm_;
@@ -106,7 +122,10 @@ class Problem {
   bool tied_;
   const WindowStats& stats_;
   WindowSweep sweep_;
+  PairTerms pairs_;
   UpdateScope scope_;
+  std::vector<std::vector<long>> touched_;
+  double window_objective_ = 0;
   std::vector<IndexExchange> w_exchange_, u_exchange_;
   double entropy_per_window_ = 0;
 };
@@ -142,7 +161,7 @@ void run(const Comm& comm, Problem& prob, Candidate& cand, long iterations, cons
                               "or use train.optimizer = \"em\"", objective, cand.objective.size() + 1),
                   kExitRuntime);
     cand.objective.push_back(objective);
-    cand.kl.push_back(-objective - prob.entropy_per_window());
+    cand.kl.push_back(prob.kl_per_window());
     const bool last = it + 1 == iterations;
     if (report && comm.is_root() &&
         (it == 0 || last || seconds_since(last_print) >= cfg.log_seconds)) {
@@ -181,7 +200,15 @@ TrainResult train(const Comm& comm, const Config& cfg) {
   if (comm.is_root())
     fmt::print("statistics pass: {} samples x {} sites in {:.2f} s on {} ranks\n",
                data.shape().samples, g.sites, seconds_since(t0), comm.size());
-  Problem prob(comm, g, cfg.tied, stats);
+  std::vector<long> distances;
+  if (cfg.pairs) distances = cfg.pair_distances.empty() ? dyadic_distances(g.sites) : cfg.pair_distances;
+  for (long r : distances)
+    if (r < 1 || r >= g.sites)
+      throw Error(fmt::format("objective.pair_distances: distance {} is outside 1..{}", r, g.sites - 1));
+  const PairStats pair_stats =
+      count_pair_stats(comm, data, g.chi[0], windows.begin(comm.rank()), windows.count(comm.rank()),
+                       distances, cfg.data_chunk_samples);
+  Problem prob(comm, g, cfg.tied, stats, pair_stats, cfg.pair_weight);
   const InitKind init = parse_init_kind(cfg.init);
 
   // Candidate starts: each runs restart_iterations, the best objective continues.

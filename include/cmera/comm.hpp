@@ -27,6 +27,8 @@ class Comm {
   void broadcast(double* data, std::size_t n, int root = 0) const;
   void broadcast(std::string& s, int root = 0) const;
   std::vector<long long> allgather(long long x) const;
+  // Concatenation of every rank's list, in rank order, with per-rank offsets.
+  std::vector<long> allgatherv(const std::vector<long>& mine, std::vector<long>& offsets) const;
 
   // Collective error agreement: every rank passes its local verdict; if any rank failed,
   // the lowest failing rank's message is thrown as cmera::Error on all ranks.
@@ -64,14 +66,15 @@ struct CyclicRange {
 };
 
 // Exchange of fixed-size per-index blocks between the owners of a block-partitioned
-// index set and the ranks that use a cyclic range of it. Built once from every rank's
-// needed range. reduce_to_owners sums the users' contributions at the owner in rank
+// index set and the ranks that use some of its indices (a rank's cones: a range around
+// its block, plus the far ends of its pair cones). Built once from every rank's needed
+// index list (sorted, unique). reduce_to_owners sums the users' contributions at the owner in rank
 // order (deterministic for a fixed rank count); scatter_from_owners copies the owners'
 // values to every user. Both operate on full-length arrays indexed by global index.
 class IndexExchange {
  public:
   IndexExchange() = default;
-  IndexExchange(const Comm& comm, const BlockPartition& owners, const CyclicRange& needed,
+  IndexExchange(const Comm& comm, const BlockPartition& owners, const std::vector<long>& needed,
                 std::size_t block);
   void reduce_to_owners(std::vector<double>& data) const;
   void scatter_from_owners(std::vector<double>& data) const;
@@ -79,7 +82,6 @@ class IndexExchange {
  private:
   const Comm* comm_ = nullptr;
   std::size_t block_ = 0;
-  // send_[q] / recv_[q]: global indices exchanged with rank q, in increasing order of use.
   std::vector<std::vector<long>> users_of_mine_;   // per rank q: my owned indices q needs
   std::vector<std::vector<long>> mine_from_owner_; // per rank q: indices I need that q owns
 };

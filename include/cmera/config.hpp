@@ -28,6 +28,10 @@ struct Config {
   int restarts = 4;                 // candidate starts, best kept after restart_iterations
   long restart_iterations = 20;
   double log_seconds = 2.0;         // progress line at most this often (plus first/last)
+  // [objective]
+  bool pairs = true;                // multiscale pair terms {i, i+r} (DESIGN §5)
+  std::vector<long> pair_distances; // empty: dyadic 2, 4, ..., N/2
+  double pair_weight = 1.0;         // weight of each distance relative to the windows
   // [output]
   std::string output_dir = "cmera-out";
 
