@@ -142,14 +142,21 @@ ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites)
       A.insert(2 * u + 1);
       A.insert(wrap(2 * u + 2, n));
     }
-    for (long j : sets[l + 1]) {
+    // Each disentangler right after the isometries that feed it: the tensor then holds
+    // at most one layer's worth of sites plus two extra modes, instead of every
+    // isometry output of the layer at once (chi^7 instead of chi^8 for a pair cone).
+    std::set<long> applied;
+    auto isometry = [&](long j) {
+      if (!applied.insert(j).second) return;
       Op op{l, false, j, A.count(2 * j) > 0, A.count(2 * j + 1) > 0, {label(l + 1, 0, j)}, {}};
       if (op.keep0) op.out.push_back(label(l, 1, 2 * j));
       if (op.keep1) op.out.push_back(label(l, 1, 2 * j + 1));
       ops_.push_back(op);
-    }
+    };
     for (long u : U) {
       const long x0 = 2 * u + 1, x1 = wrap(2 * u + 2, n);
+      isometry(x0 / 2);
+      isometry(x1 / 2);
       Op op{l, true, u, X.count(x0) > 0, X.count(x1) > 0, {label(l, 1, x0), label(l, 1, x1)}, {}};
       if (op.keep0) op.out.push_back(label(l, 0, x0));
       if (op.keep1) op.out.push_back(label(l, 0, x1));

@@ -149,12 +149,12 @@ std::vector<double> data_correlation(const Comm& comm, const DatasetReader& data
 #pragma omp parallel for schedule(static)
     for (long r = 1; r <= max_distance; ++r) {
       double acc = 0;
+      // Column k of the slab is site first + k; its partner is column k + r, wrapped
+      // when the slab is the whole ring.
+      const long width = cols.length;
       for (long row = 0; row < rows; ++row) {
-        const double* sp = spins.data() + row * cols.length;
-        for (long k = 0; k < count; ++k) {
-          const long i = (first + k) % n;
-          acc += sp[cols.offset(i)] * sp[cols.offset((i + r) % n)];
-        }
+        const double* sp = spins.data() + row * width;
+        for (long k = 0; k < count; ++k) acc += sp[k] * sp[(k + r) % width];
       }
       sums[r - 1] += acc;
     }

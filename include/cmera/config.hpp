@@ -15,13 +15,14 @@ struct Config {
   long data_chunk_samples = 16384;  // samples per collective read in the statistics pass
   // [model]
   std::vector<int> chi;             // chi[0] = alphabet, then one per layer upward
-  int depth = -1;                   // optional: extend chi by repeating its last entry
+  int depth = -1;                   // optional: extend chi by repeating its last entry;
+                                    // once loaded, always len(chi) - 1
   bool tied = true;
   std::string init = "decimation";  // decimation | random | uniform
   double init_noise = 0.1;
   // [train]
-  long iterations = 200;
-  std::string optimizer = "em";     // em | adam
+  long iterations = 300;
+  std::string optimizer = "adam";   // adam | em (measured: adam + pair terms fits best)
   std::uint64_t seed = 1;
   double learning_rate = 0.05;      // adam
   double pseudocount = 0.0;         // em: Dirichlet alpha (counts per entry)
@@ -37,6 +38,8 @@ struct Config {
 
   // The resolved configuration as TOML text (stored in every output file).
   std::string to_toml() const;
+
+  bool operator==(const Config&) const = default;
 };
 
 // Parse `path` (TOML) and apply overrides "section.key=value" in order. Values are read

@@ -1,0 +1,653 @@
+// HDF5 files through MPI-IO (io.hpp). Every operation is collective, and every step that
+// can fail ends in Comm::check, so all ranks raise the same cmera::Error at the same
+// point instead of one rank throwing while the others wait in the next collective call.
+// Trade-off: that costs one small allreduce per step, negligible next to file I/O.
+// Writers create "<path>.tmp.<pid of rank 0>", close it, and only then rename it onto
+// <path>, so a failed write never damages an existing file.
+//
+// Dataset file
+//   /configs            uint8 [samples, sites], contiguous; attribute alphabet (int32)
+//   root attributes     cmera_kind = "dataset", plus the caller's attributes (strings)
+//
+// Model file (format_version 1)
+//   root attributes     cmera_kind = "model", format_version = 1 (int32), provenance
+//                       (every other root string attribute)
+//   /config             group; string attribute "toml" holds the resolved config
+//   /model              group; attributes sites (int64), chi (int32 [depth+1]),
+//                       tied (int32 0/1), depth (int32)
+//   /model/layer_<l>/isometry      float64 [count, K, d, d]      W[j][y][a][b]
+//   /model/layer_<l>/disentangler  float64 [count, d, d, d, d]   U[j][a][a'][x][x']
+//                       count = 1 if tied else M = sites >> (l+1); d = chi[l], K = chi[l+1]
+//   /model/top          float64 [K, K, ..., K] (rank top_sites), K = chi[depth]
+//   /history/objective, /history/kl   float64 [n] (n may be 0)
+// All strings are variable-length UTF-8 (what h5py writes for str), so no size limit
+// applies to the config; readers also accept fixed-length strings.
+#include "cmera/io.hpp"
+
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <optional>
+
+#include "cmera/error.hpp"
+
+namespace cmera {
+
+namespace {
+
+constexpr int kModelFormatVersion = 1;
+
+// Owns one HDF5 identifier; closing happens on every rank in the same order because
+// all ranks unwind through the same scopes (collective H5Fclose needs that).
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer close) : id_(id), close_(close) {}
+  Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
+  Handle& operator=(Handle&& o) noexcept {
+    std::swap(id_, o.id_);
+    std::swap(close_, o.close_);
+    return *this;
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle() {
+    if (id_ >= 0) close_(id_);
+  }
+  hid_t get() const { return id_; }
+  bool ok() const { return id_ >= 0; }
+  hid_t release() {
+    const hid_t id = id_;
+    id_ = -1;
+    return id;
+  }
+
+ private:
+  hid_t id_ = -1;
+  Closer close_ = nullptr;
+};
+
+// HDF5 prints its whole error stack by default; the user should see one cmera::Error.
+void silence_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+// Error agreement bound to one file: every message starts with the path.
+struct Ctx {
+  const Comm& comm;
+  std::string path;
+  int code = kExitUsage;
+  void require(bool ok, const std::string& what) const { comm.check(ok, path + ": " + what, code); }
+};
+
+std::string shape_string(const std::vector<hsize_t>& dims) {
+  return fmt::format("[{}]", fmt::join(dims, ", "));
+}
+
+std::string type_string(hid_t type) {
+  const std::size_t bits = 8 * H5Tget_size(type);
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+      return fmt::format("{}{}", H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int", bits);
+    case H5T_FLOAT: return fmt::format("float{}", bits);
+    case H5T_STRING: return "string";
+    case H5T_ENUM: return "enum";
+    case H5T_COMPOUND: return "compound";
+    case H5T_ARRAY: return "array";
+    case H5T_VLEN: return "vlen";
+    default: return "non-numeric";
+  }
+}
+
+std::vector<hsize_t> dims_of(hid_t space) {
+  const int rank = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> dims(static_cast<std::size_t>(std::max(rank, 0)));
+  if (rank > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  return dims;
+}
+
+Handle mpio_fapl(const Comm& comm) {
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_fapl_mpio(fapl.get(), comm.raw(), MPI_INFO_NULL);
+  // Metadata is read once and broadcast instead of by every rank (all our metadata
+  // operations are collective anyway).
+  H5Pset_all_coll_metadata_ops(fapl.get(), true);
+  H5Pset_coll_metadata_write(fapl.get(), true);
+  return fapl;
+}
+
+Handle collective_dxpl() {
+  Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+  H5Pset_dxpl_mpio(dxpl.get(), H5FD_MPIO_COLLECTIVE);
+  return dxpl;
+}
+
+// Collective open for reading, after rank 0 tells apart "missing" from "not HDF5" (a
+// failed H5Fopen alone does not say which).
+Handle open_for_read(const Ctx& ctx) {
+  std::string problem;
+  if (ctx.comm.is_root()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(ctx.path, ec))
+      problem = "no such file";
+    else if (std::filesystem::is_directory(ctx.path, ec))
+      problem = "is a directory, expected an HDF5 file";
+    else if (H5Fis_hdf5(ctx.path.c_str()) <= 0)
+      problem = "not an HDF5 file (or not readable)";
+  }
+  ctx.require(problem.empty(), problem);
+  Handle fapl = mpio_fapl(ctx.comm);
+  Handle file(H5Fopen(ctx.path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
+  ctx.require(file.ok(), "cannot open HDF5 file for reading");
+  return file;
+}
+
+// False also when an intermediate group of a path is missing (H5Lexists fails then).
+bool has_link(hid_t loc, const std::string& name) {
+  return H5Lexists(loc, name.c_str(), H5P_DEFAULT) > 0;
+}
+
+// Attributes ------------------------------------------------------------------------
+
+// Creates (or replaces) attribute `name`; the value must be the same on every rank.
+bool put_attr(hid_t obj, const std::string& name, hid_t file_type, hid_t mem_type,
+              const std::vector<hsize_t>& dims, const void* value) {
+  if (H5Aexists(obj, name.c_str()) > 0 && H5Adelete(obj, name.c_str()) < 0) return false;
+  Handle space(dims.empty() ? H5Screate(H5S_SCALAR)
+                            : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+               H5Sclose);
+  Handle attr(H5Acreate2(obj, name.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+              H5Aclose);
+  return attr.ok() && H5Awrite(attr.get(), mem_type, value) >= 0;
+}
+
+Handle vlen_string_type() {
+  Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(t.get(), H5T_VARIABLE);
+  H5Tset_cset(t.get(), H5T_CSET_UTF8);
+  return t;
+}
+
+bool put_string_attr(hid_t obj, const std::string& name, const std::string& value) {
+  const Handle t = vlen_string_type();
+  const char* p = value.c_str();
+  return put_attr(obj, name, t.get(), t.get(), {}, &p);
+}
+
+bool put_int_attr(hid_t obj, const std::string& name, long long value, hid_t file_type) {
+  return put_attr(obj, name, file_type, H5T_NATIVE_LLONG, {}, &value);
+}
+
+bool put_int_array_attr(hid_t obj, const std::string& name, const std::vector<int>& v) {
+  return put_attr(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT, {v.size()}, v.data());
+}
+
+Handle open_attr(hid_t obj, const std::string& name) {
+  if (H5Aexists(obj, name.c_str()) <= 0) return {};
+  return Handle(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
+}
+
+// String attribute value; nullopt when absent or not a string.
+std::optional<std::string> get_string_attr(hid_t obj, const std::string& name) {
+  const Handle attr = open_attr(obj, name);
+  if (!attr.ok()) return std::nullopt;
+  const Handle type(H5Aget_type(attr.get()), H5Tclose);
+  const Handle space(H5Aget_space(attr.get()), H5Sclose);
+  if (H5Tget_class(type.get()) != H5T_STRING || H5Sget_simple_extent_npoints(space.get()) != 1)
+    return std::nullopt;
+  if (H5Tis_variable_str(type.get()) > 0) {
+    // The file's own type as memory type: HDF5 does not convert between ASCII and UTF-8.
+    char* p = nullptr;
+    if (H5Aread(attr.get(), type.get(), &p) < 0) return std::nullopt;
+    std::string s = p ? p : "";
+    H5free_memory(p);
+    return s;
+  }
+  const std::size_t n = H5Tget_size(type.get());
+  std::string s(n, '\0');
+  if (H5Aread(attr.get(), type.get(), s.data()) < 0) return std::nullopt;
+  s.resize(std::min(s.find('\0'), n));
+  return s;
+}
+
+// Integer attribute values (converted to long long); nullopt when absent, not an
+// integer, or not of the expected element count (-1: any).
+std::optional<std::vector<long long>> get_int_attr(hid_t obj, const std::string& name,
+                                                   long expected_count) {
+  const Handle attr = open_attr(obj, name);
+  if (!attr.ok()) return std::nullopt;
+  const Handle type(H5Aget_type(attr.get()), H5Tclose);
+  const Handle space(H5Aget_space(attr.get()), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space.get());
+  if (H5Tget_class(type.get()) != H5T_INTEGER || n < 0 ||
+      (expected_count >= 0 && n != expected_count))
+    return std::nullopt;
+  std::vector<long long> v(static_cast<std::size_t>(n));
+  if (n > 0 && H5Aread(attr.get(), H5T_NATIVE_LLONG, v.data()) < 0) return std::nullopt;
+  return v;
+}
+
+// Names of all attributes on obj, in creation-or-name order.
+std::vector<std::string> attr_names(hid_t obj) {
+  std::vector<std::string> names;
+  H5Aiterate2(
+      obj, H5_INDEX_NAME, H5_ITER_INC, nullptr,
+      [](hid_t, const char* name, const H5A_info_t*, void* out) -> herr_t {
+        static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+        return 0;
+      },
+      &names);
+  return names;
+}
+
+// Rank 0's value of a count on every rank.
+long long root_value(const Comm& comm, std::size_t n) {
+  return comm.max(comm.is_root() ? static_cast<long long>(n) : 0LL);
+}
+
+// Rank 0's attributes on every rank: HDF5 metadata must be identical everywhere, and
+// provenance (host, time) naturally differs between ranks.
+Attributes broadcast_attrs(const Comm& comm, const Attributes& attrs) {
+  Attributes out(static_cast<std::size_t>(root_value(comm, attrs.size())));
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (comm.is_root()) out[i] = attrs[i];
+    comm.broadcast(out[i].first);
+    comm.broadcast(out[i].second);
+  }
+  return out;
+}
+
+// Datasets --------------------------------------------------------------------------
+
+Handle create_dataset(const Ctx& ctx, hid_t loc, const std::string& name, hid_t type,
+                      const std::vector<hsize_t>& dims) {
+  Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  // Every element is written right away, so a fill pass would only double the I/O.
+  H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER);
+  Handle dset(H5Dcreate2(loc, name.c_str(), type, space.get(), H5P_DEFAULT, dcpl.get(),
+                         H5P_DEFAULT),
+              H5Dclose);
+  ctx.require(dset.ok(), fmt::format("cannot create dataset {} {}", name, shape_string(dims)));
+  return dset;
+}
+
+// Collective write of rows [first, first + rows) along the first dimension (all of the
+// others); a rank with rows == 0 selects nothing but still takes part.
+void write_rows(const Ctx& ctx, hid_t dset, const std::string& name, hid_t mem_type,
+                long first, long rows, const void* data) {
+  Handle fspace(H5Dget_space(dset), H5Sclose);
+  std::vector<hsize_t> count = dims_of(fspace.get());
+  std::vector<hsize_t> start(count.size(), 0);
+  // HDF5 refuses transfers on an empty dataset; there is nothing to write anyway, and
+  // every rank sees the same shape, so all skip together.
+  if (H5Sget_simple_extent_npoints(fspace.get()) == 0) return;
+  hsize_t elems = 0;
+  bool ok = !count.empty();
+  if (ok && rows > 0) {
+    start[0] = static_cast<hsize_t>(first);
+    count[0] = static_cast<hsize_t>(rows);
+    elems = 1;
+    for (hsize_t c : count) elems *= c;
+    ok = H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(),
+                             nullptr) >= 0;
+  } else if (ok) {
+    ok = H5Sselect_none(fspace.get()) >= 0;
+  }
+  const hsize_t mdim = std::max<hsize_t>(elems, 1);
+  Handle mspace(H5Screate_simple(1, &mdim, nullptr), H5Sclose);
+  if (elems == 0) H5Sselect_none(mspace.get());
+  const Handle dxpl = collective_dxpl();
+  // A dummy address keeps HDF5 from rejecting a null buffer on ranks that select nothing.
+  const double nothing = 0;
+  ok = ok && H5Dwrite(dset, mem_type, mspace.get(), fspace.get(), dxpl.get(),
+                      elems > 0 ? data : &nothing) >= 0;
+  ctx.require(ok, "writing dataset " + name + " failed");
+}
+
+void write_doubles(const Ctx& ctx, hid_t loc, const std::string& name,
+                   const std::vector<hsize_t>& dims, long first, long rows, const double* data) {
+  const Handle dset = create_dataset(ctx, loc, name, H5T_IEEE_F64LE, dims);
+  write_rows(ctx, dset.get(), name, H5T_NATIVE_DOUBLE, first, rows, data);
+}
+
+// Every rank reads all of dataset `name` (absolute; a floating-point array of shape
+// `dims`, or of any 1-D length if dims is empty).
+std::vector<double> read_doubles(const Ctx& ctx, hid_t file, const std::string& name,
+                                 const std::vector<hsize_t>& dims) {
+  const bool present = has_link(file, name);
+  ctx.require(present, "missing dataset " + name);
+  const Handle dset(H5Dopen2(file, name.c_str(), H5P_DEFAULT), H5Dclose);
+  ctx.require(dset.ok(), "cannot open dataset " + name);
+  const Handle type(H5Dget_type(dset.get()), H5Tclose);
+  const Handle space(H5Dget_space(dset.get()), H5Sclose);
+  const auto found = dims_of(space.get());
+  const bool shape_ok = dims.empty() ? found.size() == 1 : found == dims;
+  const bool type_ok = H5Tget_class(type.get()) == H5T_FLOAT;
+  ctx.require(shape_ok && type_ok,
+              fmt::format("dataset {} is {} {}, expected float64 {}", name,
+                          type_string(type.get()), shape_string(found),
+                          dims.empty() ? std::string("[n]") : shape_string(dims)));
+  hsize_t n = 1;
+  for (hsize_t d : found) n *= d;
+  std::vector<double> out(n);
+  if (n == 0) return out;  // as in write_rows: no transfer on an empty dataset
+  const Handle dxpl = collective_dxpl();
+  const bool ok = H5Dread(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, dxpl.get(),
+                          out.data()) >= 0;
+  ctx.require(ok, "reading dataset " + name + " failed");
+  return out;
+}
+
+Handle create_group(const Ctx& ctx, hid_t loc, const std::string& name) {
+  Handle g(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  ctx.require(g.ok(), "cannot create group " + name);
+  return g;
+}
+
+Handle open_group(const Ctx& ctx, hid_t loc, const std::string& name) {
+  const bool present = has_link(loc, name);
+  ctx.require(present, "missing group " + name);
+  Handle g(H5Gopen2(loc, name.c_str(), H5P_DEFAULT), H5Gclose);
+  ctx.require(g.ok(), "cannot open group " + name);
+  return g;
+}
+
+// Writes through a temporary file that replaces `path` only once complete. fill(file)
+// writes the contents; any cmera::Error on the way removes the temporary and is
+// re-raised as a runtime failure.
+template <class Fill>
+void write_atomically(const Comm& comm, const std::string& path, Fill&& fill) {
+  silence_hdf5();
+  const Ctx ctx{comm, path, kExitRuntime};
+  std::string tmp = comm.is_root() ? fmt::format("{}.tmp.{}", path, getpid()) : std::string();
+  comm.broadcast(tmp);
+  try {
+    {
+      const Handle fapl = mpio_fapl(comm);
+      Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+      ctx.require(file.ok(), "cannot create temporary file " + tmp +
+                                 " (does the directory exist and is it writable?)");
+      fill(ctx, file.get());
+      ctx.require(H5Fclose(file.release()) >= 0, "closing temporary file " + tmp + " failed");
+    }
+    std::string problem;
+    if (comm.is_root()) {
+      std::error_code ec;
+      std::filesystem::rename(tmp, path, ec);
+      if (ec) problem = fmt::format("cannot rename {} to it: {}", tmp, ec.message());
+    }
+    ctx.require(problem.empty(), problem);
+  } catch (const Error& e) {
+    if (comm.is_root()) std::remove(tmp.c_str());
+    comm.barrier();
+    throw Error(e.what(), kExitRuntime);
+  }
+}
+
+}  // namespace
+
+// DatasetReader ----------------------------------------------------------------------
+
+DatasetReader::DatasetReader(const Comm& comm, const std::string& path)
+    : comm_(comm), path_(path) {
+  silence_hdf5();
+  const Ctx ctx{comm, path};
+  Handle file = open_for_read(ctx);
+  const bool present = has_link(file.get(), "configs");
+  ctx.require(present, "no /configs dataset (expected uint8 [samples, sites])");
+  Handle dset(H5Dopen2(file.get(), "configs", H5P_DEFAULT), H5Dclose);
+  ctx.require(dset.ok(), "/configs is not a dataset (expected uint8 [samples, sites])");
+  const Handle type(H5Dget_type(dset.get()), H5Tclose);
+  const Handle space(H5Dget_space(dset.get()), H5Sclose);
+  const auto dims = dims_of(space.get());
+  const bool type_ok = H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 &&
+                       H5Tget_sign(type.get()) == H5T_SGN_NONE;
+  ctx.require(type_ok && dims.size() == 2,
+              fmt::format("/configs is {} {} (rank {}), expected uint8 [samples, sites]",
+                          type_string(type.get()), shape_string(dims), dims.size()));
+  ctx.require(dims[0] >= 1, "/configs has zero samples");
+  ctx.require(dims[1] >= 1, "/configs has zero sites");
+  shape_.samples = static_cast<long>(dims[0]);
+  shape_.sites = static_cast<long>(dims[1]);
+
+  const bool has_alphabet = H5Aexists(dset.get(), "alphabet") > 0;
+  if (has_alphabet) {
+    const auto a = get_int_attr(dset.get(), "alphabet", 1);
+    ctx.require(a.has_value(), "attribute alphabet of /configs must be a single integer");
+    ctx.require((*a)[0] >= 0 && (*a)[0] <= 256,
+                fmt::format("attribute alphabet of /configs is {}, expected 0..256", (*a)[0]));
+    shape_.alphabet = static_cast<int>((*a)[0]);
+  }
+  file_ = file.release();
+  dset_ = dset.release();
+}
+
+DatasetReader::~DatasetReader() {
+  // Collective: H5Fclose under MPI-IO needs every rank, as the constructor did.
+  if (dset_ >= 0) H5Dclose(dset_);
+  if (file_ >= 0) H5Fclose(file_);
+}
+
+void DatasetReader::read(long first_sample, long count, const CyclicRange& columns,
+                         std::vector<std::uint8_t>& out) const {
+  const Ctx ctx{comm_, path_, kExitRuntime};
+  // An empty column range need not carry the right period: ranks without columns often
+  // pass a default CyclicRange.
+  const bool args_ok = first_sample >= 0 && count >= 0 && first_sample + count <= shape_.samples &&
+                       (columns.length == 0 ||
+                        (columns.period == shape_.sites && columns.length > 0 &&
+                         columns.length <= columns.period && columns.start >= 0 &&
+                         columns.start < columns.period));
+  ctx.require(args_ok, fmt::format("read of samples [{}, {}) columns start {} length {} period {} "
+                                   "is outside /configs [{}, {}]",
+                                   first_sample, first_sample + count, columns.start,
+                                   columns.length, columns.period, shape_.samples, shape_.sites));
+  const long len = columns.length;
+  out.resize(static_cast<std::size_t>(count * len));
+
+  // A wrapped range is two column blocks; HDF5 delivers them in file order (the [0, tail)
+  // block first), so each row is rotated into range order afterwards.
+  const long head = std::min(len, columns.period - columns.start);  // [start, start+head)
+  const long tail = len - head;                                      // [0, tail)
+  Handle fspace(H5Dget_space(dset_), H5Sclose);
+  bool ok = true;
+  const hsize_t elems = static_cast<hsize_t>(count * len);
+  if (elems == 0) {
+    ok = H5Sselect_none(fspace.get()) >= 0;
+  } else {
+    const hsize_t start[2] = {static_cast<hsize_t>(first_sample),
+                              static_cast<hsize_t>(columns.start)};
+    const hsize_t block[2] = {static_cast<hsize_t>(count), static_cast<hsize_t>(head)};
+    ok = H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, block, nullptr) >= 0;
+    if (ok && tail > 0) {
+      const hsize_t start2[2] = {static_cast<hsize_t>(first_sample), 0};
+      const hsize_t block2[2] = {static_cast<hsize_t>(count), static_cast<hsize_t>(tail)};
+      ok = H5Sselect_hyperslab(fspace.get(), H5S_SELECT_OR, start2, nullptr, block2, nullptr) >= 0;
+    }
+  }
+  const hsize_t mdim = std::max<hsize_t>(elems, 1);
+  Handle mspace(H5Screate_simple(1, &mdim, nullptr), H5Sclose);
+  if (elems == 0) H5Sselect_none(mspace.get());
+  const Handle dxpl = collective_dxpl();
+  std::uint8_t nothing = 0;
+  ok = ok && H5Dread(dset_, H5T_NATIVE_UINT8, mspace.get(), fspace.get(), dxpl.get(),
+                     elems > 0 ? out.data() : &nothing) >= 0;
+  ctx.require(ok, fmt::format("reading /configs samples [{}, {}) failed", first_sample,
+                              first_sample + count));
+  if (tail > 0)
+    for (long r = 0; r < count; ++r) {
+      auto row = out.begin() + r * len;
+      std::rotate(row, row + tail, row + len);
+    }
+}
+
+// Dataset writer ----------------------------------------------------------------------
+
+void write_dataset(const Comm& comm, const std::string& path, long total_samples, long sites,
+                   int alphabet, long first_row, const std::vector<std::uint8_t>& rows,
+                   const Attributes& attrs) {
+  const Ctx ctx{comm, path, kExitRuntime};
+  const bool shape_ok = sites >= 1 && total_samples >= 0 &&
+                        rows.size() % static_cast<std::size_t>(std::max(sites, 1L)) == 0;
+  const long mine = shape_ok ? static_cast<long>(rows.size()) / sites : 0;
+  ctx.require(shape_ok && first_row >= 0 && first_row + mine <= total_samples,
+              fmt::format("rank {} rows [{}, +{} values) do not fit [{}, {}]", comm.rank(),
+                          first_row, rows.size(), total_samples, sites));
+  const long covered = static_cast<long>(comm.sum(static_cast<long long>(mine)));
+  ctx.require(covered == total_samples,
+              fmt::format("ranks supply {} rows for a dataset of {} samples", covered,
+                          total_samples));
+  const Attributes shared = broadcast_attrs(comm, attrs);
+
+  write_atomically(comm, path, [&](const Ctx& c, hid_t file) {
+    const std::vector<hsize_t> dims = {static_cast<hsize_t>(total_samples),
+                                       static_cast<hsize_t>(sites)};
+    const Handle dset = create_dataset(c, file, "configs", H5T_STD_U8LE, dims);
+    write_rows(c, dset.get(), "/configs", H5T_NATIVE_UINT8, first_row, mine, rows.data());
+    bool ok = put_int_attr(dset.get(), "alphabet", alphabet, H5T_STD_I32LE);
+    // Caller attributes first, so the reserved cmera_kind always has the last word.
+    for (const auto& [key, value] : shared) ok = ok && put_string_attr(file, key, value);
+    ok = ok && put_string_attr(file, "cmera_kind", "dataset");
+    c.require(ok, "writing attributes failed");
+  });
+}
+
+// Model files --------------------------------------------------------------------------
+
+void write_model(const Comm& comm, const std::string& path, const ModelFileContents& contents) {
+  const Ctx ctx{comm, path, kExitRuntime};
+  const Model& m = contents.model;
+  const Geometry& g = m.geometry;
+  const int depth = g.depth();
+  bool sizes_ok = static_cast<int>(m.tables.layers.size()) == depth &&
+                  m.tables.top.size() == g.top_size() && g.top_sites() <= H5S_MAX_RANK;
+  for (int l = 0; sizes_ok && l < depth; ++l) {
+    const LayerTables& t = m.tables.layers[l];
+    sizes_ok = t.W.size() == t.count() * t.w_size() && t.U.size() == t.count() * t.u_size() &&
+               t.tied == m.tied;
+  }
+  ctx.require(sizes_ok, "model tables do not match the model geometry (internal error)");
+
+  // Config and history are rank 0's; the other ranks only need their lengths.
+  std::string config = contents.config_toml;
+  comm.broadcast(config);
+  const long n_objective = static_cast<long>(root_value(comm, contents.objective_history.size()));
+  const long n_kl = static_cast<long>(root_value(comm, contents.kl_history.size()));
+  const Attributes shared = broadcast_attrs(comm, contents.provenance);
+  const bool root = comm.is_root();
+
+  write_atomically(comm, path, [&](const Ctx& c, hid_t file) {
+    bool ok = true;
+    for (const auto& [key, value] : shared) ok = ok && put_string_attr(file, key, value);
+    ok = ok && put_string_attr(file, "cmera_kind", "model") &&
+         put_int_attr(file, "format_version", kModelFormatVersion, H5T_STD_I32LE);
+    c.require(ok, "writing root attributes failed");
+
+    const Handle cfg = create_group(c, file, "/config");
+    c.require(put_string_attr(cfg.get(), "toml", config), "writing /config attribute toml failed");
+
+    const Handle model = create_group(c, file, "/model");
+    ok = put_int_attr(model.get(), "sites", g.sites, H5T_STD_I64LE) &&
+         put_int_array_attr(model.get(), "chi", g.chi) &&
+         put_int_attr(model.get(), "tied", m.tied ? 1 : 0, H5T_STD_I32LE) &&
+         put_int_attr(model.get(), "depth", depth, H5T_STD_I32LE);
+    c.require(ok, "writing /model attributes failed");
+
+    for (int l = 0; l < depth; ++l) {
+      const LayerTables& t = m.tables.layers[l];
+      const std::string layer = fmt::format("/model/layer_{}", l);
+      create_group(c, file, layer);
+      const hsize_t n = static_cast<hsize_t>(t.count()), d = t.d, K = t.K;
+      // Untied: each rank its owned block of coarse sites; tied: rank 0 the one table.
+      const BlockPartition part{t.count(), comm.size()};
+      const long first = m.tied ? 0 : part.begin(comm.rank());
+      const long rows = m.tied ? (root ? 1 : 0) : part.count(comm.rank());
+      write_doubles(c, file, layer + "/isometry", {n, K, d, d}, first, rows,
+                    t.W.data() + first * t.w_size());
+      write_doubles(c, file, layer + "/disentangler", {n, d, d, d, d}, first, rows,
+                    t.U.data() + first * t.u_size());
+    }
+    const std::vector<hsize_t> top_dims(static_cast<std::size_t>(g.top_sites()),
+                                        static_cast<hsize_t>(g.chi.back()));
+    write_doubles(c, file, "/model/top", top_dims, 0, root ? g.chi.back() : 0,
+                  m.tables.top.data());
+
+    create_group(c, file, "/history");
+    write_doubles(c, file, "/history/objective", {static_cast<hsize_t>(n_objective)}, 0,
+                  root ? n_objective : 0, contents.objective_history.data());
+    write_doubles(c, file, "/history/kl", {static_cast<hsize_t>(n_kl)}, 0, root ? n_kl : 0,
+                  contents.kl_history.data());
+  });
+}
+
+ModelFileContents read_model(const Comm& comm, const std::string& path) {
+  silence_hdf5();
+  const Ctx ctx{comm, path};
+  const Handle file = open_for_read(ctx);
+  const hid_t f = file.get();
+  ModelFileContents out;
+
+  const auto kind = get_string_attr(f, "cmera_kind");
+  ctx.require(kind.has_value(), "not a cmera model file (no cmera_kind attribute)");
+  ctx.require(*kind == "model" || *kind == "checkpoint",
+              fmt::format("is a cmera {} file, expected a model", *kind));
+  const auto version = get_int_attr(f, "format_version", 1);
+  ctx.require(version.has_value(), "no integer format_version attribute");
+  ctx.require((*version)[0] == kModelFormatVersion,
+              fmt::format("model format version {}, this cmera reads {}", (*version)[0],
+                          kModelFormatVersion));
+
+  for (const auto& name : attr_names(f)) {
+    if (name == "cmera_kind") continue;  // the file's kind, not provenance
+    if (auto v = get_string_attr(f, name)) out.provenance.emplace_back(name, *v);
+  }
+  {
+    const Handle cfg = open_group(ctx, f, "/config");
+    const auto toml = get_string_attr(cfg.get(), "toml");
+    ctx.require(toml.has_value(), "no string attribute toml on /config");
+    out.config_toml = *toml;
+  }
+
+  const Handle model = open_group(ctx, f, "/model");
+  const auto sites = get_int_attr(model.get(), "sites", 1);
+  const auto depth = get_int_attr(model.get(), "depth", 1);
+  const auto tied = get_int_attr(model.get(), "tied", 1);
+  const auto chi = get_int_attr(model.get(), "chi", -1);
+  ctx.require(sites && depth && tied && chi,
+              "/model needs integer attributes sites, depth, tied and chi");
+  ctx.require(static_cast<long long>(chi->size()) == (*depth)[0] + 1,
+              fmt::format("/model attribute chi has {} entries, expected depth + 1 = {}",
+                          chi->size(), (*depth)[0] + 1));
+  Geometry g;
+  g.sites = static_cast<long>((*sites)[0]);
+  for (long long c : *chi) g.chi.push_back(static_cast<int>(c));
+  std::string invalid;
+  try {
+    out.model = Model::uniform(g, (*tied)[0] != 0);
+  } catch (const Error& e) {
+    invalid = e.what();
+  }
+  ctx.require(invalid.empty(), "invalid model geometry in /model: " + invalid);
+
+  Model& m = out.model;
+  for (int l = 0; l < g.depth(); ++l) {
+    LayerTables& t = m.tables.layers[l];
+    const std::string layer = fmt::format("/model/layer_{}", l);
+    const hsize_t n = static_cast<hsize_t>(t.count()), d = t.d, K = t.K;
+    t.W = read_doubles(ctx, f, layer + "/isometry", {n, K, d, d});
+    t.U = read_doubles(ctx, f, layer + "/disentangler", {n, d, d, d, d});
+  }
+  m.tables.top = read_doubles(ctx, f, "/model/top",
+                              std::vector<hsize_t>(static_cast<std::size_t>(g.top_sites()),
+                                                   static_cast<hsize_t>(g.chi.back())));
+  out.objective_history = read_doubles(ctx, f, "/history/objective", {});
+  out.kl_history = read_doubles(ctx, f, "/history/kl", {});
+  return out;
+}
+
+}  // namespace cmera

@@ -1,0 +1,74 @@
+// Provenance key/values stamped into every file cmera writes. Everything is collected
+// locally (no communication), so host and time are this rank's; the writers in io.cpp
+// store rank 0's values, which is what a file needs: one consistent record.
+#include "cmera/provenance.hpp"
+
+#include <hdf5.h>
+#include <mpi.h>
+#include <unistd.h>
+
+#include <climits>
+#include <ctime>
+#include <fmt/format.h>
+
+#include "cmera/version.hpp"
+
+namespace cmera {
+
+namespace {
+
+// First line of the MPI library's self-description, trimmed ("Open MPI v4.1.4, ...").
+std::string mpi_library() {
+  char buf[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+  int len = 0;
+  MPI_Get_library_version(buf, &len);
+  std::string s(buf);  // len may or may not count a trailing NUL; the C string is exact
+  s = s.substr(0, s.find('\n'));
+  const auto first = s.find_first_not_of(" \t\r");
+  if (first == std::string::npos) return "";
+  return s.substr(first, s.find_last_not_of(" \t\r") - first + 1);
+}
+
+std::string hdf5_version() {
+  unsigned major = 0, minor = 0, release = 0;
+  H5get_libversion(&major, &minor, &release);
+  return fmt::format("{}.{}.{}", major, minor, release);
+}
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string host_name() {
+  char buf[HOST_NAME_MAX + 1] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+}  // namespace
+
+std::string version_string() {
+  return fmt::format("cmera {} (git {})", build::version, build::git_hash);
+}
+
+Attributes provenance(const std::string& command, const std::string& parameters) {
+  return {
+      {"cmera_version", build::version},
+      {"git_hash", build::git_hash},
+      {"build_type", build::build_type},
+      {"compiler", build::compiler},
+      {"mpi_library", mpi_library()},
+      {"hdf5_version", hdf5_version()},
+      {"created_utc", utc_now()},
+      {"host", host_name()},
+      {"command", command},
+      {"parameters", parameters},
+  };
+}
+
+}  // namespace cmera
