@@ -24,7 +24,7 @@ struct Config {
   long iterations = 300;
   std::string optimizer = "adam";   // adam | em (measured: adam + pair terms fits best)
   std::uint64_t seed = 1;
-  double learning_rate = 0.05;      // adam
+  double learning_rate = 0.1;       // adam
   double pseudocount = 0.0;         // em: Dirichlet alpha (counts per entry)
   int restarts = 4;                 // candidate starts, best kept after restart_iterations
   long restart_iterations = 20;
