@@ -73,6 +73,17 @@ std::vector<long> Comm::allgatherv(const std::vector<long>& mine, std::vector<lo
   return all;
 }
 
+void Comm::replicate_blocks(std::vector<double>& data, const BlockPartition& part,
+                            std::size_t block) const {
+  std::vector<int> counts(static_cast<std::size_t>(size_)), displs(static_cast<std::size_t>(size_));
+  for (int q = 0; q < size_; ++q) {
+    counts[q] = static_cast<int>(part.count(q) * block);
+    displs[q] = static_cast<int>(part.begin(q) * block);
+  }
+  MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data.data(), counts.data(), displs.data(),
+                 MPI_DOUBLE, comm_);
+}
+
 void Comm::check(bool ok, const std::string& message_if_failed, int code) const {
   const int mine = ok ? size_ : rank_;
   int first_failed = size_;

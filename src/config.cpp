@@ -93,13 +93,19 @@ constexpr Entry kSchema[] = {
      "iterations per candidate start (counted in iterations)"},
     {"train", "log_seconds", &Config::log_seconds, {.lo = 0}, "",
      "at most one progress line per this many seconds"},
+    {"train", "checkpoint_every", &Config::checkpoint_every, {.lo = 0}, "",
+     "checkpoint every this many iterations (also after candidate selection and at the end; 0: only those)"},
     {"objective", "pairs", &Config::pairs, {}, "",
      "add pair terms {i, i+r} (exact joint cones) to the window objective"},
     {"objective", "pair_distances", &Config::pair_distances, {.lo = 1}, "",
      "distances r; empty = dyadic 2, 4, ..., N/2"},
     {"objective", "pair_weight", &Config::pair_weight, {.lo = 0}, "",
      "weight of each distance relative to the windows"},
-    {"output", "dir", &Config::output_dir, {}, "", "where model.h5 is written"},
+    {"objective", "pair_stride", &Config::pair_stride, {.lo = 0}, "",
+     "pair terms at sites i = 0, s, 2s, ...; 0 = automatic, max(1, N / 512)"},
+    {"output", "dir", &Config::output_dir, {}, "", "where model.h5 and checkpoints are written"},
+    {"output", "keep_checkpoints", &Config::keep_checkpoints, {.lo = 1}, "",
+     "newest checkpoints kept in output.dir (older ones are deleted)"},
 };
 constexpr std::size_t kKeys = std::size(kSchema);
 

@@ -12,13 +12,14 @@ std::vector<long> dyadic_distances(long sites) {
   return r;
 }
 
+long pair_stride(long sites, long requested) {
+  return requested > 0 ? requested : std::max(1L, sites / 512);
+}
+
 PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
     : stats_(stats), weight_(weight) {
   for (long r : stats.distances)
-    for (long k = 0; k < stats.count; ++k) {
-      const long i = (stats.first + k) % g.sites;
-      plans_.emplace_back(g, 0, std::vector<long>{i, i + r});
-    }
+    for (long i : stats.sites) plans_.emplace_back(g, 0, std::vector<long>{i, i + r});
 }
 
 double PairTerms::log_likelihood(const Model& model) {

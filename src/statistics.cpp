@@ -89,16 +89,21 @@ WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int 
 }
 
 PairStats count_pair_stats(const Comm& comm, const DatasetReader& data, int alphabet,
-                           long first, long count, const std::vector<long>& distances,
-                           long chunk_samples) {
+                           long first, long count, long stride,
+                           const std::vector<long>& distances, long chunk_samples) {
   const DatasetShape& shape = data.shape();
   const long n = shape.sites, dd = static_cast<long>(alphabet) * alphabet;
   PairStats st;
   st.distances = distances;
-  st.first = first;
-  st.count = count;
   st.d = alphabet;
-  std::vector<long long> counts(distances.size() * count * dd, 0);
+  std::vector<long> columns;  // slab column of each pair site
+  for (long k = 0; k < count; ++k)
+    if ((first + k) % stride == 0) {
+      st.sites.push_back(first + k);
+      columns.push_back(k);
+    }
+  const long npairs = static_cast<long>(columns.size());
+  std::vector<long long> counts(distances.size() * npairs * dd, 0);
   const CyclicRange base = CyclicRange::make(first, count, n);
   std::vector<std::uint8_t> left, right;
   BadValue bad;
@@ -113,8 +118,9 @@ PairStats count_pair_stats(const Comm& comm, const DatasetReader& data, int alph
       if (bad.sample < 0) bad = find_bad_value(right, s0, rows, shifted, alphabet);
       if (bad.sample >= 0) continue;
 #pragma omp parallel for schedule(static)
-      for (long k = 0; k < count; ++k) {
-        long long* ck = counts.data() + (ri * count + k) * dd;
+      for (long p = 0; p < npairs; ++p) {
+        const long k = columns[p];
+        long long* ck = counts.data() + (ri * npairs + p) * dd;
         for (long r = 0; r < rows; ++r) ++ck[left[r * count + k] * alphabet + right[r * count + k]];
       }
     }

@@ -81,6 +81,17 @@ class Problem {
     comm_.sum_inplace(grad.top.data(), grad.top.size());
   }
 
+  // Every rank gets every row (for results handed to callers: eval, sampling, files).
+  void replicate(Model& m) const {
+    if (tied_) return;
+    for (int l = 0; l < g_.depth(); ++l) {
+      const BlockPartition owners{g_.sites_at(l + 1), comm_.size()};
+      LayerTables& t = m.tables.layers[l];
+      comm_.replicate_blocks(t.W, owners, t.w_size());
+      comm_.replicate_blocks(t.U, owners, t.u_size());
+    }
+  }
+
   // After owners updated their rows: copy them to the ranks whose cones read them.
   void refresh_halo(Model& m) {
     if (tied_) return;
@@ -195,20 +206,23 @@ TrainResult train(const Comm& comm, const Config& cfg) {
 
   const auto t0 = Clock::now();
   const BlockPartition windows{g.sites, comm.size()};
-  const WindowStats stats = count_window_stats(comm, data, g.chi[0], windows.begin(comm.rank()),
-                                               windows.count(comm.rank()), cfg.data_chunk_samples);
-  if (comm.is_root())
-    fmt::print("statistics pass: {} samples x {} sites in {:.2f} s on {} ranks\n",
-               data.shape().samples, g.sites, seconds_since(t0), comm.size());
+  const long first = windows.begin(comm.rank()), count = windows.count(comm.rank());
+  const WindowStats stats =
+      count_window_stats(comm, data, g.chi[0], first, count, cfg.data_chunk_samples);
   std::vector<long> distances;
   if (cfg.pairs) distances = cfg.pair_distances.empty() ? dyadic_distances(g.sites) : cfg.pair_distances;
   for (long r : distances)
-    if (r < 1 || r >= g.sites)
+    if (r >= g.sites)
       throw Error(fmt::format("objective.pair_distances: distance {} is outside 1..{}", r, g.sites - 1));
-  const PairStats pair_stats =
-      count_pair_stats(comm, data, g.chi[0], windows.begin(comm.rank()), windows.count(comm.rank()),
-                       distances, cfg.data_chunk_samples);
-  Problem prob(comm, g, cfg.tied, stats, pair_stats, cfg.pair_weight);
+  const long stride = pair_stride(g.sites, cfg.pair_stride);
+  const PairStats pair_stats = count_pair_stats(comm, data, g.chi[0], first, count, stride,
+                                                distances, cfg.data_chunk_samples);
+  if (comm.is_root())
+    fmt::print("statistics pass: {} samples x {} sites, {} pair distances (every {} sites) in "
+               "{:.2f} s on {} ranks\n", data.shape().samples, g.sites, distances.size(), stride,
+               seconds_since(t0), comm.size());
+  // Pairs at every stride-th site stand for all sites: weight them up by the stride.
+  Problem prob(comm, g, cfg.tied, stats, pair_stats, cfg.pair_weight * static_cast<double>(stride));
   const InitKind init = parse_init_kind(cfg.init);
 
   // Candidate starts: each runs restart_iterations, the best objective continues.
@@ -235,6 +249,7 @@ TrainResult train(const Comm& comm, const Config& cfg) {
   TrainResult res;
   const long main_iters = cfg.iterations - probe;
   res.seconds_per_iteration = main_iters > 0 ? seconds_since(t1) / static_cast<double>(main_iters) : 0;
+  prob.replicate(best.model);
   res.model = std::move(best.model);
   res.objective_history = std::move(best.objective);
   res.kl_history = std::move(best.kl);

@@ -11,6 +11,8 @@
 
 namespace cmera {
 
+struct BlockPartition;
+
 class Comm {
  public:
   explicit Comm(MPI_Comm comm = MPI_COMM_WORLD);
@@ -27,6 +29,10 @@ class Comm {
   void broadcast(double* data, std::size_t n, int root = 0) const;
   void broadcast(std::string& s, int root = 0) const;
   std::vector<long long> allgather(long long x) const;
+  // In place: rank r's entries [part.begin(r) * block, part.end(r) * block) of `data`
+  // are copied to every rank (an allgatherv of a block-partitioned array).
+  void replicate_blocks(std::vector<double>& data, const BlockPartition& part,
+                        std::size_t block) const;
   // Concatenation of every rank's list, in rank order, with per-rank offsets.
   std::vector<long> allgatherv(const std::vector<long>& mine, std::vector<long>& offsets) const;
 

@@ -29,12 +29,15 @@ struct Config {
   int restarts = 4;                 // candidate starts, best kept after restart_iterations
   long restart_iterations = 20;
   double log_seconds = 2.0;         // progress line at most this often (plus first/last)
+  long checkpoint_every = 50;       // iterations between checkpoints (0: selection and end only)
   // [objective]
   bool pairs = true;                // multiscale pair terms {i, i+r} (DESIGN §5)
   std::vector<long> pair_distances; // empty: dyadic 2, 4, ..., N/2
   double pair_weight = 1.0;         // weight of each distance relative to the windows
+  long pair_stride = 0;             // pairs at i = 0, s, 2s, ...; 0: max(1, N / 512)
   // [output]
   std::string output_dir = "cmera-out";
+  int keep_checkpoints = 2;         // newest checkpoints kept; older ones are deleted
 
   // The resolved configuration as TOML text (stored in every output file).
   std::string to_toml() const;

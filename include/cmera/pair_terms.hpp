@@ -12,21 +12,20 @@
 
 namespace cmera {
 
-// Empirical pair distributions q_{i,i+r} for the rank's sites i.
+// Empirical pair distributions q_{i,i+r} for the rank's pair sites i.
 struct PairStats {
   std::vector<long> distances;
-  long first = 0;
-  long count = 0;
+  std::vector<long> sites;  // left sites i of the pairs (global indices, increasing)
   int d = 2;
-  std::vector<double> q;  // [distance][count][d*d]
-
-  const double* pair(std::size_t r_index, long k) const {
-    return q.data() + (r_index * count + k) * d * d;
-  }
+  std::vector<double> q;    // [distance][site][d*d]
 };
 
 // Dyadic distances 2, 4, 8, ... up to N/2.
 std::vector<long> dyadic_distances(long sites);
+// Stride between pair sites: `requested`, or max(1, N / 512) when 0. The cost of a pair
+// cone is ~depth * chi^7 against chi^5 for a window, so on large lattices a subset of
+// positions keeps the pair terms a fraction of an iteration; every window stays in.
+long pair_stride(long sites, long requested);
 
 class PairTerms {
  public:

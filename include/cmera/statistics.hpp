@@ -15,11 +15,12 @@ namespace cmera {
 WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int alphabet,
                                long first_window, long count, long chunk_samples);
 
-// Empirical pair distributions of {i, i+r} for the rank's sites [first, first+count) and
-// every r in `distances`: one extra collective slab read per distance and chunk.
+// Empirical pair distributions of {i, i+r} for the sites i of [first, first+count) that
+// are multiples of `stride`, for every r in `distances`: one extra collective slab read
+// per distance and chunk.
 PairStats count_pair_stats(const Comm& comm, const DatasetReader& data, int alphabet,
-                           long first, long count, const std::vector<long>& distances,
-                           long chunk_samples);
+                           long first, long count, long stride,
+                           const std::vector<long>& distances, long chunk_samples);
 
 // Spin value used in correlations: s = 2x - 1 for a binary alphabet, s = x otherwise.
 inline double spin_value(int x, int alphabet) { return alphabet == 2 ? 2.0 * x - 1.0 : x; }
