@@ -16,6 +16,7 @@
 #include "cmera/evaluate.hpp"
 #include "cmera/io.hpp"
 #include "cmera/ising1d.hpp"
+#include "cmera/ising2d.hpp"
 #include "cmera/provenance.hpp"
 #include "cmera/sampler.hpp"
 #include "cmera/trainer.hpp"
@@ -165,6 +166,33 @@ int dispatch(int argc, char** argv, const Comm& comm) {
   g1->add_option("--seed", gen.seed, "Random seed")->default_val(1);
   g1->add_option("--output", gen.output, "Output HDF5 file")->required();
 
+  ising2d::Params gen2;
+  std::string beta2, output2;
+  bool rows2 = false;
+  auto* g2 = generate->add_subcommand(
+      "ising2d", "Equilibrium samples of the periodic 2D Ising model (J = 1) from Swendsen-Wang\n"
+                 "chains; /configs uint8 [S, L, L], rows [c S/C, (c+1) S/C) from chain c in time\n"
+                 "order. The file depends on --chains, never on the rank count.");
+  g2->add_option("--size", gen2.size, "Linear size L of the L x L torus")->required();
+  g2->add_option("--beta", beta2, "Inverse temperature: a number, or 'critical' = ln(1+sqrt 2)/2")
+      ->required();
+  g2->add_option("--samples", gen2.samples, "Number of configurations S")->required();
+  g2->add_option("--seed", gen2.seed, "Random seed")->default_val(1);
+  g2->add_option("--output", output2, "Output HDF5 file")->required();
+  g2->add_flag("--rows", rows2,
+               "Write each configuration's L rows as L consecutive samples, [S*L, L]: the\n"
+               "format train/eval read (rows of one configuration are correlated)");
+  g2->add_option("--chains", gen2.chains, "Independent Markov chains C (default min(S, 64))");
+  g2->add_option("--sweeps-between", gen2.sweeps_between,
+                 "Sweeps between a chain's samples. At beta_c, L = 128, tau_int is 5.9 sweeps\n"
+                 "(energy) and 4.5 (|m|), lag-10 autocorrelations 0.19 and 0.13: 10 gives\n"
+                 "nearly independent samples; off criticality tau_int < 2")
+      ->default_val(ising2d::kDefaultSweepsBetween);
+  g2->add_option("--thermalization", gen2.thermalization,
+                 "Sweeps before a chain's first sample, from a random start (the energy\n"
+                 "equilibrates in ~30 at beta_c; 200 leaves no detectable bias)")
+      ->default_val(ising2d::kDefaultThermalization);
+
   std::string config_path;
   std::vector<std::string> overrides;
   auto* train_cmd = app.add_subcommand("train", "Train a MERA on a dataset (config in TOML).");
@@ -198,6 +226,15 @@ int dispatch(int argc, char** argv, const Comm& comm) {
   }
   const std::string command = join_args(argc, argv);
   if (*g1) return run_generate(comm, gen, command);
+  if (*g2) {
+    gen2.beta = ising2d::parse_beta(beta2);
+    const ising2d::Params p = ising2d::resolved(gen2);
+    ising2d::generate(comm, p, output2, rows2, command);
+    if (comm.is_root())
+      fmt::print("wrote {} ({} samples of the {}x{} Ising torus, beta = {:.10g}, {} chains)\n",
+                 output2, p.samples, p.size, p.size, p.beta, p.chains);
+    return 0;
+  }
   if (*train_cmd) return run_train(comm, config_path, overrides, command);
   if (*eval) {
     if (max_distance < 0) throw Error(fmt::format("--max-distance must be >= 1, got {}", max_distance));
