@@ -102,7 +102,7 @@ constexpr Entry kSchema[] = {
     {"objective", "pair_weight", &Config::pair_weight, {.lo = 0}, "",
      "weight of each distance relative to the windows"},
     {"objective", "pair_stride", &Config::pair_stride, {.lo = 0}, "",
-     "pair terms at sites i = 0, s, 2s, ...; 0 = automatic, max(1, N / 512)"},
+     "pair terms at sites i = 0, s, 2s, ...; 0 = automatic, max(1, N chi_max^2 / 2048)"},
     {"output", "dir", &Config::output_dir, {}, "", "where model.h5 and checkpoints are written"},
     {"output", "keep_checkpoints", &Config::keep_checkpoints, {.lo = 1}, "",
      "newest checkpoints kept in output.dir (older ones are deleted)"},

@@ -12,8 +12,10 @@ std::vector<long> dyadic_distances(long sites) {
   return r;
 }
 
-long pair_stride(long sites, long requested) {
-  return requested > 0 ? requested : std::max(1L, sites / 512);
+long pair_stride(const Geometry& g, long requested) {
+  if (requested > 0) return requested;
+  const long chi = *std::max_element(g.chi.begin(), g.chi.end());
+  return std::max(1L, g.sites * chi * chi / 2048);
 }
 
 PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)

@@ -39,7 +39,12 @@ void check_values(const Comm& comm, const DatasetReader& data, const BadValue& b
                          data.path(), bad.sample, bad.site, bad.value, alphabet - 1, alphabet));
 }
 
-long chunk_count(long samples, long chunk) { return (samples + chunk - 1) / chunk; }
+// Calls f(first sample, rows) for consecutive sample chunks. Every rank runs the same
+// chunks, so the collective reads inside f line up.
+template <class F>
+void for_each_chunk(long samples, long chunk, F&& f) {
+  for (long s0 = 0; s0 < samples; s0 += chunk) f(s0, std::min(chunk, samples - s0));
+}
 
 }  // namespace
 
@@ -58,12 +63,10 @@ WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int 
       count > 0 ? CyclicRange::make(first_window, count + 2, shape.sites) : CyclicRange::make(0, 0, shape.sites);
   std::vector<std::uint8_t> buf;
   BadValue bad;
-  for (long c = 0; c < chunk_count(shape.samples, chunk_samples); ++c) {
-    const long s0 = c * chunk_samples;
-    const long rows = std::min(chunk_samples, shape.samples - s0);
+  for_each_chunk(shape.samples, chunk_samples, [&](long s0, long rows) {
     data.read(s0, rows, cols, buf);
     if (bad.sample < 0) bad = find_bad_value(buf, s0, rows, cols, d);
-    if (bad.sample >= 0) continue;  // keep taking part in the collective reads
+    if (bad.sample >= 0) return;  // keep taking part in the collective reads
 #pragma omp parallel for schedule(static)
     for (long k = 0; k < count; ++k) {
       const long s = (first_window + k) % shape.sites;
@@ -75,7 +78,7 @@ WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int 
         ++ck[(row[o0] * d + row[o1]) * d + row[o2]];
       }
     }
-  }
+  });
   check_values(comm, data, bad, d);
   st.q.resize(counts.size());
   st.entropy.assign(static_cast<std::size_t>(count), 0.0);
@@ -107,9 +110,7 @@ PairStats count_pair_stats(const Comm& comm, const DatasetReader& data, int alph
   const CyclicRange base = CyclicRange::make(first, count, n);
   std::vector<std::uint8_t> left, right;
   BadValue bad;
-  for (long c = 0; c < chunk_count(shape.samples, chunk_samples); ++c) {
-    const long s0 = c * chunk_samples;
-    const long rows = std::min(chunk_samples, shape.samples - s0);
+  for_each_chunk(shape.samples, chunk_samples, [&](long s0, long rows) {
     data.read(s0, rows, base, left);
     if (bad.sample < 0) bad = find_bad_value(left, s0, rows, base, alphabet);
     for (std::size_t ri = 0; ri < distances.size(); ++ri) {
@@ -124,7 +125,7 @@ PairStats count_pair_stats(const Comm& comm, const DatasetReader& data, int alph
         for (long r = 0; r < rows; ++r) ++ck[left[r * count + k] * alphabet + right[r * count + k]];
       }
     }
-  }
+  });
   check_values(comm, data, bad, alphabet);
   st.q.resize(counts.size());
   for (std::size_t i = 0; i < counts.size(); ++i)
@@ -144,12 +145,10 @@ std::vector<double> data_correlation(const Comm& comm, const DatasetReader& data
   std::vector<std::uint8_t> buf;
   std::vector<double> spins;
   BadValue bad;
-  for (long c = 0; c < chunk_count(shape.samples, chunk_samples); ++c) {
-    const long s0 = c * chunk_samples;
-    const long rows = std::min(chunk_samples, shape.samples - s0);
+  for_each_chunk(shape.samples, chunk_samples, [&](long s0, long rows) {
     data.read(s0, rows, cols, buf);
     if (bad.sample < 0) bad = find_bad_value(buf, s0, rows, cols, alphabet);
-    if (bad.sample >= 0) continue;
+    if (bad.sample >= 0) return;
     spins.resize(buf.size());
     for (std::size_t i = 0; i < buf.size(); ++i) spins[i] = spin_value(buf[i], alphabet);
 #pragma omp parallel for schedule(static)
@@ -164,7 +163,7 @@ std::vector<double> data_correlation(const Comm& comm, const DatasetReader& data
       }
       sums[r - 1] += acc;
     }
-  }
+  });
   check_values(comm, data, bad, alphabet);
   comm.sum_inplace(sums.data(), sums.size());
   for (double& s : sums) s /= static_cast<double>(n) * static_cast<double>(shape.samples);

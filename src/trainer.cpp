@@ -3,17 +3,22 @@
 // to the owning rank), update of owned rows, refresh of the halo tables other ranks'
 // cones read. Candidate starts ("restarts") run the same loop for a few iterations and
 // the best objective continues: random and even decimation starts can stall (DESIGN §4).
+// Checkpoints capture the main phase only (the candidate phase is deterministic and short),
+// so a restart needs the chosen model and optimizer state, nothing about the candidates.
 #include "cmera/trainer.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fmt/format.h>
+#include <functional>
 
+#include "cmera/checkpoint.hpp"
 #include "cmera/error.hpp"
 #include "cmera/init.hpp"
 #include "cmera/optimizer.hpp"
 #include "cmera/rng.hpp"
+#include "cmera/signals.hpp"
 #include "cmera/statistics.hpp"
 #include "cmera/window_sweep.hpp"
 
@@ -156,8 +161,9 @@ struct Candidate {
 };
 
 // Runs `iterations` more steps on a candidate, printing progress when `report` is set.
+// After each step, `boundary` (if set) may end the run early by returning true.
 void run(const Comm& comm, Problem& prob, Candidate& cand, long iterations, const Config& cfg,
-         bool report, long total_target) {
+         bool report, long total_target, const std::function<bool()>& boundary = {}) {
   Tables grad = Tables::zeros_like(cand.model.tables);
   const auto start = Clock::now();
   auto last_print = start;
@@ -184,12 +190,13 @@ void run(const Comm& comm, Problem& prob, Candidate& cand, long iterations, cons
       std::fflush(stdout);
       last_print = Clock::now();
     }
+    if (boundary && boundary()) return;
   }
 }
 
 }  // namespace
 
-TrainResult train(const Comm& comm, const Config& cfg) {
+TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) {
   DatasetReader data(comm, cfg.data_path);
   Geometry g{data.shape().sites, cfg.chi};
   try {
@@ -214,7 +221,7 @@ TrainResult train(const Comm& comm, const Config& cfg) {
   for (long r : distances)
     if (r >= g.sites)
       throw Error(fmt::format("objective.pair_distances: distance {} is outside 1..{}", r, g.sites - 1));
-  const long stride = pair_stride(g.sites, cfg.pair_stride);
+  const long stride = pair_stride(g, cfg.pair_stride);
   const PairStats pair_stats = count_pair_stats(comm, data, g.chi[0], first, count, stride,
                                                 distances, cfg.data_chunk_samples);
   if (comm.is_root())
@@ -225,30 +232,105 @@ TrainResult train(const Comm& comm, const Config& cfg) {
   Problem prob(comm, g, cfg.tied, stats, pair_stats, cfg.pair_weight * static_cast<double>(stride));
   const InitKind init = parse_init_kind(cfg.init);
 
+  const long samples = data.shape().samples;
+  TrainResult res;
+  Candidate best;
+  int chosen = 0;  // with train.seed, the whole RNG state (checkpoint.hpp)
+  std::optional<TrainingState> resumed;
+  if (!opt.restart.empty()) {
+    const auto t = Clock::now();
+    std::string path;
+    resumed = find_restart(comm, opt.restart, cfg, samples, &path);
+    if (comm.is_root())
+      fmt::print("{}\n", resumed ? fmt::format("restart: continuing from {} (iteration {}, read in "
+                                               "{:.3f} s)", path, resumed->iteration(), seconds_since(t))
+                                 : fmt::format("restart: no checkpoint in {}, starting afresh",
+                                               cfg.output_dir));
+  }
+  const auto t_candidates = Clock::now();
   // Candidate starts: each runs restart_iterations, the best objective continues.
   const long probe = std::min(cfg.restart_iterations, cfg.iterations);
-  Candidate best;
-  double best_objective = -INFINITY;
-  for (int r = 0; r < cfg.restarts; ++r) {
-    Candidate c;
-    const std::uint64_t seed = splitmix64(cfg.seed ^ splitmix64(static_cast<std::uint64_t>(r)));
-    c.model = initialize_model(g, cfg.tied, init, cfg.init_noise, seed);
-    c.optimizer = make_optimizer(cfg, c.model, data.shape().samples);
-    run(comm, prob, c, probe, cfg, cfg.restarts == 1, cfg.iterations);
-    const double obj = c.objective.empty() ? prob.objective(c.model) : c.objective.back();
-    if (cfg.restarts > 1 && comm.is_root())
-      fmt::print("start {}/{}: objective {:.10f} after {} iterations\n", r + 1, cfg.restarts,
-                 obj, probe);
-    if (obj > best_objective || r == 0) {
-      best_objective = obj;
-      best = std::move(c);
+  if (resumed) {
+    if (resumed->iteration() > cfg.iterations)
+      throw Error(fmt::format("the checkpoint is at iteration {}, beyond train.iterations = {}; "
+                              "raise train.iterations to continue", resumed->iteration(),
+                              cfg.iterations));
+    best.model = std::move(resumed->model);
+    best.optimizer = make_optimizer(cfg, best.model, samples);
+    const std::vector<Tables*> slots = best.optimizer->mutable_state();
+    comm.check(slots.size() == resumed->optimizer_state.size(),
+               "checkpoint optimizer state does not fit the optimizer (internal error)", kExitRuntime);
+    for (std::size_t k = 0; k < slots.size(); ++k) *slots[k] = std::move(resumed->optimizer_state[k]);
+    best.objective = std::move(resumed->objective_history);
+    best.kl = std::move(resumed->kl_history);
+    chosen = resumed->candidate;
+  } else {
+    double best_objective = -INFINITY;
+    for (int r = 0; r < cfg.restarts; ++r) {
+      Candidate c;
+      const std::uint64_t seed = splitmix64(cfg.seed ^ splitmix64(static_cast<std::uint64_t>(r)));
+      c.model = initialize_model(g, cfg.tied, init, cfg.init_noise, seed);
+      c.optimizer = make_optimizer(cfg, c.model, samples);
+      run(comm, prob, c, probe, cfg, cfg.restarts == 1, cfg.iterations);
+      const double obj = c.objective.empty() ? prob.objective(c.model) : c.objective.back();
+      if (cfg.restarts > 1 && comm.is_root())
+        fmt::print("start {}/{}: objective {:.10f} after {} iterations\n", r + 1, cfg.restarts,
+                   obj, probe);
+      if (obj > best_objective || r == 0) {
+        best_objective = obj;
+        best = std::move(c);
+        chosen = r;
+      }
     }
   }
+
+  // Main phase. Checkpoint and stop decisions happen at iteration boundaries, identically
+  // on every rank (the stop poll is collective), and never change the numbers.
   const auto t1 = Clock::now();
-  run(comm, prob, best, cfg.iterations - probe, cfg, true, cfg.iterations);
-  TrainResult res;
-  const long main_iters = cfg.iterations - probe;
-  res.seconds_per_iteration = main_iters > 0 ? seconds_since(t1) / static_cast<double>(main_iters) : 0;
+  const long first_main = static_cast<long>(best.objective.size());
+  double per_iteration = seconds_since(t_candidates) /
+                         static_cast<double>(std::max<long>(1, cfg.restarts * probe));
+  double checkpoint_seconds = 0, last_checkpoint_seconds = 0;
+  long last_written = resumed ? first_main : -1;
+  const auto save = [&] {
+    const long done = static_cast<long>(best.objective.size());
+    if (!opt.checkpoints || done == last_written) return;
+    const CheckpointWrite w = write_checkpoint(comm, cfg, opt.command, best.model,
+                                               best.optimizer->state(), best.objective, best.kl,
+                                               chosen, samples);
+    last_written = done;
+    last_checkpoint_seconds = w.seconds;
+    checkpoint_seconds += w.seconds;
+    res.checkpoint = w.path;
+    if (comm.is_root())
+      fmt::print("checkpoint: wrote {} (iteration {}, {:.2f} MB, {:.3f} s)\n", w.path, done,
+                 static_cast<double>(w.bytes) / 1e6, w.seconds);
+  };
+  // True (after a checkpoint) when the run must stop at this boundary.
+  const auto stop_here = [&] {
+    const long done = static_cast<long>(best.objective.size());
+    if (done > first_main)
+      per_iteration = (seconds_since(t1) - checkpoint_seconds) / static_cast<double>(done - first_main);
+    std::string why = opt.stop ? opt.stop->poll(comm, 1.5 * (per_iteration + last_checkpoint_seconds))
+                               : std::string();
+    if (why.empty() && done == opt.stop_after) why = fmt::format("reached {} iterations", done);
+    if (why.empty() || done >= cfg.iterations) return false;
+    save();
+    res.stopped = true;
+    res.stop_reason = why;
+    return true;
+  };
+  save();  // the state right after candidate selection
+  if (!stop_here())
+    run(comm, prob, best, cfg.iterations - first_main, cfg, true, cfg.iterations, [&] {
+      const long done = static_cast<long>(best.objective.size());
+      if ((cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0) || done == cfg.iterations)
+        save();
+      return stop_here();
+    });
+  const long main_iters = static_cast<long>(best.objective.size()) - first_main;
+  res.seconds_per_iteration =
+      main_iters > 0 ? (seconds_since(t1) - checkpoint_seconds) / static_cast<double>(main_iters) : 0;
   prob.replicate(best.model);
   res.model = std::move(best.model);
   res.objective_history = std::move(best.objective);

@@ -9,41 +9,20 @@
 #include <cmath>
 #include <filesystem>
 
-#include "cmera/io.hpp"
 #include "cmera/evaluate.hpp"
 #include "cmera/ising1d.hpp"
+#include "ising_data.hpp"
 #include "cmera/trainer.hpp"
 
 namespace cmera {
 namespace {
 
-std::string scratch_dir(const Comm& comm) {
-  std::string dir;
-  if (comm.is_root()) {
-    dir = (std::filesystem::temp_directory_path() /
-           ("cmera-test-learning-" + std::to_string(::getpid()))).string();
-    std::filesystem::create_directories(dir);
-  }
-  comm.broadcast(dir);
-  return dir;
-}
-
-std::string write_ising(const Comm& comm, const std::string& dir, long n, long samples, double t,
-                        std::uint64_t seed) {
-  const std::string path = dir + "/ising_" + std::to_string(n) + "_" + std::to_string(t) + ".h5";
-  const double u = ising1d::bond_parameter_for(t, n);
-  const BlockPartition rows{samples, comm.size()};
-  const long first = rows.begin(comm.rank()), count = rows.count(comm.rank());
-  std::vector<std::uint8_t> data(static_cast<std::size_t>(count * n));
-  for (long k = 0; k < count; ++k)
-    ising1d::draw(u, n, seed, static_cast<std::uint64_t>(first + k), data.data() + k * n);
-  write_dataset(comm, path, samples, n, 2, first, data, {});
-  return path;
-}
+using testing::scratch_dir;
+using testing::write_ising;
 
 TEST(Learning, DefaultsLearnTheIsingChain) {
   const Comm world(MPI_COMM_WORLD);
-  const std::string dir = scratch_dir(world);
+  const std::string dir = scratch_dir(world, "learning");
   struct Case { long n; double t; };
   for (const Case c : {Case{64, 0.3}, Case{128, 0.6}, Case{256, 0.8}}) {
     SCOPED_TRACE("N = " + std::to_string(c.n) + ", t = " + std::to_string(c.t));

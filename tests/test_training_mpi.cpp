@@ -8,36 +8,15 @@
 #include <cmath>
 #include <filesystem>
 
-#include "cmera/io.hpp"
 #include "cmera/ising1d.hpp"
+#include "ising_data.hpp"
 #include "cmera/trainer.hpp"
 
 namespace cmera {
 namespace {
 
-std::string scratch_dir(const Comm& comm) {
-  std::string dir;
-  if (comm.is_root()) {
-    dir = (std::filesystem::temp_directory_path() /
-           ("cmera-test-training-" + std::to_string(::getpid()))).string();
-    std::filesystem::create_directories(dir);
-  }
-  comm.broadcast(dir);
-  return dir;
-}
-
-std::string write_ising(const Comm& comm, const std::string& dir, long n, long samples, double t,
-                        std::uint64_t seed) {
-  const std::string path = dir + "/ising_" + std::to_string(n) + "_" + std::to_string(t) + ".h5";
-  const double u = ising1d::bond_parameter_for(t, n);
-  const BlockPartition rows{samples, comm.size()};
-  const long first = rows.begin(comm.rank()), count = rows.count(comm.rank());
-  std::vector<std::uint8_t> data(static_cast<std::size_t>(count * n));
-  for (long k = 0; k < count; ++k)
-    ising1d::draw(u, n, seed, static_cast<std::uint64_t>(first + k), data.data() + k * n);
-  write_dataset(comm, path, samples, n, 2, first, data, {});
-  return path;
-}
+using testing::scratch_dir;
+using testing::write_ising;
 
 double max_relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
   EXPECT_EQ(a.size(), b.size());
@@ -60,7 +39,7 @@ class Training : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     world_ = new Comm(MPI_COMM_WORLD);
-    dir_ = scratch_dir(*world_);
+    dir_ = scratch_dir(*world_, "training");
   }
   static void TearDownTestSuite() {
     world_->barrier();

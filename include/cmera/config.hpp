@@ -34,7 +34,7 @@ struct Config {
   bool pairs = true;                // multiscale pair terms {i, i+r} (DESIGN §5)
   std::vector<long> pair_distances; // empty: dyadic 2, 4, ..., N/2
   double pair_weight = 1.0;         // weight of each distance relative to the windows
-  long pair_stride = 0;             // pairs at i = 0, s, 2s, ...; 0: max(1, N / 512)
+  long pair_stride = 0;             // pairs at i = 0, s, 2s, ...; 0: max(1, N chi_max^2 / 2048)
   // [output]
   std::string output_dir = "cmera-out";
   int keep_checkpoints = 2;         // newest checkpoints kept; older ones are deleted

@@ -22,10 +22,11 @@ struct PairStats {
 
 // Dyadic distances 2, 4, 8, ... up to N/2.
 std::vector<long> dyadic_distances(long sites);
-// Stride between pair sites: `requested`, or max(1, N / 512) when 0. The cost of a pair
-// cone is ~depth * chi^7 against chi^5 for a window, so on large lattices a subset of
-// positions keeps the pair terms a fraction of an iteration; every window stays in.
-long pair_stride(long sites, long requested);
+// Stride between pair sites: `requested`, or max(1, N * chi_max^2 / 2048) when 0, i.e.
+// about 2048 / chi_max^2 pair sites per distance. A pair cone holds a dense joint of up
+// to 7 sites (~depth * chi^8 work) against chi^5 for a window, so on large lattices a
+// subset of positions keeps the pair terms affordable; every window stays in.
+long pair_stride(const Geometry& g, long requested);
 
 class PairTerms {
  public:

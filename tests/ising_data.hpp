@@ -1,0 +1,40 @@
+// Shared by the training tests: a per-job scratch directory and an exact periodic 1D Ising
+// dataset written collectively (the same file for any rank count).
+#pragma once
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "cmera/comm.hpp"
+#include "cmera/io.hpp"
+#include "cmera/ising1d.hpp"
+
+namespace cmera::testing {
+
+inline std::string scratch_dir(const Comm& comm, const std::string& tag) {
+  std::string dir;
+  if (comm.is_root()) {
+    dir = (std::filesystem::temp_directory_path() /
+           ("cmera-test-" + tag + "-" + std::to_string(::getpid()))).string();
+    std::filesystem::create_directories(dir);
+  }
+  comm.broadcast(dir);
+  return dir;
+}
+
+inline std::string write_ising(const Comm& comm, const std::string& dir, long n, long samples,
+                               double t, std::uint64_t seed) {
+  const std::string path = dir + "/ising_" + std::to_string(n) + "_" + std::to_string(t) + ".h5";
+  const double u = ising1d::bond_parameter_for(t, n);
+  const BlockPartition rows{samples, comm.size()};
+  const long first = rows.begin(comm.rank()), count = rows.count(comm.rank());
+  std::vector<std::uint8_t> data(static_cast<std::size_t>(count * n));
+  for (long k = 0; k < count; ++k)
+    ising1d::draw(u, n, seed, static_cast<std::uint64_t>(first + k), data.data() + k * n);
+  write_dataset(comm, path, samples, n, 2, first, data, {});
+  return path;
+}
+
+}  // namespace cmera::testing
