@@ -18,7 +18,7 @@ for t in 0.3 0.6 0.8; do
     --corr $t --seed 5 --output "$out/d_$t.h5" > /dev/null
   start=$(date +%s%N)
   mpirun --oversubscribe -n 2 build/bin/cmera train inputs/ising1d.toml -P data.path="$out/d_$t.h5" \
-    -P "model.chi=[2]" -P model.depth=$depth -P output.dir="$out/run_$t" > "$out/train_$t.log"
+    -P "model.chi=[2,2]" -P model.depth=$depth -P output.dir="$out/run_$t" > "$out/train_$t.log"
   secs=$(( ($(date +%s%N) - start) / 1000000 ))  # milliseconds
   mpirun --oversubscribe -n 2 build/bin/cmera eval "$out/run_$t/model.h5" --data "$out/d_$t.h5" \
     --max-distance 16 --json > "$out/eval_$t.json"
