@@ -15,6 +15,8 @@ namespace cmera {
 
 namespace {
 
+constexpr long kWindowBlock = 256;
+
 struct BadValue {
   long sample = -1;
   long site = -1;
@@ -67,15 +69,20 @@ WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int 
     data.read(s0, rows, cols, buf);
     if (bad.sample < 0) bad = find_bad_value(buf, s0, rows, cols, d);
     if (bad.sample >= 0) return;  // keep taking part in the collective reads
+    // Window k covers slab columns k, k+1, k+2 (mod the slab width when the slab is the
+    // whole ring). Threads take blocks of windows and stream the rows through them, so
+    // reads are sequential within a row and each count array stays in one thread's cache.
+    const long width = cols.length;
 #pragma omp parallel for schedule(static)
-    for (long k = 0; k < count; ++k) {
-      const long s = (first_window + k) % shape.sites;
-      const long o0 = cols.offset(s), o1 = cols.offset((s + 1) % shape.sites),
-                 o2 = cols.offset((s + 2) % shape.sites);
-      long long* ck = counts.data() + k * w;
+    for (long block = 0; block < count; block += kWindowBlock) {
+      const long end = std::min(count, block + kWindowBlock);
       for (long r = 0; r < rows; ++r) {
-        const std::uint8_t* row = buf.data() + r * cols.length;
-        ++ck[(row[o0] * d + row[o1]) * d + row[o2]];
+        const std::uint8_t* row = buf.data() + r * width;
+        const long plain = std::min(end, width - 2);  // windows that do not wrap
+        for (long k = block; k < plain; ++k)
+          ++counts[k * w + (row[k] * d + row[k + 1]) * d + row[k + 2]];
+        for (long k = std::max(block, plain); k < end; ++k)
+          ++counts[k * w + (row[k] * d + row[(k + 1) % width]) * d + row[(k + 2) % width]];
       }
     }
   });
