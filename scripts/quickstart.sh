@@ -19,8 +19,12 @@ $mpirun $cmera train inputs/ising1d.toml -P data.path="$out/ising1d.h5" -P outpu
 $mpirun $cmera eval "$out/model.h5" --data "$out/ising1d.h5" --max-distance 16 | tee "$out/eval.txt"
 $mpirun $cmera eval "$out/model.h5" --data "$out/ising1d.h5" --json > "$out/eval.json"
 $mpirun $cmera sample "$out/model.h5" --count 1000 --seed 3 --output "$out/samples.h5"
+/usr/bin/python3 postprocess/plots.py --model "$out/model.h5" --eval "$out/eval.json" \
+  --samples "$out/samples.h5" --data "$out/ising1d.h5" --out "$out/plots"
 echo
 echo "quickstart: results in $here/$out"
 echo "  model.h5    trained model (tables, config, objective history, provenance)"
 echo "  eval.txt    window KL and C(r) of model vs data (table); eval.json the same as JSON"
 echo "  samples.h5  1000 ancestral samples in the dataset format"
+echo "  plots/      training.png, correlation.png (C(r), log-log), samples.png, flow.png"
+echo "next: jobs/critical.sh learns critical 2D Ising rows at every scale (see README)"

@@ -1,16 +1,22 @@
 // Evaluation (evaluate.hpp). Window terms reuse the training sweep (same cones, same
 // statistics pass). The model's two-point function uses the general site-set descend for
 // every pair {i, i+r}: exact at every distance, O(N R depth) small contractions, split
-// over ranks by i and over threads within a rank.
+// over ranks by i and over threads within a rank. The flow diagnostics are small
+// (O(N) cones, chi^3 x chi^3 matrices) and computed redundantly on every rank, which
+// keeps them free of communication and identical at every rank count.
 #include "cmera/evaluate.hpp"
 
 #include <fmt/format.h>
 
+#include <Eigen/Eigenvalues>
+#include <algorithm>
 #include <cmath>
+#include <complex>
 
 #include "cmera/error.hpp"
 #include "cmera/siteset.hpp"
 #include "cmera/statistics.hpp"
+#include "cmera/window_kernels.hpp"
 #include "cmera/window_sweep.hpp"
 
 namespace cmera {
@@ -73,6 +79,97 @@ Evaluation evaluate(const Comm& comm, const Model& model, const DatasetReader& d
   ev.corr_model = model_correlation(comm, model, max_distance);
   ev.corr_data = data_correlation(comm, data, g.chi[0], max_distance, chunk_samples);
   return ev;
+}
+
+std::vector<LayerFlow> layer_flow(const Model& model) {
+  const Geometry& g = model.geometry;
+  std::vector<LayerFlow> flow;
+  for (int l = 0; l <= g.depth(); ++l) {
+    const int d = g.chi[l];
+    const long n = g.sites_at(l);
+    // Joint of every neighbour pair (fixed order, so thread-count independent).
+    std::vector<std::vector<double>> joints(static_cast<std::size_t>(n));
+#pragma omp parallel for schedule(dynamic, 4)
+    for (long i = 0; i < n; ++i) joints[i] = site_marginal(model, l, {i, i + 1}).p;
+    LayerFlow f{l, std::vector<double>(static_cast<std::size_t>(d), 0.0), 0.0};
+    for (const auto& p : joints) {
+      std::vector<double> left(d, 0.0), right(d, 0.0);
+      for (int a = 0; a < d; ++a)
+        for (int b = 0; b < d; ++b) {
+          left[a] += p[a * d + b];
+          right[b] += p[a * d + b];
+        }
+      for (int a = 0; a < d; ++a) {
+        f.marginal[a] += left[a] / static_cast<double>(n);
+        for (int b = 0; b < d; ++b) {
+          const double pab = p[a * d + b];
+          if (pab > 0) f.mutual_information += pab * std::log(pab / (left[a] * right[b]));
+        }
+      }
+    }
+    f.mutual_information /= static_cast<double>(n);
+    flow.push_back(std::move(f));
+  }
+  return flow;
+}
+
+namespace {
+
+// D_l: column k is the mean of the two fine windows descended from coarse window e_k.
+Eigen::MatrixXd layer_map(const LayerTables& t) {
+  const int d = t.d, K = t.K;
+  const long in = static_cast<long>(K) * K * K, out = static_cast<long>(d) * d * d;
+  kernels::WindowScratch scratch;
+  scratch.reserve(d, K);
+  const kernels::ConeTables tab = kernels::cone_tables(t, 0);
+  Eigen::MatrixXd D(out, in);
+  std::vector<double> rho(in, 0.0), odd(out), even(out);
+  for (long k = 0; k < in; ++k) {
+    rho[k] = 1;
+    kernels::descend_pair(d, K, tab, rho.data(), odd.data(), even.data(), scratch);
+    rho[k] = 0;
+    for (long x = 0; x < out; ++x) D(x, k) = 0.5 * (odd[x] + even[x]);
+  }
+  return D;
+}
+
+// Eigenvalues of `map`, the composition of `layers.size()` layers, as per-layer factors.
+Spectrum spectrum(const Eigen::MatrixXd& map, std::vector<int> layers, int count) {
+  const Eigen::VectorXcd mu = Eigen::EigenSolver<Eigen::MatrixXd>(map, false).eigenvalues();
+  std::vector<std::complex<double>> v(mu.data(), mu.data() + mu.size());
+  std::stable_sort(v.begin(), v.end(), [](auto a, auto b) { return std::abs(a) > std::abs(b); });
+  const double n = static_cast<double>(layers.size());
+  Spectrum s;
+  s.layers = std::move(layers);
+  const std::size_t kept = std::min(v.size(), static_cast<std::size_t>(count));
+  for (std::size_t k = 0; k < kept; ++k) {
+    s.magnitude.push_back(std::pow(std::abs(v[k]), 1.0 / n));
+    s.phase.push_back(std::arg(v[k]) / n);
+    s.delta.push_back(-std::log2(s.magnitude.back()));
+  }
+  return s;
+}
+
+}  // namespace
+
+ScalingSpectra scaling_dimensions(const Model& model, int count) {
+  if (!model.tied) throw Error("scaling dimensions need a tied model (one map per layer)");
+  const Geometry& g = model.geometry;
+  ScalingSpectra out;
+  int first_of_top_run = g.depth();
+  for (int l = g.depth() - 1; l >= 0 && g.chi[l] == g.chi[l + 1]; --l) first_of_top_run = l;
+  Eigen::MatrixXd composed;
+  for (int l = 0; l < g.depth(); ++l) {
+    if (g.chi[l] != g.chi[l + 1]) continue;
+    const Eigen::MatrixXd D = layer_map(model.tables.layers[l]);
+    out.per_layer.push_back(spectrum(D, {l}, count));
+    if (l == first_of_top_run) composed = D;
+    if (l > first_of_top_run) composed = composed * D;
+  }
+  std::vector<int> run;
+  for (int l = first_of_top_run; l < g.depth(); ++l) run.push_back(l);
+  if (!run.empty()) out.averaged = spectrum(composed, run, count);
+  return out;
 }
 
 }  // namespace cmera

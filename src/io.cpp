@@ -20,10 +20,14 @@
 //                       count = 1 if tied else M = sites >> (l+1); d = chi[l], K = chi[l+1]
 //   /model/top          float64 [K, K, ..., K] (rank top_sites), K = chi[depth]
 //   /history/objective, /history/kl   float64 [n] (n may be 0)
+// A file of another kind (checkpoint, ModelFileExtras) is a model file with cmera_kind set
+// to that kind, extra int64 root attributes, and extra groups laid out like /model
+// (layer_<l>/isometry, layer_<l>/disentangler, top) holding tables of the model's shape.
 // All strings are variable-length UTF-8 (what h5py writes for str), so no size limit
 // applies to the config; readers also accept fixed-length strings.
 #include "cmera/io.hpp"
 
+#include <fcntl.h>
 #include <hdf5.h>
 #include <unistd.h>
 
@@ -142,7 +146,7 @@ Handle open_for_read(const Ctx& ctx) {
   ctx.require(problem.empty(), problem);
   Handle fapl = mpio_fapl(ctx.comm);
   Handle file(H5Fopen(ctx.path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
-  ctx.require(file.ok(), "cannot open HDF5 file for reading");
+  ctx.require(file.ok(), "cannot open HDF5 file for reading (truncated or damaged?)");
   return file;
 }
 
@@ -357,11 +361,21 @@ Handle open_group(const Ctx& ctx, hid_t loc, const std::string& name) {
   return g;
 }
 
+// fsync of a file or directory by name; false if it cannot be opened or synced.
+bool sync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  return ::close(fd) == 0 && ok;
+}
+
 // Writes through a temporary file that replaces `path` only once complete. fill(file)
 // writes the contents; any cmera::Error on the way removes the temporary and is
-// re-raised as a runtime failure.
+// re-raised as a runtime failure. durable: the data reach the disk before the rename,
+// and the rename before returning (a crash of the machine then also loses nothing).
 template <class Fill>
-void write_atomically(const Comm& comm, const std::string& path, Fill&& fill) {
+void write_atomically(const Comm& comm, const std::string& path, Fill&& fill,
+                      bool durable = false, const std::function<void()>& before_close = {}) {
   silence_hdf5();
   const Ctx ctx{comm, path, kExitRuntime};
   std::string tmp = comm.is_root() ? fmt::format("{}.tmp.{}", path, getpid()) : std::string();
@@ -373,13 +387,18 @@ void write_atomically(const Comm& comm, const std::string& path, Fill&& fill) {
       ctx.require(file.ok(), "cannot create temporary file " + tmp +
                                  " (does the directory exist and is it writable?)");
       fill(ctx, file.get());
+      if (before_close) before_close();
       ctx.require(H5Fclose(file.release()) >= 0, "closing temporary file " + tmp + " failed");
     }
     std::string problem;
     if (comm.is_root()) {
       std::error_code ec;
-      std::filesystem::rename(tmp, path, ec);
+      if (durable && !sync_path(tmp)) problem = "cannot fsync " + tmp;
+      if (problem.empty()) std::filesystem::rename(tmp, path, ec);
       if (ec) problem = fmt::format("cannot rename {} to it: {}", tmp, ec.message());
+      const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+      if (problem.empty() && durable && !sync_path(dir.empty() ? "." : dir.string()))
+        problem = "cannot fsync directory " + dir.string();
     }
     ctx.require(problem.empty(), problem);
   } catch (const Error& e) {
@@ -387,6 +406,46 @@ void write_atomically(const Comm& comm, const std::string& path, Fill&& fill) {
     comm.barrier();
     throw Error(e.what(), kExitRuntime);
   }
+}
+
+// Tables shaped like model m under `group` (which exists), in /model's layout. Untied
+// layers: each rank its owned block of coarse sites; tied layers and the top: rank 0.
+void write_table_set(const Ctx& c, hid_t file, const std::string& group, const Model& m,
+                     const Tables& tables) {
+  const bool root = c.comm.is_root();
+  for (int l = 0; l < m.depth(); ++l) {
+    const LayerTables& t = tables.layers[l];
+    const std::string layer = fmt::format("{}/layer_{}", group, l);
+    create_group(c, file, layer);
+    const hsize_t n = static_cast<hsize_t>(t.count()), d = t.d, K = t.K;
+    const BlockPartition part{t.count(), c.comm.size()};
+    const long first = m.tied ? 0 : part.begin(c.comm.rank());
+    const long rows = m.tied ? (root ? 1 : 0) : part.count(c.comm.rank());
+    write_doubles(c, file, layer + "/isometry", {n, K, d, d}, first, rows,
+                  t.W.data() + first * t.w_size());
+    write_doubles(c, file, layer + "/disentangler", {n, d, d, d, d}, first, rows,
+                  t.U.data() + first * t.u_size());
+  }
+  const Geometry& g = m.geometry;
+  const std::vector<hsize_t> top_dims(static_cast<std::size_t>(g.top_sites()),
+                                      static_cast<hsize_t>(g.chi.back()));
+  write_doubles(c, file, group + "/top", top_dims, 0, root ? g.chi.back() : 0, tables.top.data());
+}
+
+// Every rank reads the whole table set `group`, shaped like model m.
+Tables read_table_set(const Ctx& ctx, hid_t f, const std::string& group, const Model& m) {
+  Tables out = Tables::zeros_like(m.tables);
+  for (int l = 0; l < m.depth(); ++l) {
+    LayerTables& t = out.layers[l];
+    const std::string layer = fmt::format("{}/layer_{}", group, l);
+    const hsize_t n = static_cast<hsize_t>(t.count()), d = t.d, K = t.K;
+    t.W = read_doubles(ctx, f, layer + "/isometry", {n, K, d, d});
+    t.U = read_doubles(ctx, f, layer + "/disentangler", {n, d, d, d, d});
+  }
+  out.top = read_doubles(ctx, f, group + "/top",
+                         std::vector<hsize_t>(static_cast<std::size_t>(m.geometry.top_sites()),
+                                              static_cast<hsize_t>(m.geometry.chi.back())));
+  return out;
 }
 
 }  // namespace
@@ -519,7 +578,9 @@ void write_dataset(const Comm& comm, const std::string& path, long total_samples
 
 // Model files --------------------------------------------------------------------------
 
-void write_model(const Comm& comm, const std::string& path, const ModelFileContents& contents) {
+void write_model(const Comm& comm, const std::string& path, const ModelFileContents& contents,
+                 const ModelFileExtras* extras, bool durable,
+                 const std::function<void()>& before_close) {
   const Ctx ctx{comm, path, kExitRuntime};
   const Model& m = contents.model;
   const Geometry& g = m.geometry;
@@ -532,6 +593,11 @@ void write_model(const Comm& comm, const std::string& path, const ModelFileConte
                t.tied == m.tied;
   }
   ctx.require(sizes_ok, "model tables do not match the model geometry (internal error)");
+  ModelFileExtras none;
+  none.kind = "model";
+  const ModelFileExtras& extra = extras ? *extras : none;
+  ctx.require(extra.tables.size() == extra.table_sets.size(),
+              "one table set per name expected (internal error)");
 
   // Config and history are rank 0's; the other ranks only need their lengths.
   std::string config = contents.config_toml;
@@ -544,8 +610,12 @@ void write_model(const Comm& comm, const std::string& path, const ModelFileConte
   write_atomically(comm, path, [&](const Ctx& c, hid_t file) {
     bool ok = true;
     for (const auto& [key, value] : shared) ok = ok && put_string_attr(file, key, value);
-    ok = ok && put_string_attr(file, "cmera_kind", "model") &&
+    ok = ok && put_string_attr(file, "cmera_kind", extra.kind) &&
          put_int_attr(file, "format_version", kModelFormatVersion, H5T_STD_I32LE);
+    for (const auto& [key, value] : extra.integers)
+      ok = ok && put_int_attr(file, key, value, H5T_STD_I64LE);
+    if (!extra.version.first.empty())
+      ok = ok && put_int_attr(file, extra.version.first, extra.version.second, H5T_STD_I64LE);
     c.require(ok, "writing root attributes failed");
 
     const Handle cfg = create_group(c, file, "/config");
@@ -558,34 +628,27 @@ void write_model(const Comm& comm, const std::string& path, const ModelFileConte
          put_int_attr(model.get(), "depth", depth, H5T_STD_I32LE);
     c.require(ok, "writing /model attributes failed");
 
-    for (int l = 0; l < depth; ++l) {
-      const LayerTables& t = m.tables.layers[l];
-      const std::string layer = fmt::format("/model/layer_{}", l);
-      create_group(c, file, layer);
-      const hsize_t n = static_cast<hsize_t>(t.count()), d = t.d, K = t.K;
-      // Untied: each rank its owned block of coarse sites; tied: rank 0 the one table.
-      const BlockPartition part{t.count(), comm.size()};
-      const long first = m.tied ? 0 : part.begin(comm.rank());
-      const long rows = m.tied ? (root ? 1 : 0) : part.count(comm.rank());
-      write_doubles(c, file, layer + "/isometry", {n, K, d, d}, first, rows,
-                    t.W.data() + first * t.w_size());
-      write_doubles(c, file, layer + "/disentangler", {n, d, d, d, d}, first, rows,
-                    t.U.data() + first * t.u_size());
+    write_table_set(c, file, "/model", m, m.tables);
+    Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+    H5Pset_create_intermediate_group(lcpl.get(), 1);
+    for (std::size_t k = 0; k < extra.table_sets.size(); ++k) {
+      const std::string& group = extra.table_sets[k];
+      const Handle created(H5Gcreate2(file, group.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+                           H5Gclose);
+      c.require(created.ok(), "cannot create group " + group);
+      write_table_set(c, file, group, m, *extra.tables[k]);
     }
-    const std::vector<hsize_t> top_dims(static_cast<std::size_t>(g.top_sites()),
-                                        static_cast<hsize_t>(g.chi.back()));
-    write_doubles(c, file, "/model/top", top_dims, 0, root ? g.chi.back() : 0,
-                  m.tables.top.data());
 
     create_group(c, file, "/history");
     write_doubles(c, file, "/history/objective", {static_cast<hsize_t>(n_objective)}, 0,
                   root ? n_objective : 0, contents.objective_history.data());
     write_doubles(c, file, "/history/kl", {static_cast<hsize_t>(n_kl)}, 0, root ? n_kl : 0,
                   contents.kl_history.data());
-  });
+  }, durable, before_close);
 }
 
-ModelFileContents read_model(const Comm& comm, const std::string& path) {
+ModelFileContents read_model(const Comm& comm, const std::string& path,
+                             ModelFileExtras* extras) {
   silence_hdf5();
   const Ctx ctx{comm, path};
   const Handle file = open_for_read(ctx);
@@ -594,8 +657,18 @@ ModelFileContents read_model(const Comm& comm, const std::string& path) {
 
   const auto kind = get_string_attr(f, "cmera_kind");
   ctx.require(kind.has_value(), "not a cmera model file (no cmera_kind attribute)");
-  ctx.require(*kind == "model" || *kind == "checkpoint",
-              fmt::format("is a cmera {} file, expected a model", *kind));
+  if (extras) {
+    ctx.require(*kind == extras->kind,
+                fmt::format("is a cmera {} file, expected a {}", *kind, extras->kind));
+    const auto& [key, expected] = extras->version;
+    const auto v = get_int_attr(f, key, 1);
+    ctx.require(v.has_value(), "no integer attribute " + key);
+    ctx.require((*v)[0] == expected, fmt::format("{} format version {}, this cmera reads {}",
+                                                 extras->kind, (*v)[0], expected));
+  } else {
+    ctx.require(*kind == "model" || *kind == "checkpoint",
+                fmt::format("is a cmera {} file, expected a model", *kind));
+  }
   const auto version = get_int_attr(f, "format_version", 1);
   ctx.require(version.has_value(), "no integer format_version attribute");
   ctx.require((*version)[0] == kModelFormatVersion,
@@ -634,19 +707,84 @@ ModelFileContents read_model(const Comm& comm, const std::string& path) {
   }
   ctx.require(invalid.empty(), "invalid model geometry in /model: " + invalid);
 
-  Model& m = out.model;
-  for (int l = 0; l < g.depth(); ++l) {
-    LayerTables& t = m.tables.layers[l];
-    const std::string layer = fmt::format("/model/layer_{}", l);
-    const hsize_t n = static_cast<hsize_t>(t.count()), d = t.d, K = t.K;
-    t.W = read_doubles(ctx, f, layer + "/isometry", {n, K, d, d});
-    t.U = read_doubles(ctx, f, layer + "/disentangler", {n, d, d, d, d});
+  if (extras) {
+    for (auto& [key, value] : extras->integers) {
+      const auto v = get_int_attr(f, key, 1);
+      ctx.require(v.has_value(), "no integer attribute " + key);
+      value = (*v)[0];
+    }
+    if (extras->before_tables) extras->before_tables(out.config_toml, *extras);
   }
-  m.tables.top = read_doubles(ctx, f, "/model/top",
-                              std::vector<hsize_t>(static_cast<std::size_t>(g.top_sites()),
-                                                   static_cast<hsize_t>(g.chi.back())));
+  out.model.tables = read_table_set(ctx, f, "/model", out.model);
   out.objective_history = read_doubles(ctx, f, "/history/objective", {});
   out.kl_history = read_doubles(ctx, f, "/history/kl", {});
+  if (extras) {
+    extras->loaded.clear();
+    for (const std::string& group : extras->table_sets)
+      extras->loaded.push_back(read_table_set(ctx, f, group, out.model));
+  }
+  return out;
+}
+
+// File summary ---------------------------------------------------------------------
+
+std::string describe_file(const Comm& comm, const std::string& path) {
+  silence_hdf5();
+  const Ctx ctx{comm, path};
+  const Handle file = open_for_read(ctx);
+  const hid_t f = file.get();
+  std::string out = fmt::format("file        {}\n", path);
+  const auto kind = get_string_attr(f, "cmera_kind");
+  out += fmt::format("kind        {}\n", kind ? *kind : "(not written by cmera: no cmera_kind)");
+
+  // Integer root attributes (format versions, iteration, ...), then /model's geometry.
+  for (const auto& name : attr_names(f))
+    if (const auto v = get_int_attr(f, name, 1)) out += fmt::format("{:<11} {}\n", name, (*v)[0]);
+  if (has_link(f, "model")) {
+    const Handle model(H5Gopen2(f, "model", H5P_DEFAULT), H5Gclose);
+    const auto sites = get_int_attr(model.get(), "sites", 1);
+    const auto chi = get_int_attr(model.get(), "chi", -1);
+    const auto tied = get_int_attr(model.get(), "tied", 1);
+    if (sites && chi && tied)
+      out += fmt::format("model       N = {}, chi = [{}], {}\n", (*sites)[0], fmt::join(*chi, ", "),
+                         (*tied)[0] ? "tied" : "untied");
+  }
+  for (const char* name : {"/history/objective", "/history/kl"}) {
+    if (!has_link(f, name)) continue;
+    const auto h = read_doubles(ctx, f, name, {});
+    if (!h.empty())
+      out += fmt::format("{:<11} {:.12g} (last of {})\n", name + 9, h.back(), h.size());
+  }
+
+  // Every dataset, in name order.
+  std::vector<std::string> names;
+  H5Lvisit(f, H5_INDEX_NAME, H5_ITER_INC,
+           [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+             static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+             return 0;
+           },
+           &names);
+  out += "datasets\n";
+  for (const std::string& name : names) {
+    const Handle obj(H5Oopen(f, name.c_str(), H5P_DEFAULT), H5Oclose);
+    if (!obj.ok() || H5Iget_type(obj.get()) != H5I_DATASET) continue;
+    const Handle type(H5Dget_type(obj.get()), H5Tclose);
+    const Handle space(H5Dget_space(obj.get()), H5Sclose);
+    out += fmt::format("  /{:<40} {} {}\n", name, type_string(type.get()),
+                       shape_string(dims_of(space.get())));
+  }
+
+  // Provenance: string root attributes, multi-line ones (config, parameters) abridged.
+  out += "provenance\n";
+  for (const auto& name : attr_names(f)) {
+    if (name == "cmera_kind") continue;
+    const auto v = get_string_attr(f, name);
+    if (!v) continue;
+    const auto lines = std::count(v->begin(), v->end(), '\n');
+    out += lines > 1 ? fmt::format("  {:<18} ({} lines; first: {})\n", name, lines,
+                                   v->substr(0, v->find('\n')))
+                     : fmt::format("  {:<18} {}\n", name, *v);
+  }
   return out;
 }
 

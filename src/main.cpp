@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -19,6 +20,7 @@
 #include "cmera/ising2d.hpp"
 #include "cmera/provenance.hpp"
 #include "cmera/sampler.hpp"
+#include "cmera/signals.hpp"
 #include "cmera/trainer.hpp"
 
 namespace cmera {
@@ -79,11 +81,34 @@ int run_generate(const Comm& comm, const GenerateArgs& a, const std::string& com
   return 0;
 }
 
+struct TrainFlags {
+  std::string restart;   // "", "latest" or a checkpoint path
+  double max_hours = 0;  // 0: no budget
+};
+
+// Exit status kExitCheckpointed (85) when stopped early: the job script's cue to continue.
 int run_train(const Comm& comm, const std::string& config_path,
-              const std::vector<std::string>& overrides, const std::string& command) {
+              const std::vector<std::string>& overrides, const TrainFlags& flags,
+              const std::string& command) {
   const Config cfg = load_config(config_path, overrides);
+  if (flags.max_hours < 0)
+    throw Error(fmt::format("--max-hours must be positive, got {}", flags.max_hours));
   prepare_output_dir(comm, cfg.output_dir);
-  TrainResult res = train(comm, cfg);
+  install_stop_handlers();
+  const StopMonitor stop((std::filesystem::path(cfg.output_dir) / "STOP").string(), flags.max_hours);
+  TrainOptions options;
+  options.checkpoints = true;
+  options.restart = flags.restart;
+  options.command = command;
+  options.stop = &stop;
+  TrainResult res = train(comm, cfg, options);
+  if (res.stopped) {
+    if (comm.is_root())
+      fmt::print("stopped at iteration {} of {}: {}; checkpoint {}; exit status {} (continue with "
+                 "--restart latest)\n", res.objective_history.size(), cfg.iterations,
+                 res.stop_reason, res.checkpoint, static_cast<int>(kExitCheckpointed));
+    return kExitCheckpointed;
+  }
   const std::string path = (std::filesystem::path(cfg.output_dir) / "model.h5").string();
   ModelFileContents out;
   out.model = std::move(res.model);
@@ -106,7 +131,14 @@ int run_eval(const Comm& comm, const std::string& model_path, const std::string&
   DatasetReader data(comm, data_path);
   const long R = max_distance > 0 ? max_distance : mf.model.geometry.sites / 2;
   const Evaluation ev = evaluate(comm, mf.model, data, R, 16384);
+  const std::vector<LayerFlow> flow = layer_flow(mf.model);
+  const bool tied = mf.model.tied;
+  const ScalingSpectra scaling = tied ? scaling_dimensions(mf.model, 8) : ScalingSpectra{};
   if (!comm.is_root()) return 0;
+  auto spectrum_json = [](const Spectrum& s) {
+    return nlohmann::json{{"layers", s.layers}, {"lambda", s.magnitude}, {"phase", s.phase},
+                          {"delta", s.delta}};
+  };
   if (json) {
     nlohmann::json j;
     j["model"] = model_path;
@@ -115,6 +147,16 @@ int run_eval(const Comm& comm, const std::string& model_path, const std::string&
     j["cross_entropy_per_window"] = ev.cross_entropy_per_window;
     j["data_entropy_per_window"] = ev.data_entropy_per_window;
     j["corr"] = {{"r", ev.r}, {"model", ev.corr_model}, {"data", ev.corr_data}};
+    j["flow"] = nlohmann::json::array();
+    for (const LayerFlow& f : flow)
+      j["flow"].push_back({{"layer", f.layer}, {"marginal", f.marginal},
+                           {"mutual_information", f.mutual_information}});
+    if (tied) {
+      j["scaling"] = spectrum_json(scaling.averaged);
+      j["scaling"]["per_layer"] = nlohmann::json::array();
+      for (const Spectrum& s : scaling.per_layer)
+        j["scaling"]["per_layer"].push_back(spectrum_json(s));
+    }
     std::cout << j.dump(1) << std::endl;
   } else {
     fmt::print("model {}\ndata  {}\n", model_path, data_path);
@@ -125,6 +167,21 @@ int run_eval(const Comm& comm, const std::string& model_path, const std::string&
     for (std::size_t k = 0; k < ev.r.size(); ++k)
       fmt::print("{:>6}  {:>14.10f}  {:>14.10f}  {:>12.3e}\n", ev.r[k], ev.corr_model[k],
                  ev.corr_data[k], ev.corr_model[k] - ev.corr_data[k]);
+    fmt::print("\nlearned flow: per layer, mean single-site marginal and I(x_i; x_i+1) (nats)\n");
+    for (const LayerFlow& f : flow)
+      fmt::print("{:>6}  [{:.6f}]  {:.6e}\n", f.layer, fmt::join(f.marginal, ", "),
+                 f.mutual_information);
+    if (tied) {
+      fmt::print("\nscaling: leading |lambda| of the ascending map, Delta = -log2|lambda|\n");
+      auto row = [](const std::string& what, const Spectrum& s) {
+        fmt::print("{:>12}  lambda [{:.5f}]\n{:>12}  Delta  [{:.5f}]\n", what,
+                   fmt::join(s.magnitude, ", "), "", fmt::join(s.delta, ", "));
+      };
+      for (const Spectrum& s : scaling.per_layer) row(fmt::format("layer {}", s.layers[0]), s);
+      const Spectrum& avg = scaling.averaged;
+      if (!avg.layers.empty())
+        row(fmt::format("layers {}-{}", avg.layers.front(), avg.layers.back()), avg);
+    }
   }
   return 0;
 }
@@ -199,11 +256,23 @@ int dispatch(int argc, char** argv, const Comm& comm) {
   train_cmd->add_option("config", config_path, "Config file (TOML)")->required();
   train_cmd->add_option("-P,--set", overrides, "Override a config key: section.key=value")
       ->allow_extra_args(false);
+  TrainFlags train_flags;
+  train_cmd->add_option("--restart", train_flags.restart,
+                        "Continue from a checkpoint: 'latest' (newest valid one in output.dir;\n"
+                        "a fresh start if there is none) or a checkpoint file");
+  train_cmd->add_option("--max-hours", train_flags.max_hours,
+                        "Stop with a checkpoint (exit 85) before this much wall time has passed");
+
+  std::string info_path;
+  auto* info = app.add_subcommand("info", "Summarise a cmera file (dataset, model, checkpoint).");
+  info->add_option("file", info_path, "HDF5 file")->required();
 
   std::string model_path, data_path;
   long max_distance = 0;
   bool json = false;
-  auto* eval = app.add_subcommand("eval", "Evaluate a model against data: window KL, C(r).");
+  auto* eval = app.add_subcommand(
+      "eval", "Evaluate a model against data: window KL, C(r); the learned flow per layer\n"
+              "and, for tied models, scaling dimensions.");
   eval->add_option("model", model_path, "Model file (model.h5)")->required();
   eval->add_option("--data", data_path, "Dataset file")->required();
   eval->add_option("--max-distance", max_distance, "Largest r for C(r) (default N/2)");
@@ -235,7 +304,12 @@ int dispatch(int argc, char** argv, const Comm& comm) {
                  output2, p.samples, p.size, p.size, p.beta, p.chains);
     return 0;
   }
-  if (*train_cmd) return run_train(comm, config_path, overrides, command);
+  if (*train_cmd) return run_train(comm, config_path, overrides, train_flags, command);
+  if (*info) {
+    const std::string text = describe_file(comm, info_path);
+    if (comm.is_root()) fmt::print("{}", text);
+    return 0;
+  }
   if (*eval) {
     if (max_distance < 0) throw Error(fmt::format("--max-distance must be >= 1, got {}", max_distance));
     return run_eval(comm, model_path, data_path, max_distance, json);

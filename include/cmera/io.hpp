@@ -6,7 +6,9 @@
 // cmera::Error naming the file and what was expected.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cmera/comm.hpp"
@@ -56,10 +58,41 @@ struct ModelFileContents {
   Attributes provenance;
 };
 
+// What a file of another kind (a checkpoint) stores beside a model file's contents. io.cpp
+// lays it out (extra table sets like /model, integers as root attributes); checkpoint.cpp
+// says what it means. The trade-off: one writer and reader for every table-shaped thing,
+// at the price of this generic bag instead of named fields.
+struct ModelFileExtras {
+  std::string kind;                                         // cmera_kind, e.g. "checkpoint"
+  std::pair<std::string, long long> version;  // root attribute a read checks before all else
+  std::vector<std::pair<std::string, long long>> integers;  // root int64 attributes; a read
+                                                            // fills in the named ones' values
+  std::vector<std::string> table_sets;  // groups laid out like /model (layers and top);
+                                        // missing parent groups are created
+  std::vector<const Tables*> tables;    // write: one per table set (shaped like the model)
+  std::vector<Tables> loaded;           // read: one per table set
+  // Read: runs once the config and integers are in, before any table is read (so a file
+  // of another run is refused cheaply); it may throw cmera::Error, identically on every
+  // rank, and may choose the table_sets to read from the integers.
+  std::function<void(const std::string& config_toml, ModelFileExtras& self)> before_tables;
+};
+
 // Collective. For untied layers rank r writes its owned block (BlockPartition of the
-// coarse sites over ranks); everything else is written by rank 0.
-void write_model(const Comm& comm, const std::string& path, const ModelFileContents& contents);
-// Collective; every rank gets the whole model.
-ModelFileContents read_model(const Comm& comm, const std::string& path);
+// coarse sites over ranks); everything else is written by rank 0. With extras, every
+// table set is written the same way. before_close runs with the temporary file complete
+// but not yet closed or renamed (a test hook to make that window reachable). durable:
+// fsync the file before the rename and the directory after it.
+void write_model(const Comm& comm, const std::string& path, const ModelFileContents& contents,
+                 const ModelFileExtras* extras = nullptr, bool durable = false,
+                 const std::function<void()>& before_close = {});
+// Collective; every rank gets the whole model. With extras, the file must be of kind
+// extras->kind and every named integer and table set is read (refused if absent).
+ModelFileContents read_model(const Comm& comm, const std::string& path,
+                             ModelFileExtras* extras = nullptr);
+
+// Collective; a human-readable summary of any HDF5 file (kind, format version, iteration
+// and the other integer attributes, every dataset's type and shape, the last objective,
+// provenance), valid on rank 0.
+std::string describe_file(const Comm& comm, const std::string& path);
 
 }  // namespace cmera

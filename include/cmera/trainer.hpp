@@ -11,13 +11,33 @@
 
 namespace cmera {
 
+class StopMonitor;
+
+// Checkpoints, restart and stop requests (checkpoint.hpp, signals.hpp). The library
+// default is a plain run that writes nothing; the CLI turns everything on.
+struct TrainOptions {
+  bool checkpoints = false;           // write checkpoints into config.output_dir
+  std::string restart;                // "" (fresh), "latest" or a checkpoint path
+  std::string command;                // recorded in the checkpoints' provenance
+  const StopMonitor* stop = nullptr;  // polled at every iteration boundary of the main phase
+  long stop_after = -1;               // stop with a checkpoint once this many iterations
+                                      // are done (tests: a run in two parts)
+};
+
 struct TrainResult {
   Model model;
   std::vector<double> objective_history;  // mean per window of sum q log p
   std::vector<double> kl_history;         // KL per window (nats)
-  double seconds_per_iteration = 0;
+  double seconds_per_iteration = 0;       // main phase, checkpoint writes excluded
+  bool stopped = false;                   // stopped early (with a checkpoint) on request
+  std::string stop_reason;
+  std::string checkpoint;                 // the last checkpoint written ("" if none)
 };
 
-TrainResult train(const Comm& comm, const Config& config);
+// Runs the candidate starts and the main phase up to config.iterations (or continues the
+// checkpoint options.restart names). Checkpoints happen only in the main phase: after
+// candidate selection, every train.checkpoint_every iterations, at the end and on a stop.
+// At the same rank count a continued run is bitwise identical to an uninterrupted one.
+TrainResult train(const Comm& comm, const Config& config, const TrainOptions& options = {});
 
 }  // namespace cmera

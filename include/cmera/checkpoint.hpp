@@ -1,0 +1,74 @@
+// Checkpoints: the complete state of a training run at an iteration boundary of the main
+// phase, as one HDF5 file per checkpoint, `<output.dir>/checkpoint-<iteration>.h5`. The
+// file is a model file (io.hpp; `cmera eval` and `cmera sample` read it) of kind
+// "checkpoint", plus the optimizer state and the counters a restart needs. Everything is
+// stored as global arrays in natural site order, so a restart may use any rank count.
+//
+// Layout beyond the model file (checkpoint_format_version 1):
+//   root int64 attributes  checkpoint_format_version, iteration (= history length),
+//                          candidate (the chosen candidate start), seed (train.seed),
+//                          data_samples, ranks (rank count that wrote it, informational),
+//                          optimizer_states (number of /optimizer/state_<k> groups)
+//   /optimizer/state_<k>   tables shaped like /model: Optimizer::state()[k] (Adam: logits,
+//                          first moments, second moments, per-row step counts; EM: none)
+// RNG state: training draws random numbers only for the candidate starts' initial tables,
+// from counter-based streams keyed by (train.seed, candidate), so seed and candidate are
+// the whole RNG state.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cmera/comm.hpp"
+#include "cmera/config.hpp"
+#include "cmera/model.hpp"
+
+namespace cmera {
+
+struct TrainingState {
+  Model model;
+  std::vector<Tables> optimizer_state;  // Optimizer::state() order
+  std::vector<double> objective_history, kl_history;
+  int candidate = 0;
+
+  long iteration() const { return static_cast<long>(objective_history.size()); }
+};
+
+struct CheckpointWrite {
+  std::string path;
+  double seconds = 0;  // collective write, close, fsync and rename
+  long long bytes = 0;
+};
+
+constexpr int kCheckpointFormatVersion = 1;
+
+std::string checkpoint_path(const std::string& dir, long iteration);
+
+// Collective: writes the checkpoint of `state` (optimizer state taken from `optimizer_state`,
+// pointers into the live optimizer, to avoid copies) into cfg.output_dir, then deletes all
+// but the newest cfg.keep_checkpoints and any temporary left by a killed writer.
+// Test hook: CMERA_TEST_CHECKPOINT_DELAY=<seconds> holds the write open (temporary file
+// complete, not yet renamed) for that long, so a test can kill the job inside the window.
+CheckpointWrite write_checkpoint(const Comm& comm, const Config& cfg, const std::string& command,
+                                 const Model& model, const std::vector<const Tables*>& optimizer_state,
+                                 const std::vector<double>& objective_history,
+                                 const std::vector<double>& kl_history, int candidate,
+                                 long data_samples);
+
+// Collective: reads and validates the checkpoint at `path` against the run's config:
+// kind, format version, the same model, data and training settings (only train.iterations,
+// train.checkpoint_every, train.log_seconds, data.chunk_samples and [output] may differ),
+// the same dataset size. Throws cmera::Error with one line naming the problem.
+TrainingState read_checkpoint(const Comm& comm, const std::string& path, const Config& cfg,
+                              long data_samples);
+
+// Collective: what `--restart SPEC` resumes from. SPEC "latest": the newest checkpoint in
+// cfg.output_dir that passes read_checkpoint, printing one line for each one refused and
+// the fallback taken; nothing if the directory holds no checkpoint (a fresh start), an
+// error if it holds some but none is valid. Any other SPEC is a checkpoint path, read or
+// refused with an error.
+std::optional<TrainingState> find_restart(const Comm& comm, const std::string& spec,
+                                          const Config& cfg, long data_samples,
+                                          std::string* path_used);
+
+}  // namespace cmera

@@ -1,0 +1,215 @@
+// Checkpoint files (checkpoint.hpp) on top of io.cpp's model writer and reader: a
+// checkpoint is a model file of kind "checkpoint" with ModelFileExtras, written durably
+// (fsync before and after the rename) because it is the one file a crashed job needs.
+// Trade-off: a restart reads every table on every rank (simple, and any rank count works);
+// at N = 65536, chi = 4 that is still well under a second.
+#include "cmera/checkpoint.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fmt/format.h>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "cmera/error.hpp"
+#include "cmera/io.hpp"
+#include "cmera/provenance.hpp"
+
+namespace cmera {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::regex kCheckpointName(R"(checkpoint-(\d+)\.h5)");
+
+std::string state_group(std::size_t k) { return fmt::format("/optimizer/state_{}", k); }
+
+// Checkpoints in `dir` (rank 0's view), newest first.
+std::vector<std::pair<long, std::string>> list_checkpoints(const std::string& dir) {
+  std::vector<std::pair<long, std::string>> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::smatch m;
+    const std::string name = entry.path().filename().string();
+    if (std::regex_match(name, m, kCheckpointName))
+      found.emplace_back(std::stol(m[1].str()), entry.path().string());
+  }
+  std::sort(found.rbegin(), found.rend());
+  return found;
+}
+
+// Rank 0 keeps the newest `keep` checkpoints and removes temporaries of killed writers
+// (never a complete checkpoint: those are only ever created by the rename).
+void prune(const std::string& dir, int keep) {
+  const auto all = list_checkpoints(dir);
+  for (std::size_t k = static_cast<std::size_t>(keep); k < all.size(); ++k) fs::remove(all[k].second);
+  const std::regex tmp(R"(checkpoint-\d+\.h5\.tmp\.\d+)");
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (std::regex_match(entry.path().filename().string(), tmp)) fs::remove(entry.path(), ec);
+}
+
+// depth as load_config leaves it (a Config built in code may still say -1 = "from chi").
+Config resolved(Config c) {
+  c.depth = static_cast<int>(c.chi.size()) - 1;
+  return c;
+}
+
+// The keys a continued run may change; everything else must match the checkpoint's.
+Config without_run_controls(Config c) {
+  c = resolved(std::move(c));
+  const Config defaults;
+  c.iterations = defaults.iterations;
+  c.checkpoint_every = defaults.checkpoint_every;
+  c.log_seconds = defaults.log_seconds;
+  c.data_chunk_samples = defaults.data_chunk_samples;
+  c.output_dir = defaults.output_dir;
+  c.keep_checkpoints = defaults.keep_checkpoints;
+  return c;
+}
+
+// First key whose value differs, as "section.key = a (checkpoint) vs b (this run)".
+std::string first_difference(const Config& saved, const Config& now) {
+  std::istringstream a(without_run_controls(saved).to_toml()), b(without_run_controls(now).to_toml());
+  std::string la, lb, section;
+  const auto value = [](const std::string& line) { return line.substr(0, line.find(" #")); };
+  while (std::getline(a, la) && std::getline(b, lb)) {
+    if (!la.empty() && la[0] == '[') section = la.substr(1, la.size() - 2);
+    if (value(la) != value(lb)) {
+      auto trim = [](std::string s) { return s.erase(s.find_last_not_of(' ') + 1); };
+      return fmt::format("{}.{} (checkpoint) vs {} (this run)", section, trim(value(la)),
+                         trim(value(lb).substr(value(lb).find('=') + 2)));
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string checkpoint_path(const std::string& dir, long iteration) {
+  return (fs::path(dir) / fmt::format("checkpoint-{:08d}.h5", iteration)).string();
+}
+
+CheckpointWrite write_checkpoint(const Comm& comm, const Config& cfg, const std::string& command,
+                                 const Model& model, const std::vector<const Tables*>& optimizer_state,
+                                 const std::vector<double>& objective_history,
+                                 const std::vector<double>& kl_history, int candidate,
+                                 long data_samples) {
+  const auto start = std::chrono::steady_clock::now();
+  const long iteration = static_cast<long>(objective_history.size());
+  CheckpointWrite result{checkpoint_path(cfg.output_dir, iteration)};
+
+  ModelFileContents contents;
+  contents.model = model;  // ModelFileContents owns its model: one copy of the tables
+  contents.config_toml = resolved(cfg).to_toml();
+  contents.objective_history = objective_history;
+  contents.kl_history = kl_history;
+  contents.provenance = provenance(command, contents.config_toml);
+  ModelFileExtras extras;
+  extras.kind = "checkpoint";
+  extras.version = {"checkpoint_format_version", kCheckpointFormatVersion};
+  extras.integers = {{"iteration", iteration},
+                     {"candidate", candidate},
+                     {"seed", static_cast<long long>(cfg.seed)},
+                     {"data_samples", data_samples},
+                     {"ranks", comm.size()},
+                     {"optimizer_states", static_cast<long long>(optimizer_state.size())}};
+  for (std::size_t k = 0; k < optimizer_state.size(); ++k) {
+    extras.table_sets.push_back(state_group(k));
+    extras.tables.push_back(optimizer_state[k]);
+  }
+  std::function<void()> hold;
+  if (const char* delay = std::getenv("CMERA_TEST_CHECKPOINT_DELAY"))
+    hold = [seconds = std::atof(delay)] {
+      std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    };
+  write_model(comm, result.path, contents, &extras, /*durable=*/true, hold);
+  if (comm.is_root()) {
+    std::error_code ec;
+    result.bytes = static_cast<long long>(fs::file_size(result.path, ec));
+    prune(cfg.output_dir, cfg.keep_checkpoints);
+  }
+  comm.barrier();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+TrainingState read_checkpoint(const Comm& comm, const std::string& path, const Config& cfg,
+                              long data_samples) {
+  ModelFileExtras extras;
+  extras.kind = "checkpoint";
+  extras.version = {"checkpoint_format_version", kCheckpointFormatVersion};
+  extras.integers = {{"iteration", 0}, {"candidate", 0}, {"data_samples", 0},
+                     {"optimizer_states", 0}};
+  const auto integer = [&](const char* name) {
+    for (const auto& [key, value] : extras.integers)
+      if (key == name) return value;
+    return 0LL;
+  };
+  extras.before_tables = [&](const std::string& config_toml, ModelFileExtras& self) {
+    const Config saved = parse_config_text(config_toml, path + ":/config", {});
+    const std::string diff = first_difference(saved, cfg);
+    if (!diff.empty()) throw Error(fmt::format("{}: written for another config: {}", path, diff));
+    if (integer("data_samples") != data_samples)
+      throw Error(fmt::format("{}: written for a dataset of {} samples, {} has {}", path,
+                              integer("data_samples"), cfg.data_path, data_samples));
+    // Same config, so the same optimizer: the file says how many state tables it holds.
+    for (long long k = 0; k < integer("optimizer_states"); ++k)
+      self.table_sets.push_back(state_group(static_cast<std::size_t>(k)));
+  };
+  ModelFileContents file = read_model(comm, path, &extras);
+  if (file.model.geometry.chi != cfg.chi || file.model.tied != cfg.tied)
+    throw Error(fmt::format("{}: its model does not match model.chi / model.tied", path));
+  if (integer("iteration") != static_cast<long long>(file.objective_history.size()) ||
+      file.kl_history.size() != file.objective_history.size())
+    throw Error(fmt::format("{}: iteration {} does not match its history ({} entries)", path,
+                            integer("iteration"), file.objective_history.size()));
+
+  TrainingState state;
+  state.model = std::move(file.model);
+  state.optimizer_state = std::move(extras.loaded);
+  state.objective_history = std::move(file.objective_history);
+  state.kl_history = std::move(file.kl_history);
+  state.candidate = static_cast<int>(integer("candidate"));
+  return state;
+}
+
+std::optional<TrainingState> find_restart(const Comm& comm, const std::string& spec,
+                                          const Config& cfg, long data_samples,
+                                          std::string* path_used) {
+  if (spec != "latest") {
+    *path_used = spec;
+    return read_checkpoint(comm, spec, cfg, data_samples);
+  }
+  std::string listing;
+  if (comm.is_root())
+    for (const auto& [iteration, path] : list_checkpoints(cfg.output_dir)) listing += path + "\n";
+  comm.broadcast(listing);
+  std::istringstream paths(listing);
+  std::string path, refused;
+  int count = 0;
+  while (std::getline(paths, path)) {
+    ++count;
+    try {
+      TrainingState state = read_checkpoint(comm, path, cfg, data_samples);
+      if (comm.is_root() && !refused.empty())
+        fmt::print("restart: falling back to {}\n", path);
+      *path_used = path;
+      return state;
+    } catch (const Error& e) {  // raised on every rank alike (collective checks)
+      refused = e.what();
+      if (comm.is_root()) fmt::print("restart: refused checkpoint {}\n", refused);
+    }
+  }
+  if (count > 0)
+    throw Error(fmt::format("--restart latest: none of the {} checkpoints in {} is valid (last "
+                            "refusal: {}); move them away to start afresh",
+                            count, cfg.output_dir, refused));
+  return std::nullopt;
+}
+
+}  // namespace cmera

@@ -1,0 +1,195 @@
+// Checkpoint and restart through the library API, at whatever rank count ctest runs it.
+// A run stopped part way (TrainOptions::stop_after) and continued from its checkpoint must
+// equal the uninterrupted run bitwise at the same rank count (tables, both histories),
+// for EM and Adam, tied and untied; continued on another rank count (the first part on
+// one rank) it agrees to the rank-count tolerance, 1e-10 relative. Damaged, foreign and
+// future-format checkpoints are refused, and `latest` falls back past them.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+#include <mpi.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "cmera/checkpoint.hpp"
+#include "cmera/error.hpp"
+#include "cmera/trainer.hpp"
+#include "ising_data.hpp"
+
+namespace cmera {
+namespace {
+
+namespace fs = std::filesystem;
+
+class Restart : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    world_ = new Comm(MPI_COMM_WORLD);
+    dir_ = testing::scratch_dir(*world_, "restart");
+    data_ = testing::write_ising(*world_, dir_, 32, 3000, 0.5, 5);
+  }
+  static void TearDownTestSuite() {
+    world_->barrier();
+    if (world_->is_root()) fs::remove_all(dir_);
+    delete world_;
+  }
+  static Config config(const std::string& optimizer, bool tied, const std::string& out) {
+    Config cfg;
+    cfg.data_path = data_;
+    cfg.chi = {2, 2, 3, 2};
+    cfg.tied = tied;
+    cfg.optimizer = optimizer;
+    cfg.iterations = 24;
+    cfg.restarts = 2;
+    cfg.restart_iterations = 4;
+    cfg.checkpoint_every = 5;
+    cfg.log_seconds = 1e9;
+    cfg.output_dir = dir_ + "/" + out;
+    if (world_->is_root()) fs::create_directories(cfg.output_dir);
+    world_->barrier();
+    return cfg;
+  }
+  static TrainResult run(const Comm& comm, const Config& cfg, long stop_after = -1,
+                         const std::string& restart = "") {
+    TrainOptions opt;
+    opt.checkpoints = true;
+    opt.stop_after = stop_after;
+    opt.restart = restart;
+    return train(comm, cfg, opt);
+  }
+  static Comm* world_;
+  static std::string dir_, data_;
+};
+Comm* Restart::world_ = nullptr;
+std::string Restart::dir_, Restart::data_;
+
+void expect_bitwise_equal(const TrainResult& a, const TrainResult& b) {
+  EXPECT_EQ(a.objective_history, b.objective_history);
+  EXPECT_EQ(a.kl_history, b.kl_history);
+  EXPECT_EQ(a.model.tables.top, b.model.tables.top);
+  for (std::size_t l = 0; l < a.model.tables.layers.size(); ++l) {
+    EXPECT_EQ(a.model.tables.layers[l].W, b.model.tables.layers[l].W) << "layer " << l;
+    EXPECT_EQ(a.model.tables.layers[l].U, b.model.tables.layers[l].U) << "layer " << l;
+  }
+}
+
+double max_relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i)
+    worst = std::max(worst, std::abs(a[i] - b[i]) / std::max(1.0, std::abs(b[i])));
+  return worst;
+}
+
+TEST_F(Restart, TwoPartsEqualOnePartBitwise) {
+  for (const char* optimizer : {"em", "adam"})
+    for (bool tied : {true, false}) {
+      SCOPED_TRACE(std::string(optimizer) + (tied ? " tied" : " untied"));
+      const std::string tag = std::string(optimizer) + (tied ? "-tied" : "-untied");
+      const TrainResult whole = run(*world_, config(optimizer, tied, "whole-" + tag));
+      const Config cfg = config(optimizer, tied, "parts-" + tag);
+      const TrainResult first = run(*world_, cfg, 13);
+      EXPECT_TRUE(first.stopped);
+      EXPECT_EQ(first.objective_history.size(), 13u);
+      EXPECT_EQ(first.checkpoint, checkpoint_path(cfg.output_dir, 13));
+      const TrainResult second = run(*world_, cfg, -1, "latest");
+      EXPECT_FALSE(second.stopped);
+      expect_bitwise_equal(whole, second);
+
+      // Extending a finished run (-P train.iterations=M) equals running to M at once.
+      Config longer = cfg;
+      longer.iterations = 30;
+      const TrainResult extended = run(*world_, longer, -1, "latest");
+      Config direct = config(optimizer, tied, "direct-" + tag);
+      direct.iterations = 30;
+      expect_bitwise_equal(run(*world_, direct), extended);
+    }
+}
+
+// The first part on one rank, the rest on all of them.
+TEST_F(Restart, OtherRankCountAgreesToTolerance) {
+  for (const char* optimizer : {"em", "adam"}) {
+    SCOPED_TRACE(optimizer);
+    const TrainResult whole = run(*world_, config(optimizer, false, std::string("w1-") + optimizer));
+    const Config cfg = config(optimizer, false, std::string("x1-") + optimizer);
+    if (world_->is_root()) {
+      const Comm self(MPI_COMM_SELF);
+      EXPECT_TRUE(run(self, cfg, 9).stopped);
+    }
+    world_->barrier();
+    const TrainResult second = run(*world_, cfg, -1, "latest");
+    EXPECT_LT(max_relative_difference(second.objective_history, whole.objective_history), 1e-10);
+    EXPECT_LT(max_relative_difference(second.model.tables.top, whole.model.tables.top), 1e-10);
+    for (std::size_t l = 0; l < whole.model.tables.layers.size(); ++l) {
+      EXPECT_LT(max_relative_difference(second.model.tables.layers[l].U,
+                                        whole.model.tables.layers[l].U), 1e-10);
+      EXPECT_LT(max_relative_difference(second.model.tables.layers[l].W,
+                                        whole.model.tables.layers[l].W), 1e-10);
+    }
+  }
+}
+
+// Rank 0 rewrites an integer attribute of a closed file (serial HDF5).
+void set_int_attribute(const std::string& path, const char* name, long long value) {
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  const hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+  ASSERT_GE(a, 0);
+  EXPECT_GE(H5Awrite(a, H5T_NATIVE_LLONG, &value), 0);
+  H5Aclose(a);
+  H5Fclose(f);
+}
+
+std::string refusal(const Comm& comm, const std::string& path, const Config& cfg) {
+  try {
+    read_checkpoint(comm, path, cfg, 3000);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST_F(Restart, BadCheckpointsAreRefusedAndLatestFallsBack) {
+  Config cfg = config("adam", true, "bad");
+  cfg.keep_checkpoints = 3;
+  EXPECT_TRUE(run(*world_, cfg, 15).stopped);  // checkpoints 5, 10, 15
+  const std::string c10 = checkpoint_path(cfg.output_dir, 10);
+  const std::string c15 = checkpoint_path(cfg.output_dir, 15);
+  EXPECT_FALSE(fs::exists(checkpoint_path(cfg.output_dir, 4)));  // pruned: keep 3
+
+  Config other = cfg;
+  other.chi = {2, 2, 2, 2};
+  EXPECT_NE(refusal(*world_, c15, other).find("model.chi = [2, 2, 3, 2] (checkpoint) vs [2, 2, 2, 2]"),
+            std::string::npos) << refusal(*world_, c15, other);
+  other = cfg;
+  other.seed = 99;
+  EXPECT_NE(refusal(*world_, c15, other).find("train.seed"), std::string::npos);
+
+  if (world_->is_root()) {
+    set_int_attribute(c10, "checkpoint_format_version", kCheckpointFormatVersion + 1);
+    fs::resize_file(c15, fs::file_size(c15) / 2);  // truncated
+  }
+  world_->barrier();
+  EXPECT_NE(refusal(*world_, c10, cfg).find("checkpoint format version 2, this cmera reads 1"),
+            std::string::npos) << refusal(*world_, c10, cfg);
+  EXPECT_NE(refusal(*world_, c15, cfg), "");
+
+  // latest skips 15 (truncated) and 10 (future format), continues from 5, and ends where
+  // an uninterrupted run ends.
+  std::string used;
+  const auto state = find_restart(*world_, "latest", cfg, 3000, &used);
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(used, checkpoint_path(cfg.output_dir, 5));
+  EXPECT_EQ(state->iteration(), 5);
+  expect_bitwise_equal(run(*world_, config("adam", true, "bad-ref")),
+                       run(*world_, cfg, -1, "latest"));
+
+  // An explicit path is refused with an error, never replaced.
+  EXPECT_THROW(run(*world_, cfg, -1, c10), Error);
+  // Nothing to restart from: a fresh start.
+  const TrainResult fresh = run(*world_, config("em", true, "empty"), -1, "latest");
+  EXPECT_EQ(fresh.objective_history.size(), 24u);
+}
+
+}  // namespace
+}  // namespace cmera
