@@ -5,6 +5,7 @@
 #include "cmera/siteset.hpp"
 
 #include <algorithm>
+#include <array>
 #include <fmt/format.h>
 #include <set>
 
@@ -54,27 +55,35 @@ Tensor result_shape(const Tensor& t, const std::vector<long>& in, const std::vec
   return r;
 }
 
-// Calls f(input flat index, kept flat index, in flat index) over the input tensor,
-// stepping the two derived indices with an odometer (no divisions in the loop).
-template <class F>
-void for_each_entry(const Tensor& t, const std::vector<long>& in, F&& f) {
+// Strides that turn a multi-index of `t` into (kept flat index, consumed flat index) when
+// the modes `in` are replaced: kept modes keep their order, consumed ones follow `in`.
+void entry_strides(const Tensor& t, const std::vector<long>& in, std::vector<std::size_t>& keep_stride,
+                   std::vector<std::size_t>& in_stride) {
   const std::size_t rank = t.labels.size();
-  std::vector<std::size_t> keep_stride(rank, 0), in_stride(rank, 0);
+  keep_stride.assign(rank, 0);
+  in_stride.assign(rank, 0);
   std::size_t ks = 1, is = 1;
-  for (std::size_t k = rank; k-- > 0;) {
-    const auto it = std::find(in.begin(), in.end(), t.labels[k]);
-    if (it == in.end()) {
+  for (std::size_t k = rank; k-- > 0;)
+    if (std::find(in.begin(), in.end(), t.labels[k]) == in.end()) {
       keep_stride[k] = ks;
       ks *= static_cast<std::size_t>(t.dims[k]);
     }
-  }
   for (std::size_t m = in.size(); m-- > 0;) {
-    in_stride[static_cast<std::size_t>(position(t.labels, in[m]))] = is;
-    is *= static_cast<std::size_t>(t.dims[position(t.labels, in[m])]);
+    const auto p = static_cast<std::size_t>(position(t.labels, in[m]));
+    in_stride[p] = is;
+    is *= static_cast<std::size_t>(t.dims[p]);
   }
-  std::vector<int> digits(rank, 0);
+}
+
+// Calls f(input flat index, kept flat index, in flat index) over the input tensor,
+// stepping the two derived indices with an odometer (no divisions in the loop).
+template <class F>
+void for_each_entry(const Tensor& t, const std::vector<std::size_t>& keep_stride,
+                    const std::vector<std::size_t>& in_stride, F&& f) {
+  const std::size_t rank = t.dims.size();
+  std::array<int, 64> digits{};
   std::size_t keep = 0, in_flat = 0;
-  const std::size_t n = size_of(t.dims);
+  const std::size_t n = t.data.size();
   for (std::size_t flat = 0; flat < n; ++flat) {
     f(flat, keep, in_flat);
     for (std::size_t k = rank; k-- > 0;) {
@@ -175,21 +184,25 @@ ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites)
   }
   for (std::size_t k = 0; k < ops_.size(); ++k) {
     stages_[k + 1] = result_shape(stages_[k], ops_[k].in, ops_[k].out, g.chi[ops_[k].layer]);
+    entry_strides(stages_[k], ops_[k].in, ops_[k].keep_stride, ops_[k].in_stride);
+    ops_[k].out_size = 1;
+    for (std::size_t m = 0; m < ops_[k].out.size(); ++m) ops_[k].out_size *= static_cast<std::size_t>(g.chi[ops_[k].layer]);
   }
   for (long s : sites_) output_order_.push_back(position(stages_.back().labels, label(layer, 0, s)));
 }
 
-std::vector<double> ConePlan::kernel(const Model& m, const Op& op) const {
+const double* ConePlan::kernel(const Model& m, const Op& op) {
   const LayerTables& t = m.tables.layers[op.layer];
   const int d = t.d, rows = op.disentangler ? d * d : t.K;
   const double* table = op.disentangler ? t.u(op.table) : t.w(op.table);
+  if (op.keep0 && op.keep1) return table;  // the conditional itself, no copy
   const int o0 = op.keep0 ? d : 1, o1 = op.keep1 ? d : 1;
-  std::vector<double> k(static_cast<std::size_t>(rows) * o0 * o1, 0.0);
+  kernel_.assign(static_cast<std::size_t>(rows) * o0 * o1, 0.0);
   for (int r = 0; r < rows; ++r)
     for (int x0 = 0; x0 < d; ++x0)
       for (int x1 = 0; x1 < d; ++x1)
-        k[(r * o0 + (op.keep0 ? x0 : 0)) * o1 + (op.keep1 ? x1 : 0)] += table[(r * d + x0) * d + x1];
-  return k;
+        kernel_[(r * o0 + (op.keep0 ? x0 : 0)) * o1 + (op.keep1 ? x1 : 0)] += table[(r * d + x0) * d + x1];
+  return kernel_.data();
 }
 
 const std::vector<double>& ConePlan::forward(const Model& model) {
@@ -200,10 +213,10 @@ const std::vector<double>& ConePlan::forward(const Model& model) {
   for (std::size_t k = 0; k < ops_.size(); ++k) {
     const Tensor& in = stages_[k];
     Tensor& out = stages_[k + 1];
-    const std::vector<double> kern = kernel(model, ops_[k]);
-    const std::size_t o = size_of(std::vector<int>(ops_[k].out.size(), geometry_.chi[ops_[k].layer]));
+    const double* kern = kernel(model, ops_[k]);
+    const std::size_t o = ops_[k].out_size;
     out.data.assign(size_of(out.dims), 0.0);
-    for_each_entry(in, ops_[k].in, [&](std::size_t flat, std::size_t keep, std::size_t in_flat) {
+    for_each_entry(in, ops_[k].keep_stride, ops_[k].in_stride, [&](std::size_t flat, std::size_t keep, std::size_t in_flat) {
       for (std::size_t x = 0; x < o; ++x) out.data[keep * o + x] += in.data[flat] * kern[in_flat * o + x];
     });
   }
@@ -232,27 +245,29 @@ void ConePlan::backward(const Model& model, const std::vector<double>& g, Tables
   for (std::size_t k = ops_.size(); k-- > 0;) {
     const Op& op = ops_[k];
     const Tensor& in = stages_[k];
-    const std::vector<double> kern = kernel(model, op);
+    const double* kern = kernel(model, op);
     const int d = geometry_.chi[op.layer];
-    const std::size_t o = size_of(std::vector<int>(op.out.size(), d));
-    std::vector<double> g_in(in.data.size(), 0.0), g_kern(kern.size(), 0.0);
-    for_each_entry(in, op.in, [&](std::size_t flat, std::size_t keep, std::size_t in_flat) {
+    const std::size_t o = op.out_size;
+    const int rows = op.disentangler ? d * d : grad.layers[op.layer].K;
+    std::vector<double>& g_in = grad_in_;
+    g_in.assign(in.data.size(), 0.0);
+    g_kernel_.assign(static_cast<std::size_t>(rows) * o, 0.0);
+    for_each_entry(in, op.keep_stride, op.in_stride, [&](std::size_t flat, std::size_t keep, std::size_t in_flat) {
       for (std::size_t x = 0; x < o; ++x) {
         g_in[flat] += grad_t.data[keep * o + x] * kern[in_flat * o + x];
-        g_kern[in_flat * o + x] += grad_t.data[keep * o + x] * in.data[flat];
+        g_kernel_[in_flat * o + x] += grad_t.data[keep * o + x] * in.data[flat];
       }
     });
     // Kernel entries were sums over dropped outputs: their gradient reaches each term.
     LayerTables& gt = grad.layers[op.layer];
     double* table = op.disentangler ? gt.u(op.table) : gt.w(op.table);
-    const int rows = op.disentangler ? d * d : gt.K;
     const int o0 = op.keep0 ? d : 1, o1 = op.keep1 ? d : 1;
     for (int r = 0; r < rows; ++r)
       for (int x0 = 0; x0 < d; ++x0)
         for (int x1 = 0; x1 < d; ++x1)
           table[(r * d + x0) * d + x1] +=
-              g_kern[(r * o0 + (op.keep0 ? x0 : 0)) * o1 + (op.keep1 ? x1 : 0)];
-    grad_t.data = std::move(g_in);
+              g_kernel_[(r * o0 + (op.keep0 ? x0 : 0)) * o1 + (op.keep1 ? x1 : 0)];
+    std::swap(grad_t.data, grad_in_);
   }
   for_each_top(geometry_, top_labels_,
                [&](std::size_t flat, std::size_t idx) { grad.top[flat] += grad_t.data[idx]; });

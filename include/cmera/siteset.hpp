@@ -47,10 +47,14 @@ class ConePlan {
     long table;                // coarse site j of W_j / U_j
     bool keep0, keep1;         // which outputs the cone keeps
     std::vector<long> in, out; // labels consumed / produced
+    std::vector<std::size_t> keep_stride, in_stride;  // index maps of the input stage
+    std::size_t out_size = 1;  // entries of the produced modes
   };
 
  private:
-  std::vector<double> kernel(const Model& m, const Op& op) const;
+  // The op's conditional with dropped outputs summed out: the table itself when both
+  // outputs are kept, else kernel_ (scratch reused across calls).
+  const double* kernel(const Model& m, const Op& op);
   Geometry geometry_;
   std::vector<long> sites_;
   std::vector<long> top_labels_;
@@ -59,6 +63,7 @@ class ConePlan {
   std::vector<long> output_order_;   // final tensor position of each requested site
   std::vector<double> result_;
   std::vector<std::vector<long>> tables_read_;
+  std::vector<double> kernel_, g_kernel_, grad_in_;  // scratch of forward/backward
 };
 
 // Exact marginal of `sites` at `layer` (one-off plan).

@@ -1,0 +1,204 @@
+// Long-range and flow diagnostics of `cmera eval` against brute-force enumeration of the
+// full joint (brute_force.hpp), at whatever rank count ctest runs: the model's C(r) for
+// every r (pair cones split over ranks), pair log-likelihoods with the pair sites split
+// over ranks, the per-layer flow (marginal, neighbour mutual information), and the
+// ascending-map spectrum, whose maps the test rebuilds from brute-force descents of
+// point-mass coarse windows. Trade-off: N <= 16, so only small geometries.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <Eigen/Eigenvalues>
+#include <algorithm>
+#include <cmath>
+#include <complex>
+
+#include "brute_force.hpp"
+#include "cmera/comm.hpp"
+#include "cmera/error.hpp"
+#include "cmera/evaluate.hpp"
+#include "cmera/init.hpp"
+#include "cmera/pair_terms.hpp"
+#include "cmera/statistics.hpp"
+
+namespace cmera {
+namespace {
+
+constexpr double kTol = 1e-12;
+
+struct Case {
+  long sites;
+  std::vector<int> chi;
+  bool tied;
+};
+
+std::vector<Case> cases() {
+  return {{16, {2, 2, 2}, true}, {16, {2, 2, 2}, false}, {12, {2, 2}, true},
+          {12, {2, 3}, false},   {8, {3, 2}, true},      {16, {2, 2, 3}, true}};
+}
+
+Model random_model(const Case& c, std::uint64_t seed) {
+  return initialize_model(Geometry{c.sites, c.chi}, c.tied, InitKind::kRandom, 1.0, seed);
+}
+
+// <s_i s_i+r> averaged over i from the brute-force joint of layer 0.
+double brute_correlation(const brute::Dense& joint, long n, int d, long r) {
+  double c = 0;
+  for (long i = 0; i < n; ++i) {
+    const std::vector<double> p = brute::marginalize(joint, {i, (i + r) % n});
+    for (int a = 0; a < d; ++a)
+      for (int b = 0; b < d; ++b) c += p[a * d + b] * spin_value(a, d) * spin_value(b, d);
+  }
+  return c / static_cast<double>(n);
+}
+
+TEST(Flow, ModelCorrelationAtEveryDistanceMatchesBruteForce) {
+  const Comm comm(MPI_COMM_WORLD);
+  std::uint64_t seed = 500;
+  for (const Case& c : cases()) {
+    const Model m = random_model(c, seed++);
+    const auto joints = brute::layer_joints(m);
+    const std::vector<double> corr = model_correlation(comm, m, c.sites - 1);
+    ASSERT_EQ(corr.size(), static_cast<std::size_t>(c.sites - 1));
+    for (long r = 1; r < c.sites; ++r)
+      EXPECT_NEAR(corr[r - 1], brute_correlation(joints[0], c.sites, c.chi[0], r), kTol)
+          << "N=" << c.sites << " r=" << r << " ranks=" << comm.size();
+  }
+}
+
+// Every rank takes its block of left sites i; the sum over ranks of the pair terms'
+// log-likelihood equals sum_{r,i} sum_x q log p with p from brute force.
+TEST(Flow, PairLikelihoodSplitOverRanksMatchesBruteForce) {
+  const Comm comm(MPI_COMM_WORLD);
+  std::uint64_t seed = 600;
+  for (const Case& c : cases()) {
+    const Model m = random_model(c, seed++);
+    const auto joints = brute::layer_joints(m);
+    const int d = c.chi[0];
+    PairStats stats;
+    stats.d = d;
+    stats.distances = {1, 3, c.sites / 2, c.sites - 1};
+    const BlockPartition part{c.sites, comm.size()};
+    for (long i = part.begin(comm.rank()); i < part.end(comm.rank()); ++i) stats.sites.push_back(i);
+    // Any positive q will do: a fixed distribution that differs per pair and value.
+    auto q_of = [d](long r, long i, int x) {
+      return (1.0 + static_cast<double>((r * 7 + i * 3 + x) % 5)) / (d * d * 5.0);
+    };
+    for (long r : stats.distances)
+      for (long i : stats.sites)
+        for (int x = 0; x < d * d; ++x) stats.q.push_back(q_of(r, i, x));
+    PairTerms terms(m.geometry, stats, 0.5);
+    const double got = comm.sum(terms.log_likelihood(m));
+    double want = 0;
+    for (long r : stats.distances)
+      for (long i = 0; i < c.sites; ++i) {
+        const std::vector<double> p = brute::marginalize(joints[0], {i, (i + r) % c.sites});
+        for (int x = 0; x < d * d; ++x) want += 0.5 * q_of(r, i, x) * std::log(p[x]);
+      }
+    EXPECT_NEAR(got, want, 1e-10 * std::abs(want)) << "N=" << c.sites << " ranks=" << comm.size();
+  }
+}
+
+TEST(Flow, LayerMarginalsAndMutualInformationMatchBruteForce) {
+  std::uint64_t seed = 700;
+  for (const Case& c : cases()) {
+    const Model m = random_model(c, seed++);
+    const auto joints = brute::layer_joints(m);
+    const std::vector<LayerFlow> flow = layer_flow(m);
+    ASSERT_EQ(flow.size(), static_cast<std::size_t>(m.depth() + 1));
+    for (int l = 0; l <= m.depth(); ++l) {
+      const long n = m.geometry.sites_at(l);
+      const int d = m.geometry.chi[l];
+      std::vector<double> marginal(d, 0.0);
+      double mi = 0;
+      for (long i = 0; i < n; ++i) {
+        const std::vector<double> pi = brute::marginalize(joints[l], {i});
+        const std::vector<double> pj = brute::marginalize(joints[l], {(i + 1) % n});
+        const std::vector<double> pij = brute::marginalize(joints[l], {i, (i + 1) % n});
+        for (int a = 0; a < d; ++a) {
+          marginal[a] += pi[a] / static_cast<double>(n);
+          for (int b = 0; b < d; ++b)
+            mi += pij[a * d + b] * std::log(pij[a * d + b] / (pi[a] * pj[b])) /
+                  static_cast<double>(n);
+        }
+      }
+      EXPECT_EQ(flow[l].layer, l);
+      for (int a = 0; a < d; ++a) EXPECT_NEAR(flow[l].marginal[a], marginal[a], kTol);
+      EXPECT_NEAR(flow[l].mutual_information, mi, kTol) << "layer " << l;
+      EXPECT_GT(flow[l].mutual_information, 0.0);
+    }
+  }
+}
+
+// D_l from brute force: a depth-1 model with layer l's tables and a point-mass top on
+// coarse window k; column k is the mean of the fine windows (1,2,3) and (2,3,4), the two
+// children of coarse window 0.
+Eigen::MatrixXd brute_layer_map(const Model& m, int l) {
+  const int d = m.geometry.chi[l], K = m.geometry.chi[l + 1];
+  Model one = Model::uniform(Geometry{6, {d, K}}, true);
+  one.tables.layers[0] = m.tables.layers[l];
+  one.tables.layers[0].coarse = 3;
+  const long in = static_cast<long>(K) * K * K, out = static_cast<long>(d) * d * d;
+  Eigen::MatrixXd D(out, in);
+  for (long k = 0; k < in; ++k) {
+    std::fill(one.tables.top.begin(), one.tables.top.end(), 0.0);
+    one.tables.top[k] = 1;
+    const brute::Dense fine = brute::layer_joints(one)[0];
+    const std::vector<double> odd = brute::marginalize(fine, {1, 2, 3});
+    const std::vector<double> even = brute::marginalize(fine, {2, 3, 4});
+    for (long x = 0; x < out; ++x) D(x, k) = 0.5 * (odd[x] + even[x]);
+  }
+  return D;
+}
+
+std::vector<double> sorted_magnitudes(const Eigen::MatrixXd& D, double power) {
+  const Eigen::VectorXcd mu = Eigen::EigenSolver<Eigen::MatrixXd>(D, false).eigenvalues();
+  std::vector<double> v;
+  for (const auto& z : mu) v.push_back(std::pow(std::abs(z), power));
+  std::sort(v.rbegin(), v.rend());
+  return v;
+}
+
+TEST(Flow, ScalingSpectrumMatchesBruteForceMaps) {
+  std::uint64_t seed = 800;
+  for (const Case& c : cases()) {
+    if (!c.tied) continue;
+    const Model m = random_model(c, seed++);
+    const ScalingSpectra s = scaling_dimensions(m, 27);
+    Eigen::MatrixXd composed;
+    std::size_t k = 0;
+    for (int l = 0; l < m.depth(); ++l) {
+      if (c.chi[l] != c.chi[l + 1]) continue;
+      const Eigen::MatrixXd D = brute_layer_map(m, l);
+      const std::vector<double> want = sorted_magnitudes(D, 1.0);
+      ASSERT_LT(k, s.per_layer.size());
+      EXPECT_EQ(s.per_layer[k].layers, std::vector<int>{l});
+      ASSERT_EQ(s.per_layer[k].magnitude.size(), want.size());
+      EXPECT_NEAR(want[0], 1.0, 1e-12);  // normalization
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        EXPECT_NEAR(s.per_layer[k].magnitude[i], want[i], 1e-9) << "layer " << l << " i " << i;
+        EXPECT_NEAR(s.per_layer[k].delta[i], -std::log2(want[i]),
+                    1e-6 * (1 + std::abs(std::log2(want[i]))));
+      }
+      composed = (k == 0) ? D : Eigen::MatrixXd(composed * D);
+      ++k;
+    }
+    EXPECT_EQ(k, s.per_layer.size());
+    // `averaged` composes the top-most run of square layers: all of them, or none here.
+    if (k != static_cast<std::size_t>(m.depth())) {
+      EXPECT_TRUE(s.averaged.layers.empty());
+      continue;
+    }
+    const std::vector<double> want = sorted_magnitudes(composed, 1.0 / static_cast<double>(k));
+    ASSERT_EQ(s.averaged.magnitude.size(), want.size());
+    for (std::size_t i = 0; i < want.size(); ++i)
+      EXPECT_NEAR(s.averaged.magnitude[i], want[i], 1e-9) << "averaged i " << i;
+  }
+}
+
+TEST(Flow, ScalingRefusesUntiedModels) {
+  const Model m = random_model({16, {2, 2, 2}, false}, 1);
+  EXPECT_THROW(scaling_dimensions(m, 8), Error);
+}
+
+}  // namespace
+}  // namespace cmera
