@@ -85,6 +85,8 @@ constexpr Entry kSchema[] = {
     {"train", "seed", &Config::seed, {.lo = 0}, "", "seed of the initial tables"},
     {"train", "learning_rate", &Config::learning_rate, {.lo = 0, .lo_open = true}, "",
      "Adam step size"},
+    {"train", "learning_rate_decay", &Config::learning_rate_decay, {.lo = 0}, "",
+     "Adam step size decays as learning_rate / sqrt(1 + t / this); 0 = constant"},
     {"train", "pseudocount", &Config::pseudocount, {.lo = 0}, "",
      "EM Dirichlet pseudocount per table entry (in sample counts)"},
     {"train", "restarts", &Config::restarts, {.lo = 1}, "",

@@ -33,6 +33,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -387,6 +388,11 @@ void write_atomically(const Comm& comm, const std::string& path, Fill&& fill,
       ctx.require(file.ok(), "cannot create temporary file " + tmp +
                                  " (does the directory exist and is it writable?)");
       fill(ctx, file.get());
+      // Test-only fault hook (tests/cli/bad_inputs.sh): CMERA_TEST_FAIL_WRITE=<text> makes
+      // every write whose target path contains <text> fail here, as a full disk would.
+      const char* fault = std::getenv("CMERA_TEST_FAIL_WRITE");
+      ctx.require(!fault || !*fault || path.find(fault) == std::string::npos,
+                  "writing failed: No space left on device (simulated by CMERA_TEST_FAIL_WRITE)");
       if (before_close) before_close();
       ctx.require(H5Fclose(file.release()) >= 0, "closing temporary file " + tmp + " failed");
     }
@@ -466,6 +472,11 @@ DatasetReader::DatasetReader(const Comm& comm, const std::string& path)
   const auto dims = dims_of(space.get());
   const bool type_ok = H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 &&
                        H5Tget_sign(type.get()) == H5T_SGN_NONE;
+  ctx.require(dims.size() != 3,
+              fmt::format("/configs is {} {}: 2D datasets [S, Ly, Lx] are not supported by "
+                          "train/eval yet; expected [samples, sites] (write rows as samples with "
+                          "`cmera generate ising2d --rows`, or reshape to [S*Ly, Lx])",
+                          type_string(type.get()), shape_string(dims)));
   ctx.require(type_ok && dims.size() == 2,
               fmt::format("/configs is {} {} (rank {}), expected uint8 [samples, sites]",
                           type_string(type.get()), shape_string(dims), dims.size()));

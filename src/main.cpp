@@ -2,14 +2,20 @@
 // initializes MPI, and turns cmera::Error into one line on rank 0 and a documented exit
 // status on every rank. Errors are raised collectively (Comm::check), so no rank is left
 // waiting in a collective call when another one fails.
+#include <fcntl.h>
 #include <mpi.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "cmera/comm.hpp"
 #include "cmera/config.hpp"
@@ -42,9 +48,18 @@ void prepare_output_dir(const Comm& comm, const std::string& dir) {
   if (comm.is_root()) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (!std::filesystem::is_directory(dir))
+    if (!std::filesystem::is_directory(dir)) {
       problem = fmt::format("output.dir '{}' is not a directory and cannot be created{}", dir,
                             ec ? " (" + ec.message() + ")" : "");
+    } else {
+      // Probe with a real file: access(2) says yes to root even where writes fail.
+      const std::string probe = (std::filesystem::path(dir) / fmt::format(".cmera-probe.{}", getpid())).string();
+      const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+      if (fd < 0)
+        problem = fmt::format("output.dir '{}' is not writable ({})", dir, std::strerror(errno));
+      else
+        ::close(fd), ::unlink(probe.c_str());
+    }
   }
   comm.broadcast(problem);
   comm.check(problem.empty(), problem);
@@ -287,11 +302,25 @@ int dispatch(int argc, char** argv, const Comm& comm) {
   sample->add_option("--seed", seed, "Random seed")->default_val(1);
   sample->add_option("--output", output, "Output HDF5 file (dataset format)")->required();
 
+  // Usage errors become one cmera::Error line like every other bad input; CLI11 alone
+  // would only say "A subcommand is required" for a misspelt command.
+  std::vector<std::string> names;
+  for (const CLI::App* sub : std::as_const(app).get_subcommands(nullptr)) names.push_back(sub->get_name());
+  if (argc > 1 && argv[1][0] != '-' && std::ranges::find(names, argv[1]) == names.end()) {
+    throw Error(fmt::format("unknown command '{}' (expected one of {}; see cmera --help)", argv[1],
+                            fmt::join(names, ", ")));
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (comm.is_root()) app.exit(e);
-    return e.get_exit_code() == 0 ? 0 : kExitUsage;
+    if (e.get_exit_code() == 0) {  // --help, --version
+      if (comm.is_root()) app.exit(e);
+      return 0;
+    }
+    std::string where = "cmera";
+    for (const CLI::App* sub = &app; !sub->get_subcommands().empty();)
+      where += " " + (sub = sub->get_subcommands().front())->get_name();
+    throw Error(fmt::format("{} (see {} --help)", e.what(), where));
   }
   const std::string command = join_args(argc, argv);
   if (*g1) return run_generate(comm, gen, command);

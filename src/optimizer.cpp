@@ -94,6 +94,9 @@ class Adam final : public Optimizer {
       double& steps = row_data(t_, ref)[0];
       steps += 1;
       const double c1 = 1 - std::pow(s_.beta1, steps), c2 = 1 - std::pow(s_.beta2, steps);
+      const double rate = s_.decay_steps > 0
+                              ? s_.learning_rate / std::sqrt(1 + (steps - 1) / s_.decay_steps)
+                              : s_.learning_rate;
       double mean = 0;
       for (std::size_t i = 0; i < ref.length; ++i) mean += p[i] * g[i];
       double top = -1e300;
@@ -101,7 +104,7 @@ class Adam final : public Optimizer {
         const double gt = p[i] * (g[i] - mean);
         m[i] = s_.beta1 * m[i] + (1 - s_.beta1) * gt;
         v[i] = s_.beta2 * v[i] + (1 - s_.beta2) * gt * gt;
-        th[i] += s_.learning_rate * (m[i] / c1) / (std::sqrt(v[i] / c2) + s_.epsilon);
+        th[i] += rate * (m[i] / c1) / (std::sqrt(v[i] / c2) + s_.epsilon);
         top = std::max(top, th[i]);
       }
       double norm = 0;

@@ -147,7 +147,12 @@ class Problem {
 };
 
 std::unique_ptr<Optimizer> make_optimizer(const Config& c, const Model& m, long samples) {
-  if (c.optimizer == "adam") return make_adam(AdamSettings{c.learning_rate}, m);
+  if (c.optimizer == "adam") {
+    AdamSettings s;
+    s.learning_rate = c.learning_rate;
+    s.decay_steps = c.learning_rate_decay;
+    return make_adam(s, m);
+  }
   EmSettings s;
   s.pseudocount = c.pseudocount;
   s.counts_scale = static_cast<double>(samples) * static_cast<double>(m.geometry.sites);

@@ -25,6 +25,7 @@ struct Config {
   std::string optimizer = "adam";   // adam | em (measured: adam + pair terms fits best)
   std::uint64_t seed = 1;
   double learning_rate = 0.1;       // adam
+  double learning_rate_decay = 200; // adam: rate / sqrt(1 + t / this); 0 = constant
   double pseudocount = 0.0;         // em: Dirichlet alpha (counts per entry)
   int restarts = 4;                 // candidate starts, best kept after restart_iterations
   long restart_iterations = 20;

@@ -34,7 +34,11 @@ struct EmSettings {
   double counts_scale = 1.0;  // samples * windows
 };
 struct AdamSettings {
-  double learning_rate = 0.05;
+  double learning_rate = 0.1;
+  // Step size decays as learning_rate / sqrt(1 + t / decay_steps) (0: constant). A
+  // constant rate keeps jumping out of the optimum once converged (measured on critical
+  // Ising rows: KL 3e-5 -> 3e-4 spikes every few hundred iterations).
+  double decay_steps = 200;
   double beta1 = 0.9;
   double beta2 = 0.999;
   double epsilon = 1e-8;
