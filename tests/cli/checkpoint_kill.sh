@@ -26,7 +26,7 @@ path = "$work/d.h5"
 chi = [2, 2, 3, 2, 2]
 tied = false
 [train]
-iterations = 90
+iterations = 300
 restarts = 2
 restart_iterations = 4
 checkpoint_every = 3
@@ -69,10 +69,22 @@ PY
 }
 newest() { { ls "$work"/out/checkpoint-*.h5 2>/dev/null || true; } | tail -1 | sed 's/.*checkpoint-0*\([0-9]*\)\.h5/\1/'; }
 
+# Deterministic, first (so the job cannot have finished yet): kill while a write holds
+# its temporary open.
+export CMERA_TEST_CHECKPOINT_DELAY=60
+start
+for _ in $(seq 300); do ls "$work"/out/*.tmp.* >/dev/null 2>&1 && break; sleep 0.1; done
+ls "$work"/out/*.tmp.* >/dev/null 2>&1 || { echo "no checkpoint write observed"; cat "$work/job.log"; exit 1; }
+before=$(newest)
+kill_job
+echo "killed inside a checkpoint write; left: $(ls "$work/out" | tr '\n' ' ')"
+check_checkpoints
+[ "$(newest)" = "$before" ] || { echo "newest checkpoint changed by the killed write"; exit 1; }
+
 # Random moments: the delay makes each checkpoint write last 0.2 s, so roughly half of
 # the kills hit a write.
 export CMERA_TEST_CHECKPOINT_DELAY=0.2
-seen=0
+seen=$(newest); seen=${seen:-0}
 for k in 1 2 3 4; do
   start
   sleep "$($py -c "import random; print(round(random.uniform(0.8, 2.5), 2))")"
@@ -83,17 +95,6 @@ for k in 1 2 3 4; do
   [ "$now" -ge "$seen" ] || { echo "checkpoint lost: had $seen, now $now"; exit 1; }
   seen=$now
 done
-
-# Deterministic: kill while a write holds its temporary open.
-export CMERA_TEST_CHECKPOINT_DELAY=60
-start
-for _ in $(seq 300); do ls "$work"/out/*.tmp.* >/dev/null 2>&1 && break; sleep 0.1; done
-ls "$work"/out/*.tmp.* >/dev/null 2>&1 || { echo "no checkpoint write observed"; cat "$work/job.log"; exit 1; }
-before=$(newest)
-kill_job
-echo "killed inside a checkpoint write; left: $(ls "$work/out" | tr '\n' ' ')"
-check_checkpoints
-[ "$(newest)" = "$before" ] || { echo "newest checkpoint changed by the killed write"; exit 1; }
 
 unset CMERA_TEST_CHECKPOINT_DELAY
 run train "$work/c.toml" --restart latest > "$work/final.log"
@@ -115,6 +116,6 @@ a, b = datasets(sys.argv[1]), datasets(sys.argv[2])
 assert a.keys() == b.keys(), (a.keys(), b.keys())
 bad = [k for k in a if a[k].tobytes() != b[k].tobytes()]
 assert not bad, f"not bitwise equal: {bad}"
-assert a["history/objective"].shape == (90,)
+assert a["history/objective"].shape == (300,)
 print("restarted run is bitwise identical to the uninterrupted one")
 PY
