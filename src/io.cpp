@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -337,8 +338,14 @@ std::vector<double> read_doubles(const Ctx& ctx, hid_t file, const std::string& 
               fmt::format("dataset {} is {} {}, expected float64 {}", name,
                           type_string(type.get()), shape_string(found),
                           dims.empty() ? std::string("[n]") : shape_string(dims)));
-  hsize_t n = 1;
-  for (hsize_t d : found) n *= d;
+  double n_double = 1;
+  for (hsize_t d : found) n_double *= static_cast<double>(d);
+  hsize_t file_bytes = 0;
+  H5Fget_filesize(file, &file_bytes);
+  ctx.require(8 * n_double <= static_cast<double>(file_bytes),
+              fmt::format("dataset {} {} is larger than the file ({} bytes; damaged?)", name,
+                          shape_string(found), file_bytes));
+  const auto n = static_cast<hsize_t>(n_double);
   std::vector<double> out(n);
   if (n == 0) return out;  // as in write_rows: no transfer on an empty dataset
   const Handle dxpl = collective_dxpl();
@@ -481,6 +488,8 @@ DatasetReader::DatasetReader(const Comm& comm, const std::string& path)
               fmt::format("/configs is {} {} (rank {}), expected uint8 [samples, sites]",
                           type_string(type.get()), shape_string(dims), dims.size()));
   ctx.require(dims[0] >= 1, "/configs has zero samples");
+  ctx.require(dims[0] < (hsize_t{1} << 62) && dims[1] < (hsize_t{1} << 62),
+              fmt::format("/configs shape {} is beyond any real dataset (damaged?)", shape_string(dims)));
   ctx.require(dims[1] >= 1, "/configs has zero sites");
   shape_.samples = static_cast<long>(dims[0]);
   shape_.sites = static_cast<long>(dims[1]);
@@ -712,11 +721,26 @@ ModelFileContents read_model(const Comm& comm, const std::string& path,
   for (long long c : *chi) g.chi.push_back(static_cast<int>(c));
   std::string invalid;
   try {
-    out.model = Model::uniform(g, (*tied)[0] != 0);
+    g.validate();
   } catch (const Error& e) {
     invalid = e.what();
   }
   ctx.require(invalid.empty(), "invalid model geometry in /model: " + invalid);
+  // The tables are stored uncompressed in the file, so a geometry whose tables exceed the
+  // file's size is damage (or a crafted file), refused before anything is allocated.
+  const bool tied_model = (*tied)[0] != 0;
+  double entries = std::pow(static_cast<double>(g.chi.back()), static_cast<double>(g.top_sites()));
+  for (int l = 0; l < g.depth(); ++l) {
+    const double d = g.chi[l], K = g.chi[l + 1];
+    entries += (tied_model ? 1.0 : static_cast<double>(g.sites_at(l + 1))) * (K * d * d + d * d * d * d);
+  }
+  hsize_t file_bytes = 0;
+  H5Fget_filesize(f, &file_bytes);
+  ctx.require(8 * entries <= static_cast<double>(file_bytes),
+              fmt::format("/model geometry (N = {}, chi = [{}]) needs {:.3g} bytes of tables, more "
+                          "than the file's {} bytes (damaged?)",
+                          g.sites, fmt::join(g.chi, ", "), 8 * entries, file_bytes));
+  out.model = Model::uniform(g, tied_model);
 
   if (extras) {
     for (auto& [key, value] : extras->integers) {

@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# Catalogue of bad inputs (README "Bad inputs", docs/bad-inputs.md): every case builds its
+# bad input in a temporary directory, runs cmera under mpirun with a timeout and checks
+# the documented exit status (never a signal, an abort or the timeout), exactly one
+# `cmera: error:` line naming the file, key or value, and that the model and checkpoints
+# already in the output directory are byte-identical afterwards. Dataset cases run at 1,
+# 2 and 3 ranks and must give the same message at each. One table drives the checks and
+# the generated doc (`--doc FILE`), so the two cannot drift; the trade-off is that every
+# case is one bash function, which keeps inputs readable but the table terse.
+# Usage: bad_inputs.sh CMERA SOURCE_DIR [--doc OUTPUT.md]; CMERA_CASES=REGEX runs only the
+# cases whose name matches.
+set -uo pipefail
+cmera="$1"; src="$2"; doc="${4:-}"
+[ "${3:-}" = "--doc" ] || doc=""
+py=/usr/bin/python3
+W=$(mktemp -d)
+trap 'chmod -R u+w "$W" 2>/dev/null; rm -rf "$W"' EXIT
+np=2  # rank count of the case being run
+mpi() { timeout 60 mpirun --oversubscribe -n "$np" "$cmera" "$@"; }
+
+# ---- fixtures: a valid dataset, config, trained model and checkpoints ----
+export OMP_NUM_THREADS=1
+mpirun --oversubscribe -n 2 "$cmera" generate ising1d --sites 16 --samples 400 --corr 0.5 \
+  --seed 2 --output "$W/d.h5" >/dev/null || { echo "fixture: generate failed"; exit 1; }
+config() {  # config [extra TOML appended to [train]]: a valid config writing to $W/out
+  cat <<EOF
+[data]
+path = "$W/d.h5"
+[model]
+chi = [2, 2, 2]
+[train]
+iterations = 6
+restarts = 1
+checkpoint_every = 3
+$*
+[output]
+dir = "$W/out"
+EOF
+}
+config > "$W/good.toml"
+mpirun --oversubscribe -n 2 "$cmera" train "$W/good.toml" >/dev/null &&
+  mpirun --oversubscribe -n 2 "$cmera" train "$W/good.toml" -P model.chi=[2,3,2] \
+    -P output.dir="$W/other" >/dev/null || { echo "fixture: train failed"; exit 1; }
+mkdir -p "$W/out2" && cp "$W/out/model.h5" "$W/out2/model.h5"
+latest_ckpt() { ls "$1"/checkpoint-*.h5 | tail -n 1; }
+protected=("$W"/out/* "$W/out2/model.h5")
+sha256sum "${protected[@]}" > "$W/protected.sha"
+
+# A dataset written by h5py: dataset_py PATH 'python expression for /configs'
+dataset_py() { $py - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f:
+    f["configs"] = eval(sys.argv[2])
+PY
+}
+train_data() { mpi train "$W/good.toml" -P data.path="$1" "${@:2}"; }
+
+# ---- the catalogue: name | ranks | exit status | fragment the message must contain | what ----
+# Fragments use $W for the temporary directory; the doc shows it as /tmp/w.
+cases=(
+  "config_missing|2|2|nothere.toml: cannot read config file (No such file or directory)|config file does not exist"
+  "config_syntax|2|2|bad.toml:3:7: TOML syntax error: Error while parsing table header|TOML syntax error"
+  "config_unknown_key|2|2|unknown key 'model.chii'|unknown key"
+  "config_unknown_section|2|2|unknown section [trian]|unknown section"
+  "config_wrong_type|2|2|'train.iterations' must be an integer >= 0, got \"ten\"|wrong type"
+  "config_missing_key|2|2|missing required key 'model.chi'|required key missing"
+  "chi_empty|2|2|'model.chi' must be an array of integers >= 2 with at least 2 entries, got []|empty model.chi"
+  "chi_too_small|2|2|'model.chi' must be an array of integers >= 2 with at least 2 entries, got [2, 1]|a chi entry < 2"
+  "depth_too_large|2|2|N must be divisible by 2^depth = 2^5|depth too large for N"
+  "top_too_small|2|2|depth 3 leaves 2 top sites for N = 16; the top needs >= 3|fewer than 3 top sites"
+  "negative_iterations|2|2|'train.iterations' must be an integer >= 0, got -5|negative iterations"
+  "unknown_optimizer|2|2|'train.optimizer' must be one of em, adam, got \"sgd\"|unknown optimizer"
+  "output_dir_is_file|2|2|output.dir '$W/afile' is not a directory|output.dir is a file"
+  "output_dir_not_writable|2|2|is not writable (Permission denied)|output.dir not writable"
+  "data_missing|1 2 3|2|$W/nothere.h5: no such file|dataset missing"
+  "data_not_hdf5|1 2 3|2|$W/text.h5: not an HDF5 file|dataset not HDF5"
+  "data_truncated|1 2 3|2|$W/trunc.h5: cannot open HDF5 file for reading (truncated or damaged?)|dataset truncated"
+  "data_no_configs|1 2 3|2|$W/noconf.h5: no /configs dataset (expected uint8 [samples, sites])|no /configs"
+  "data_rank1|1 2 3|2|$W/rank1.h5: /configs is uint8 [16] (rank 1), expected uint8 [samples, sites]|/configs of rank 1"
+  "data_rank3|1 2 3|2|$W/rank3.h5: /configs is uint8 [4, 4, 4]: 2D datasets [S, Ly, Lx] are not supported by train/eval yet|/configs of rank 3 (2D)"
+  "data_dtype|1 2 3|2|$W/float.h5: /configs is float64 [40, 16] (rank 2), expected uint8 [samples, sites]|/configs not uint8"
+  "data_alphabet|1 2 3|2|$W/values.h5: /configs[3, 5] = 7 is outside the alphabet 0..1|value outside the alphabet"
+  "data_alphabet_attr|1 2 3|2|$W/attr.h5: alphabet attribute is 3 but model.chi[0] = 2|alphabet attribute differs from chi[0]"
+  "data_zero_samples|1 2 3|2|$W/empty.h5: /configs has zero samples|zero samples"
+  "data_size|1 2 3|2|lattice of 24 sites cannot be coarse-grained 4 times|N does not fit the model"
+  "restart_truncated|2|2|checkpoint-trunc.h5: cannot open HDF5 file for reading (truncated or damaged?)|truncated checkpoint"
+  "restart_other_model|2|2|written for another config: model.chi|another model's checkpoint"
+  "restart_format|2|2|checkpoint format version 99, this cmera reads|another checkpoint format version"
+  "model_truncated|2|2|model-trunc.h5: cannot open HDF5 file for reading (truncated or damaged?)|truncated model (eval)"
+  "model_format|2|2|model-v7.h5: model format version 7, this cmera reads 1|another model format version"
+  "model_huge|2|2|model-huge.h5: /model geometry (N = 16, chi = [200, 200, 2]) needs|model geometry beyond the file's size"
+  "model_is_dataset|2|2|d.h5: is a cmera dataset file, expected a model|a dataset given as model"
+  "cli_unknown_subcommand|2|2|unknown command 'frobnicate' (expected one of generate, train, info, eval, sample|unknown subcommand"
+  "cli_missing_argument|2|2|config is required (see cmera train --help)|missing argument"
+  "cli_malformed_P|2|2|-P 'model.chi': expected section.key=value|malformed -P"
+  "cli_P_unknown_key|2|2|-P: unknown key 'train.iters'|-P of an unknown key"
+  "cli_negative_count|2|2|--count must be a positive integer, got -3|negative --count"
+  "cli_negative_sites|2|2|--sites must be a positive integer, got -4|negative --sites"
+  "cli_negative_distance|2|2|--max-distance must be >= 1, got -1|negative --max-distance"
+  "too_many_ranks|7|2|7 MPI ranks for a lattice of 6 sites: use at most 6 ranks|more ranks than sites"
+  "write_fails_checkpoint|2|3|No space left on device (simulated by CMERA_TEST_FAIL_WRITE)|full disk at a checkpoint"
+  "write_fails_model|2|3|model.h5: writing failed: No space left on device|full disk at model.h5"
+)
+
+case_config_missing() { mpi train "$W/nothere.toml"; }
+case_config_syntax() { printf '[data]\npath = "x.h5"\n[model\nchi = [2, 2]\n' > "$W/bad.toml"
+  mpi train "$W/bad.toml"; }
+case_config_unknown_key() { config | sed 's/^chi =/chii =/' > "$W/c.toml"; mpi train "$W/c.toml"; }
+case_config_unknown_section() { { config; printf '[trian]\nseed = 2\n'; } > "$W/c.toml"
+  mpi train "$W/c.toml"; }
+case_config_wrong_type() { config 'iterations = "ten"' | grep -v '^iterations = 6' > "$W/c.toml"
+  mpi train "$W/c.toml"; }
+case_config_missing_key() { config | grep -v '^chi' > "$W/c.toml"; mpi train "$W/c.toml"; }
+case_chi_empty() { mpi train "$W/good.toml" -P model.chi=[]; }
+case_chi_too_small() { mpi train "$W/good.toml" -P model.chi=[2,1]; }
+case_depth_too_large() { mpi train "$W/good.toml" -P model.depth=5; }
+case_top_too_small() { mpi train "$W/good.toml" -P model.chi=[2,2,2,2]; }
+case_negative_iterations() { mpi train "$W/good.toml" -P train.iterations=-5; }
+case_unknown_optimizer() { mpi train "$W/good.toml" -P train.optimizer=sgd; }
+case_output_dir_is_file() { touch "$W/afile"; mpi train "$W/good.toml" -P output.dir="$W/afile"; }
+case_output_dir_not_writable() {
+  # Root ignores permission bits; sysfs refuses new files even to root.
+  local dir=/sys
+  [ "$(id -u)" -eq 0 ] || { dir="$W/ro"; mkdir -p "$dir"; chmod 555 "$dir"; }
+  mpi train "$W/good.toml" -P output.dir="$dir"; }
+case_data_missing() { train_data "$W/nothere.h5"; }
+case_data_not_hdf5() { echo "not hdf5" > "$W/text.h5"; train_data "$W/text.h5"; }
+case_data_truncated() { cp "$W/d.h5" "$W/trunc.h5"
+  truncate -s $(( $(stat -c %s "$W/d.h5") / 2 )) "$W/trunc.h5"; train_data "$W/trunc.h5"; }
+case_data_no_configs() { $py -c 'import sys, h5py; h5py.File(sys.argv[1], "w")["data"] = [[0, 1]]' \
+  "$W/noconf.h5"; train_data "$W/noconf.h5"; }
+case_data_rank1() { dataset_py "$W/rank1.h5" 'np.zeros(16, np.uint8)'; train_data "$W/rank1.h5"; }
+case_data_rank3() { dataset_py "$W/rank3.h5" 'np.zeros((4, 4, 4), np.uint8)'; train_data "$W/rank3.h5"; }
+case_data_dtype() { dataset_py "$W/float.h5" 'np.zeros((40, 16))'; train_data "$W/float.h5"; }
+case_data_alphabet() {
+  dataset_py "$W/values.h5" 'np.where(np.arange(40 * 16).reshape(40, 16) == 3 * 16 + 5, 7, 0).astype(np.uint8)'
+  train_data "$W/values.h5"; }
+case_data_alphabet_attr() { cp "$W/d.h5" "$W/attr.h5"
+  $py -c 'import sys, h5py; h5py.File(sys.argv[1], "a")["configs"].attrs["alphabet"] = 3' "$W/attr.h5"
+  train_data "$W/attr.h5"; }
+case_data_zero_samples() { dataset_py "$W/empty.h5" 'np.zeros((0, 16), np.uint8)'; train_data "$W/empty.h5"; }
+case_data_size() { dataset_py "$W/n24.h5" 'np.zeros((40, 24), np.uint8)'
+  train_data "$W/n24.h5" -P model.chi=[2,2,2,2,2]; }
+case_restart_truncated() { local c; c=$(latest_ckpt "$W/out"); cp "$c" "$W/checkpoint-trunc.h5"
+  truncate -s $(( $(stat -c %s "$c") / 2 )) "$W/checkpoint-trunc.h5"
+  mpi train "$W/good.toml" --restart "$W/checkpoint-trunc.h5"; }
+case_restart_other_model() { mpi train "$W/good.toml" --restart "$(latest_ckpt "$W/other")"; }
+case_restart_format() { cp "$(latest_ckpt "$W/out")" "$W/checkpoint-v99.h5"
+  $py -c 'import sys, h5py, numpy as np; h5py.File(sys.argv[1], "a").attrs["checkpoint_format_version"] = np.int64(99)' \
+    "$W/checkpoint-v99.h5"
+  mpi train "$W/good.toml" --restart "$W/checkpoint-v99.h5"; }
+case_model_truncated() { cp "$W/out/model.h5" "$W/model-trunc.h5"
+  truncate -s $(( $(stat -c %s "$W/out/model.h5") / 2 )) "$W/model-trunc.h5"
+  mpi eval "$W/model-trunc.h5" --data "$W/d.h5"; }
+case_model_format() { cp "$W/out/model.h5" "$W/model-v7.h5"
+  $py -c 'import sys, h5py, numpy as np; h5py.File(sys.argv[1], "a").attrs["format_version"] = np.int32(7)' \
+    "$W/model-v7.h5"
+  mpi sample "$W/model-v7.h5" --count 10 --output "$W/s.h5"; }
+case_model_huge() { cp "$W/out/model.h5" "$W/model-huge.h5"
+  $py -c 'import sys, h5py, numpy as np; h5py.File(sys.argv[1], "a")["model"].attrs["chi"] = np.int32([200, 200, 2])' \
+    "$W/model-huge.h5"
+  mpi eval "$W/model-huge.h5" --data "$W/d.h5"; }
+case_model_is_dataset() { mpi eval "$W/d.h5" --data "$W/d.h5"; }
+case_cli_unknown_subcommand() { mpi frobnicate; }
+case_cli_missing_argument() { mpi train; }
+case_cli_malformed_P() { mpi train "$W/good.toml" -P model.chi; }
+case_cli_P_unknown_key() { mpi train "$W/good.toml" -P train.iters=3; }
+case_cli_negative_count() { mpi sample "$W/out/model.h5" --count -3 --output "$W/s.h5"; }
+case_cli_negative_sites() { mpi generate ising1d --sites -4 --samples 10 --corr 0.5 --output "$W/g.h5"; }
+case_cli_negative_distance() { mpi eval "$W/out/model.h5" --data "$W/d.h5" --max-distance -1; }
+case_too_many_ranks() { dataset_py "$W/n6.h5" 'np.zeros((40, 6), np.uint8)'
+  train_data "$W/n6.h5" -P model.chi=[2,2]; }
+case_write_fails_checkpoint() { CMERA_TEST_FAIL_WRITE=checkpoint- mpi train "$W/good.toml"; }
+case_write_fails_model() { CMERA_TEST_FAIL_WRITE=model.h5 mpi train "$W/good.toml" -P output.dir="$W/out2"; }
+
+# ---- run ----
+failures=0
+fail() { echo "FAIL $1: $2"; failures=$((failures + 1)); }
+declare -A message
+for row in "${cases[@]}"; do
+  IFS='|' read -r name ranks status fragment what <<< "$row"
+  [[ "$name" =~ ${CMERA_CASES:-.} ]] || continue
+  first=""
+  before=$failures
+  for np in $ranks; do
+    "case_$name" > "$W/stdout" 2> "$W/stderr"
+    rc=$?
+    errors=$(grep -c '^cmera: error: ' "$W/stderr")
+    line=$(grep -m1 '^cmera: error: ' "$W/stderr")
+    [ "$rc" -eq "$status" ] || fail "$name" "np $np: exit status $rc, expected $status"
+    [ "$rc" -lt 124 ] || fail "$name" "np $np: killed by a signal or the timeout (status $rc)"
+    [ "$errors" -eq 1 ] || fail "$name" "np $np: $errors 'cmera: error:' lines, expected 1"
+    [[ "$line" == *"$fragment"* ]] || fail "$name" "np $np: message lacks '$fragment'"
+    if grep -qE 'MPI_ABORT|internal error|Signal:|Segmentation' "$W/stderr"; then
+      fail "$name" "np $np: abort or crash"
+    fi
+    sha256sum --quiet -c "$W/protected.sha" >/dev/null 2>&1 ||
+      fail "$name" "np $np: a pre-existing model or checkpoint changed"
+    ! ls "$W"/out/*.tmp.* "$W"/out2/*.tmp.* >/dev/null 2>&1 ||
+      fail "$name" "np $np: temporary file left behind"
+    [ -z "$first" ] && first="$line"
+    [ "$line" = "$first" ] || fail "$name" "np $np: message differs from np ${ranks%% *}: $line"
+    if [ "$rc" -ne "$status" ] || [ "$errors" -ne 1 ] || [[ "$line" != *"$fragment"* ]]; then
+      sed 's/^/    /' "$W/stderr" | head -n 20
+    fi
+  done
+  message[$name]="${first//$W//tmp/w}"
+  [ "$failures" -eq "$before" ] && echo "ok  $name ($ranks ranks): ${message[$name]}"
+done
+
+if [ -n "$doc" ]; then
+  {
+    echo "# Bad inputs: the catalogue"
+    echo
+    echo "Generated by \`bash tests/cli/bad_inputs.sh build/bin/cmera . --doc docs/bad-inputs.md\`;"
+    echo "the same script is the CTest \`cli_bad_inputs\`, which checks for every case the exit"
+    echo "status, exactly one \`cmera: error:\` line containing the fragment, no signal, abort or"
+    echo "hang (60 s timeout), and that the model and checkpoints already in \`output.dir\` are"
+    echo "byte-identical afterwards (sha256). Cases with ranks \`1 2 3\` run at each rank count"
+    echo "and give the same message. \`/tmp/w\` stands for the test's temporary directory."
+    echo
+    echo "| case | what is wrong | ranks | exit | message (stderr, rank 0) |"
+    echo "|---|---|---|---|---|"
+    for row in "${cases[@]}"; do
+      IFS='|' read -r name ranks status fragment what <<< "$row"
+      printf '| `%s` | %s | %s | %s | `` %s `` |\n' "$name" "$what" "$ranks" "$status" \
+        "${message[$name]//|/\\|}"
+    done
+  } > "$doc"
+  echo "wrote $doc"
+fi
+echo "${#cases[@]} cases, $failures failures"
+[ "$failures" -eq 0 ]
