@@ -56,19 +56,20 @@ std::string version_string() {
   return fmt::format("cmera {} (git {})", build::version, build::git_hash);
 }
 
+const std::vector<std::string>& provenance_keys() {
+  static const std::vector<std::string> keys = {
+      "cmera_version", "git_hash", "build_type", "compiler",  "mpi_library",
+      "hdf5_version",  "created_utc", "host",    "command", "parameters"};
+  return keys;
+}
+
 Attributes provenance(const std::string& command, const std::string& parameters) {
-  return {
-      {"cmera_version", build::version},
-      {"git_hash", build::git_hash},
-      {"build_type", build::build_type},
-      {"compiler", build::compiler},
-      {"mpi_library", mpi_library()},
-      {"hdf5_version", hdf5_version()},
-      {"created_utc", utc_now()},
-      {"host", host_name()},
-      {"command", command},
-      {"parameters", parameters},
-  };
+  const std::vector<std::string> values = {
+      build::version, build::git_hash, build::build_type, build::compiler, mpi_library(),
+      hdf5_version(), utc_now(),       host_name(),       command,         parameters};
+  Attributes attrs;
+  for (std::size_t k = 0; k < values.size(); ++k) attrs.emplace_back(provenance_keys()[k], values[k]);
+  return attrs;
 }
 
 }  // namespace cmera

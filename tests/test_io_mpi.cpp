@@ -303,7 +303,9 @@ void model_round_trip(const Comm& comm, const std::string& path, bool tied) {
   };
   EXPECT_EQ(find("command"), "cmera test");
   EXPECT_EQ(find("parameters"), "p = 1");
-  EXPECT_EQ(find("extra").size(), 70000u + 20u);
+  // Only the known provenance keys are read back: iterating an untrusted file's
+  // attributes can crash HDF5 1.10 (tests/fuzz/crashes/), so unknown ones are skipped.
+  EXPECT_EQ(find("extra"), "<absent>");
   EXPECT_EQ(find("cmera_kind"), "<absent>");
   EXPECT_NE(find("hdf5_version"), "<absent>");
   // Every rank sees rank 0's provenance, host and time included.
