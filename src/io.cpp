@@ -38,6 +38,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <fmt/ranges.h>
 #include <optional>
 
 #include "cmera/error.hpp"
@@ -570,13 +571,22 @@ void DatasetReader::read(long first_sample, long count, const CyclicRange& colum
 void write_dataset(const Comm& comm, const std::string& path, long total_samples, long sites,
                    int alphabet, long first_row, const std::vector<std::uint8_t>& rows,
                    const Attributes& attrs) {
+  write_dataset(comm, path, total_samples, std::vector<long>{sites}, alphabet, first_row, rows,
+                attrs);
+}
+
+void write_dataset(const Comm& comm, const std::string& path, long total_samples,
+                   const std::vector<long>& sample_shape, int alphabet, long first_row,
+                   const std::vector<std::uint8_t>& rows, const Attributes& attrs) {
   const Ctx ctx{comm, path, kExitRuntime};
-  const bool shape_ok = sites >= 1 && total_samples >= 0 &&
+  long sites = 1;
+  for (long n : sample_shape) sites = n >= 1 ? sites * n : 0;
+  const bool shape_ok = !sample_shape.empty() && sites >= 1 && total_samples >= 0 &&
                         rows.size() % static_cast<std::size_t>(std::max(sites, 1L)) == 0;
   const long mine = shape_ok ? static_cast<long>(rows.size()) / sites : 0;
   ctx.require(shape_ok && first_row >= 0 && first_row + mine <= total_samples,
               fmt::format("rank {} rows [{}, +{} values) do not fit [{}, {}]", comm.rank(),
-                          first_row, rows.size(), total_samples, sites));
+                          first_row, rows.size(), total_samples, fmt::join(sample_shape, ", ")));
   const long covered = static_cast<long>(comm.sum(static_cast<long long>(mine)));
   ctx.require(covered == total_samples,
               fmt::format("ranks supply {} rows for a dataset of {} samples", covered,
@@ -584,8 +594,8 @@ void write_dataset(const Comm& comm, const std::string& path, long total_samples
   const Attributes shared = broadcast_attrs(comm, attrs);
 
   write_atomically(comm, path, [&](const Ctx& c, hid_t file) {
-    const std::vector<hsize_t> dims = {static_cast<hsize_t>(total_samples),
-                                       static_cast<hsize_t>(sites)};
+    std::vector<hsize_t> dims = {static_cast<hsize_t>(total_samples)};
+    for (long n : sample_shape) dims.push_back(static_cast<hsize_t>(n));
     const Handle dset = create_dataset(c, file, "configs", H5T_STD_U8LE, dims);
     write_rows(c, dset.get(), "/configs", H5T_NATIVE_UINT8, first_row, mine, rows.data());
     bool ok = put_int_attr(dset.get(), "alphabet", alphabet, H5T_STD_I32LE);

@@ -46,6 +46,10 @@ class DatasetReader {
 };
 
 // Collective: rank r contributes rows [first_row, first_row + rows.size()/sites).
+// Lattice samples: /configs uint8 [S, sample_shape...] (e.g. [S, Ly, Lx]); same rules.
+void write_dataset(const Comm& comm, const std::string& path, long total_samples,
+                   const std::vector<long>& sample_shape, int alphabet, long first_row,
+                   const std::vector<std::uint8_t>& rows, const Attributes& attrs);
 void write_dataset(const Comm& comm, const std::string& path, long total_samples, long sites,
                    int alphabet, long first_row, const std::vector<std::uint8_t>& rows,
                    const Attributes& attrs);

@@ -82,11 +82,4 @@ double spontaneous_magnetization(double beta);
 void generate(const Comm& comm, const Params& p, const std::string& path, bool as_rows,
               const std::string& command);
 
-// Collective, like write_dataset (io.hpp) but for lattice samples: /configs uint8
-// [samples, rows, cols] with attribute alphabet; rank r supplies samples
-// [first_sample, first_sample + data.size() / (rows * cols)).
-void write_dataset_2d(const Comm& comm, const std::string& path, long samples, long rows,
-                      long cols, int alphabet, long first_sample,
-                      const std::vector<std::uint8_t>& data, const Attributes& attrs);
-
 }  // namespace cmera::ising2d
