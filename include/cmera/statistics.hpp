@@ -12,6 +12,16 @@
 
 namespace cmera {
 
+// Window histogram kernels over a chunk of `rows` rows of a slab `width` columns wide:
+// counts[(k - first) * d^3 + code] += #rows with window k (columns k, k+1, k+2 mod width)
+// equal to code, for k in [first, first + n). count_windows is the plain reference;
+// count_binary_windows (d = 2) derives the same counts from vectorizable sums of
+// products. Tests hold them equal.
+void count_windows(const std::uint8_t* buf, long rows, long width, long first, long n, int d,
+                   long long* counts);
+void count_binary_windows(const std::uint8_t* buf, long rows, long width, long first, long n,
+                          long long* counts);
+
 WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int alphabet,
                                long first_window, long count, long chunk_samples);
 
