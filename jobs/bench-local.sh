@@ -37,7 +37,10 @@ train() {  # name ranks threads data extra -P overrides...
   local name=$1 np=$2 nt=$3 data=$4; shift 4
   local sets=()
   for o in "$@"; do sets+=(-P "$o"); done
-  OMP_NUM_THREADS=$nt mpirun --oversubscribe -n "$np" $cmera train inputs/ising1d.toml \
+  # mpirun binds each rank to one core: threaded runs must be unbound to use a second one.
+  local bind=()
+  ((nt > 1)) && bind=(--bind-to none)
+  OMP_NUM_THREADS=$nt mpirun --oversubscribe "${bind[@]}" -n "$np" $cmera train inputs/ising1d.toml \
     -P data.path="$data" -P output.dir="$out/data/$name" -P train.log_seconds=1000 -P train.checkpoint_every=0 "${sets[@]}" \
     >"$out/logs/$name.log"
   local stats sits n s

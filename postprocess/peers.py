@@ -19,6 +19,10 @@ How each model's marginals are obtained (the trade-off of each):
          same estimator applied to as many *training* rows as RBM draws.
 Peers get a small grid of settings; the best one on the held-out KL is kept (selection on
 the test data itself, which favours the peers) and its fit wall time is the one reported.
+cmera's quality numbers come from its default-style run; its time to reach the best peer's
+held-out KL is the shortest *whole* run (process start, statistics pass, every iteration,
+model write) among a ladder of iteration budgets (one start, no candidate search) whose
+held-out KL is at or below the best peer's.
 """
 import argparse
 import json
@@ -123,7 +127,7 @@ def run_hmm(train, held, settings, jobs):
         model = HiddenMarkovModel.from_samples(DiscreteDistribution, n_components=k, X=seqs,
                                                algorithm="baum-welch",
                                                max_iterations=settings["iterations"],
-                                               n_jobs=jobs, verbose=False)
+                                               n_jobs=jobs, verbose=False, random_state=1)
         fit = time.time() - t0
         ex = ExactHMM(model)
         n = held.shape[1]
@@ -211,11 +215,13 @@ def main():
     datasets = {
         "ising1d": {"make": lambda s, n, p: gen + ["ising1d", "--sites", "128", "--samples", str(n),
                                                    "--corr", "0.6", "--seed", str(s), "--output", p],
-                    "train": 20000, "held": 20000, "cmera": ["model.chi=[2,2,2,2,2,2]", "train.iterations=150"]},
+                    "train": 20000, "held": 20000, "cmera": ["model.chi=[2,2,2,2,2,2]", "train.iterations=150"],
+                    "budgets": [10, 15, 20, 25, 30, 45, 70]},
         "ising2d_rows": {"make": lambda s, n, p: gen + ["ising2d", "--size", "128", "--beta", "critical",
                                                         "--samples", str(n), "--rows", "--seed", str(s),
                                                         "--output", p],
-                         "train": 128, "held": 64, "cmera": ["model.chi=[2,2,2,2,2,2]", "train.iterations=150"]},
+                         "train": 128, "held": 64, "cmera": ["model.chi=[2,2,2,2,2,2]", "train.iterations=150"],
+                         "budgets": [10, 15, 20, 25, 30, 45, 70]},
     }
     hmm = {"states": [2, 4], "iterations": 10, "sequences": 5000}
     rbm = {"hidden": [32, 128], "learning_rates": [0.05], "epochs": 20,
@@ -240,6 +246,11 @@ def main():
         entry = {"train_shape": list(train.shape), "heldout_shape": list(held.shape)}
         print(f"peers: {name}: cmera", file=sys.stderr, flush=True)
         entry["cmera"] = summarize(run_cmera(args, name, paths["train"], paths["held"], ds["cmera"]), c_data)
+        budgets = ds["budgets"][:2] if args.quick else ds["budgets"]
+        entry["cmera_budgets"] = [
+            summarize(run_cmera(args, name, paths["train"], paths["held"],
+                                ds["cmera"] + [f"train.iterations={it}", "train.restarts=1"]), c_data)
+            for it in budgets]
         print(f"peers: {name}: hmm", file=sys.stderr, flush=True)
         h = [summarize(r, c_data) for r in run_hmm(train, held, hmm, args.jobs)]
         print(f"peers: {name}: rbm", file=sys.stderr, flush=True)
@@ -256,9 +267,16 @@ def main():
             all(c["corr_abs_error"][k] < p["corr_abs_error"][k] for k in c["corr_abs_error"])
             for p in (entry["hmm"], entry["rbm"]))
         # Conservative: cmera's *whole* run (start-up, statistics pass, every iteration)
-        # against the best peer's fit alone, and only if cmera's final KL reaches it.
-        entry["cmera_reaches_best_peer_kl"] = c["kl_per_window"] <= best_peer["kl_per_window"]
-        entry["time_ratio_best_peer_over_cmera"] = best_peer["fit_seconds"] / c["fit_seconds"]
+        # against the best peer's fit alone.
+        reaching = [e for e in entry["cmera_budgets"] + [c]
+                    if e["kl_per_window"] <= best_peer["kl_per_window"]]
+        entry["cmera_reaches_best_peer_kl"] = bool(reaching)
+        if reaching:
+            fastest = min(reaching, key=lambda e: e["fit_seconds"])
+            entry["cmera_time_to_best_peer_kl"] = {"seconds": fastest["fit_seconds"],
+                                                  "setting": fastest["setting"],
+                                                  "kl_per_window": fastest["kl_per_window"]}
+            entry["time_ratio_best_peer_over_cmera"] = best_peer["fit_seconds"] / fastest["fit_seconds"]
         report[name] = entry
     with open(os.path.join(args.out, "peers.json"), "w") as f:
         json.dump(report, f, indent=1)

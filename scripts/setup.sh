@@ -6,7 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 
-packages=(build-essential cmake git pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev
+packages=(build-essential cmake git pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev zlib1g-dev
           libeigen3-dev libtomlplusplus-dev libcli11-dev libfmt-dev nlohmann-json3-dev
           libgtest-dev libbenchmark-dev python3-numpy python3-h5py python3-matplotlib)
 missing=()

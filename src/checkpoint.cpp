@@ -26,6 +26,9 @@ namespace {
 
 const std::regex kCheckpointName(R"(checkpoint-(\d+)\.h5)");
 
+// More state tables than any optimizer keeps (Adam: logits, two moments, step counts).
+constexpr long long kMaxOptimizerStates = 16;
+
 std::string state_group(std::size_t k) { return fmt::format("/optimizer/state_{}", k); }
 
 // Checkpoints in `dir` (rank 0's view), newest first.
@@ -157,8 +160,14 @@ TrainingState read_checkpoint(const Comm& comm, const std::string& path, const C
     if (integer("data_samples") != data_samples)
       throw Error(fmt::format("{}: written for a dataset of {} samples, {} has {}", path,
                               integer("data_samples"), cfg.data_path, data_samples));
-    // Same config, so the same optimizer: the file says how many state tables it holds.
-    for (long long k = 0; k < integer("optimizer_states"); ++k)
+    // Same config, so the same optimizer: the file says how many state tables it holds
+    // (the trainer checks the number against the optimizer; the bound here only keeps a
+    // damaged count from asking for billions of groups).
+    const long long states = integer("optimizer_states");
+    if (states < 0 || states > kMaxOptimizerStates)
+      throw Error(fmt::format("{}: optimizer_states = {} is outside 0..{}", path, states,
+                              kMaxOptimizerStates));
+    for (long long k = 0; k < states; ++k)
       self.table_sets.push_back(state_group(static_cast<std::size_t>(k)));
   };
   ModelFileContents file = read_model(comm, path, &extras);

@@ -9,8 +9,8 @@
 //   /configs            uint8 [samples, sites], contiguous; attribute alphabet (int32)
 //   root attributes     cmera_kind = "dataset", plus the caller's attributes (strings)
 //
-// Model file (format_version 1)
-//   root attributes     cmera_kind = "model", format_version = 1 (int32), provenance
+// Model file (format_version 2)
+//   root attributes     cmera_kind = "model", format_version = 2 (int32), provenance
 //                       (every other root string attribute)
 //   /config             group; string attribute "toml" holds the resolved config
 //   /model              group; attributes sites (int64), chi (int32 [depth+1]),
@@ -23,8 +23,12 @@
 // A file of another kind (checkpoint, ModelFileExtras) is a model file with cmera_kind set
 // to that kind, extra int64 root attributes, and extra groups laid out like /model
 // (layer_<l>/isometry, layer_<l>/disentangler, top) holding tables of the model's shape.
-// All strings are variable-length UTF-8 (what h5py writes for str), so no size limit
-// applies to the config; readers also accept fixed-length strings.
+// Strings are fixed-length UTF-8 (h5py reads them as bytes). Variable-length strings live
+// in the file's global heap, and HDF5 1.10 follows a damaged heap into crashes and endless
+// loops (tests/fuzz/corpus_model/regression-*), which no caller can catch; so readers refuse them without
+// touching the heap. Format version 1 wrote variable-length strings; version 2 does not.
+// A fixed-length attribute holds at most 64 KiB; the resolved config is far below that,
+// and provenance abridges the one unbounded value (the command line).
 #include "cmera/io.hpp"
 
 #include <fcntl.h>
@@ -38,16 +42,18 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <fmt/ranges.h>
 #include <optional>
 
 #include "cmera/error.hpp"
+#include "cmera/integrity.hpp"
 
 namespace cmera {
 
 namespace {
 
-constexpr int kModelFormatVersion = 1;
+constexpr int kModelFormatVersion = 2;
+// A fixed-length string attribute longer than this is damage, not a config.
+constexpr std::size_t kMaxStringAttrBytes = std::size_t{1} << 26;
 
 // Owns one HDF5 identifier; closing happens on every rank in the same order because
 // all ranks unwind through the same scopes (collective H5Fclose needs that).
@@ -133,29 +139,44 @@ Handle collective_dxpl() {
   return dxpl;
 }
 
-// Collective open for reading, after rank 0 tells apart "missing" from "not HDF5" (a
-// failed H5Fopen alone does not say which).
-Handle open_for_read(const Ctx& ctx) {
+// False also when an intermediate group of a path is missing (H5Lexists fails then).
+bool has_link(hid_t loc, const std::string& name) {
+  return H5Lexists(loc, name.c_str(), H5P_DEFAULT) > 0;
+}
+
+// Whether a file must carry cmera's integrity block (integrity.hpp).
+enum class Integrity { required, if_present };
+
+// Collective open for reading. Rank 0 first tells apart "missing" from "not HDF5" (a
+// failed H5Fopen alone does not say which) and verifies the integrity block, so that a
+// damaged cmera file never reaches HDF5. `verified` (if given) says whether it had one.
+Handle open_for_read(const Ctx& ctx, Integrity integrity, bool* verified = nullptr) {
   std::string problem;
+  int has_block = 0;
   if (ctx.comm.is_root()) {
     std::error_code ec;
-    if (!std::filesystem::exists(ctx.path, ec))
+    if (!std::filesystem::exists(ctx.path, ec)) {
       problem = "no such file";
-    else if (std::filesystem::is_directory(ctx.path, ec))
+    } else if (std::filesystem::is_directory(ctx.path, ec)) {
       problem = "is a directory, expected an HDF5 file";
-    else if (H5Fis_hdf5(ctx.path.c_str()) <= 0)
-      problem = "not an HDF5 file (or not readable)";
+    } else {
+      const IntegrityCheck check = check_integrity(ctx.path);
+      has_block = check.status == IntegrityStatus::verified;
+      if (check.status == IntegrityStatus::failed)
+        problem = check.problem;
+      else if (H5Fis_hdf5(ctx.path.c_str()) <= 0)
+        problem = "not an HDF5 file (or not readable)";
+      else if (!has_block && integrity == Integrity::required)
+        problem = "no cmera integrity block: not a cmera model file, or one written before "
+                  "format version 2";
+    }
   }
   ctx.require(problem.empty(), problem);
+  if (verified) *verified = ctx.comm.max(static_cast<long long>(has_block)) > 0;
   Handle fapl = mpio_fapl(ctx.comm);
   Handle file(H5Fopen(ctx.path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
   ctx.require(file.ok(), "cannot open HDF5 file for reading (truncated or damaged?)");
   return file;
-}
-
-// False also when an intermediate group of a path is missing (H5Lexists fails then).
-bool has_link(hid_t loc, const std::string& name) {
-  return H5Lexists(loc, name.c_str(), H5P_DEFAULT) > 0;
 }
 
 // Attributes ------------------------------------------------------------------------
@@ -172,17 +193,14 @@ bool put_attr(hid_t obj, const std::string& name, hid_t file_type, hid_t mem_typ
   return attr.ok() && H5Awrite(attr.get(), mem_type, value) >= 0;
 }
 
-Handle vlen_string_type() {
-  Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(t.get(), H5T_VARIABLE);
-  H5Tset_cset(t.get(), H5T_CSET_UTF8);
-  return t;
-}
-
 bool put_string_attr(hid_t obj, const std::string& name, const std::string& value) {
-  const Handle t = vlen_string_type();
-  const char* p = value.c_str();
-  return put_attr(obj, name, t.get(), t.get(), {}, &p);
+  Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
+  // HDF5 has no zero-size string type; an empty value is stored as one NUL byte.
+  H5Tset_size(t.get(), std::max<std::size_t>(value.size(), 1));
+  H5Tset_strpad(t.get(), H5T_STR_NULLPAD);
+  H5Tset_cset(t.get(), H5T_CSET_UTF8);
+  const std::string padded = value.empty() ? std::string(1, '\0') : value;
+  return put_attr(obj, name, t.get(), t.get(), {}, padded.data());
 }
 
 bool put_int_attr(hid_t obj, const std::string& name, long long value, hid_t file_type) {
@@ -198,24 +216,33 @@ Handle open_attr(hid_t obj, const std::string& name) {
   return Handle(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
 }
 
-// String attribute value; nullopt when absent or not a string.
+enum class StringAttr { absent, variable_length, other };
+
+// Why attribute `name` is not a readable fixed-length string (absent, variable-length, or
+// of another class or shape); only called after get_string_attr found none.
+StringAttr string_attr_problem(hid_t obj, const std::string& name) {
+  const Handle attr = open_attr(obj, name);
+  if (!attr.ok()) return StringAttr::absent;
+  const Handle type(H5Aget_type(attr.get()), H5Tclose);
+  return H5Tget_class(type.get()) == H5T_STRING && H5Tis_variable_str(type.get()) > 0
+             ? StringAttr::variable_length
+             : StringAttr::other;
+}
+
+// Value of a scalar fixed-length string attribute; nullopt when absent, not a string, or
+// variable-length (never read: see the header comment).
 std::optional<std::string> get_string_attr(hid_t obj, const std::string& name) {
   const Handle attr = open_attr(obj, name);
   if (!attr.ok()) return std::nullopt;
   const Handle type(H5Aget_type(attr.get()), H5Tclose);
   const Handle space(H5Aget_space(attr.get()), H5Sclose);
-  if (H5Tget_class(type.get()) != H5T_STRING || H5Sget_simple_extent_npoints(space.get()) != 1)
+  if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) != 0 ||
+      H5Sget_simple_extent_npoints(space.get()) != 1)
     return std::nullopt;
-  if (H5Tis_variable_str(type.get()) > 0) {
-    // The file's own type as memory type: HDF5 does not convert between ASCII and UTF-8.
-    char* p = nullptr;
-    if (H5Aread(attr.get(), type.get(), &p) < 0) return std::nullopt;
-    std::string s = p ? p : "";
-    H5free_memory(p);
-    return s;
-  }
   const std::size_t n = H5Tget_size(type.get());
+  if (n == 0 || n > kMaxStringAttrBytes) return std::nullopt;
   std::string s(n, '\0');
+  // The file's own type as memory type: HDF5 does not convert between ASCII and UTF-8.
   if (H5Aread(attr.get(), type.get(), s.data()) < 0) return std::nullopt;
   s.resize(std::min(s.find('\0'), n));
   return s;
@@ -392,7 +419,9 @@ void write_atomically(const Comm& comm, const std::string& path, Fill&& fill,
   try {
     {
       const Handle fapl = mpio_fapl(comm);
-      Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+      const Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+      H5Pset_userblock(fcpl.get(), kIntegrityBlockBytes);
+      Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), H5Fclose);
       ctx.require(file.ok(), "cannot create temporary file " + tmp +
                                  " (does the directory exist and is it writable?)");
       fill(ctx, file.get());
@@ -407,7 +436,8 @@ void write_atomically(const Comm& comm, const std::string& path, Fill&& fill,
     std::string problem;
     if (comm.is_root()) {
       std::error_code ec;
-      if (durable && !sync_path(tmp)) problem = "cannot fsync " + tmp;
+      problem = stamp_integrity(tmp);
+      if (problem.empty() && durable && !sync_path(tmp)) problem = "cannot fsync " + tmp;
       if (problem.empty()) std::filesystem::rename(tmp, path, ec);
       if (ec) problem = fmt::format("cannot rename {} to it: {}", tmp, ec.message());
       const std::filesystem::path dir = std::filesystem::path(path).parent_path();
@@ -470,7 +500,7 @@ DatasetReader::DatasetReader(const Comm& comm, const std::string& path)
     : comm_(comm), path_(path) {
   silence_hdf5();
   const Ctx ctx{comm, path};
-  Handle file = open_for_read(ctx);
+  Handle file = open_for_read(ctx, Integrity::if_present);
   const bool present = has_link(file.get(), "configs");
   ctx.require(present, "no /configs dataset (expected uint8 [samples, sites])");
   Handle dset(H5Dopen2(file.get(), "configs", H5P_DEFAULT), H5Dclose);
@@ -681,12 +711,28 @@ ModelFileContents read_model(const Comm& comm, const std::string& path,
                              ModelFileExtras* extras) {
   silence_hdf5();
   const Ctx ctx{comm, path};
-  const Handle file = open_for_read(ctx);
+  const Handle file = open_for_read(ctx, Integrity::required);
   const hid_t f = file.get();
   ModelFileContents out;
 
   const auto kind = get_string_attr(f, "cmera_kind");
-  ctx.require(kind.has_value(), "not a cmera model file (no cmera_kind attribute)");
+  const auto version = get_int_attr(f, "format_version", 1);
+  const auto require_version = [&] {
+    ctx.require(version.has_value(), "no integer format_version attribute");
+    ctx.require((*version)[0] == kModelFormatVersion,
+                fmt::format("model format version {}, this cmera reads {}", (*version)[0],
+                            kModelFormatVersion));
+  };
+  if (!kind) {
+    const StringAttr problem = string_attr_problem(f, "cmera_kind");
+    ctx.require(problem != StringAttr::absent, "not a cmera model file (no cmera_kind attribute)");
+    // Version 1 wrote variable-length strings: say so rather than blame the string.
+    if (version) require_version();
+    ctx.require(false, problem == StringAttr::variable_length
+                           ? "attribute cmera_kind is a variable-length string; cmera files "
+                             "store fixed-length strings (not written by this cmera)"
+                           : "attribute cmera_kind is not a string");
+  }
   if (extras) {
     ctx.require(*kind == extras->kind,
                 fmt::format("is a cmera {} file, expected a {}", *kind, extras->kind));
@@ -699,20 +745,16 @@ ModelFileContents read_model(const Comm& comm, const std::string& path,
     ctx.require(*kind == "model" || *kind == "checkpoint",
                 fmt::format("is a cmera {} file, expected a model", *kind));
   }
-  const auto version = get_int_attr(f, "format_version", 1);
-  ctx.require(version.has_value(), "no integer format_version attribute");
-  ctx.require((*version)[0] == kModelFormatVersion,
-              fmt::format("model format version {}, this cmera reads {}", (*version)[0],
-                          kModelFormatVersion));
+  require_version();
 
   // Provenance by its known names: iterating the attributes of an untrusted file
-  // (H5Aiterate2) crashes inside HDF5 1.10 on some damaged headers (tests/fuzz/crashes/).
+  // (H5Aiterate2) crashes inside HDF5 1.10 on some damaged headers (tests/fuzz/corpus_model/regression-*).
   for (const auto& name : provenance_keys())
     if (auto v = get_string_attr(f, name)) out.provenance.emplace_back(name, *v);
   {
     const Handle cfg = open_group(ctx, f, "/config");
     const auto toml = get_string_attr(cfg.get(), "toml");
-    ctx.require(toml.has_value(), "no string attribute toml on /config");
+    ctx.require(toml.has_value(), "no fixed-length string attribute toml on /config");
     out.config_toml = *toml;
   }
 
@@ -776,9 +818,12 @@ ModelFileContents read_model(const Comm& comm, const std::string& path,
 std::string describe_file(const Comm& comm, const std::string& path) {
   silence_hdf5();
   const Ctx ctx{comm, path};
-  const Handle file = open_for_read(ctx);
+  bool verified = false;
+  const Handle file = open_for_read(ctx, Integrity::if_present, &verified);
   const hid_t f = file.get();
   std::string out = fmt::format("file        {}\n", path);
+  out += fmt::format("integrity   {}\n", verified ? "length and CRC-32 verified"
+                                                  : "no cmera integrity block (not checked)");
   const auto kind = get_string_attr(f, "cmera_kind");
   out += fmt::format("kind        {}\n", kind ? *kind : "(not written by cmera: no cmera_kind)");
 
@@ -824,7 +869,11 @@ std::string describe_file(const Comm& comm, const std::string& path) {
   for (const auto& name : attr_names(f)) {
     if (name == "cmera_kind") continue;
     const auto v = get_string_attr(f, name);
-    if (!v) continue;
+    if (!v) {
+      if (string_attr_problem(f, name) == StringAttr::variable_length)
+        out += fmt::format("  {:<18} (variable-length string: not read)\n", name);
+      continue;
+    }
     const auto lines = std::count(v->begin(), v->end(), '\n');
     out += lines > 1 ? fmt::format("  {:<18} ({} lines; first: {})\n", name, lines,
                                    v->substr(0, v->find('\n')))

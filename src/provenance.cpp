@@ -50,6 +50,15 @@ std::string host_name() {
   return buf;
 }
 
+// The command line as stored: HDF5 attributes hold at most 64 KiB, and an absurdly long
+// line (thousands of -P overrides) must not fail a write at the end of a run; the
+// resolved parameters, stored in full, record what the overrides did.
+std::string stored_command(const std::string& command) {
+  constexpr std::size_t kKeep = 8192;
+  if (command.size() <= kKeep) return command;
+  return fmt::format("{} ... [abridged: {} bytes in all]", command.substr(0, kKeep), command.size());
+}
+
 }  // namespace
 
 std::string version_string() {
@@ -66,7 +75,7 @@ const std::vector<std::string>& provenance_keys() {
 Attributes provenance(const std::string& command, const std::string& parameters) {
   const std::vector<std::string> values = {
       build::version, build::git_hash, build::build_type, build::compiler, mpi_library(),
-      hdf5_version(), utc_now(),       host_name(),       command,         parameters};
+      hdf5_version(), utc_now(),       host_name(),       stored_command(command), parameters};
   Attributes attrs;
   for (std::size_t k = 0; k < values.size(); ++k) attrs.emplace_back(provenance_keys()[k], values[k]);
   return attrs;

@@ -264,7 +264,9 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
     best.optimizer = make_optimizer(cfg, best.model, samples);
     const std::vector<Tables*> slots = best.optimizer->mutable_state();
     comm.check(slots.size() == resumed->optimizer_state.size(),
-               "checkpoint optimizer state does not fit the optimizer (internal error)", kExitRuntime);
+               fmt::format("the checkpoint holds {} optimizer state tables, the {} optimizer "
+                           "keeps {}", resumed->optimizer_state.size(), cfg.optimizer,
+                           slots.size()));
     for (std::size_t k = 0; k < slots.size(); ++k) *slots[k] = std::move(resumed->optimizer_state[k]);
     best.objective = std::move(resumed->objective_history);
     best.kl = std::move(resumed->kl_history);

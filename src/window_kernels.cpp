@@ -18,16 +18,43 @@ struct View {
   long col;
 };
 
-// C[m x n] (row-major, leading dimension n) = or += A[m x k] * B[k x n].
-inline void product(long m, long n, long k, View A, View B, double* C, bool accumulate) {
-  if (!accumulate) std::fill_n(C, m * n, 0.0);
-  for (long i = 0; i < m; ++i)
+// C[m x n] += A[m x k] * B[k x n]. N > 0 fixes n at compile time, so the short inner
+// loop (n = chi, chi^2 or chi^3 <= 64) is unrolled into whole vector instructions instead
+// of a loop with a scalar remainder; kContiguous says B's rows are contiguous (B.col = 1).
+template <long N, bool kContiguous>
+inline void product_fixed(long m, long n, long k, View A, const View B, double* C) {
+  const long nn = N > 0 ? N : n;
+  const long bc = kContiguous ? 1 : B.col;
+  for (long i = 0; i < m; ++i) {
+    double* __restrict c = C + i * nn;
     for (long p = 0; p < k; ++p) {
       const double a = A.p[i * A.row + p * A.col];
-      const double* b = B.p + p * B.row;
-      double* c = C + i * n;
-      for (long j = 0; j < n; ++j) c[j] += a * b[j * B.col];
+      const double* __restrict b = B.p + p * B.row;
+      for (long j = 0; j < nn; ++j) c[j] += a * b[j * bc];
     }
+  }
+}
+
+template <bool kContiguous>
+inline void product_dispatch(long m, long n, long k, View A, View B, double* C) {
+  switch (n) {
+    case 2: return product_fixed<2, kContiguous>(m, n, k, A, B, C);
+    case 4: return product_fixed<4, kContiguous>(m, n, k, A, B, C);
+    case 8: return product_fixed<8, kContiguous>(m, n, k, A, B, C);
+    case 16: return product_fixed<16, kContiguous>(m, n, k, A, B, C);
+    case 64: return product_fixed<64, kContiguous>(m, n, k, A, B, C);
+    default: return product_fixed<0, kContiguous>(m, n, k, A, B, C);
+  }
+}
+
+// C[m x n] (row-major, leading dimension n) = or += A[m x k] * B[k x n]; C never overlaps
+// A or B.
+inline void product(long m, long n, long k, View A, View B, double* C, bool accumulate) {
+  if (!accumulate) std::fill_n(C, m * n, 0.0);
+  if (B.col == 1)
+    product_dispatch<true>(m, n, k, A, B, C);
+  else
+    product_dispatch<false>(m, n, k, A, B, C);
 }
 
 View rm(const double* p, long cols) { return {p, cols, 1}; }     // row-major matrix

@@ -6,18 +6,22 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fmt/format.h>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "cmera/comm.hpp"
 #include "cmera/error.hpp"
+#include "cmera/integrity.hpp"
 #include "cmera/io.hpp"
 #include "cmera/provenance.hpp"
+#include "hdf5_attrs.hpp"
 
 namespace cmera {
 namespace {
@@ -82,14 +86,7 @@ void expect_error(F&& f, const std::string& path, const std::string& fragment,
 // Root string attribute read with serial HDF5 (the file must not be open elsewhere).
 std::string root_string_attr(const std::string& path, const char* name) {
   const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  const hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-  const hid_t t = H5Aget_type(a);
-  char* p = nullptr;
-  std::string s = "<unreadable>";
-  if (a >= 0 && H5Aread(a, t, &p) >= 0 && p) s = p;
-  H5free_memory(p);
-  H5Tclose(t);
-  if (a >= 0) H5Aclose(a);
+  const std::string s = fixed_string_attr(f, name);
   H5Fclose(f);
   return s;
 }
@@ -272,7 +269,7 @@ void model_round_trip(const Comm& comm, const std::string& path, bool tied) {
     if (!tied) c.kl_history = {0.125};
   }
   c.provenance = provenance("cmera test", "p = 1");
-  c.provenance.emplace_back("extra", "\xc3\xbc and a long value " + std::string(70000, 'x'));
+  c.provenance.emplace_back("extra", "\xc3\xbc and a long value " + std::string(30000, 'x'));
   write_model(comm, path, c);
 
   const ModelFileContents r = read_model(comm, path);
@@ -304,7 +301,7 @@ void model_round_trip(const Comm& comm, const std::string& path, bool tied) {
   EXPECT_EQ(find("command"), "cmera test");
   EXPECT_EQ(find("parameters"), "p = 1");
   // Only the known provenance keys are read back: iterating an untrusted file's
-  // attributes can crash HDF5 1.10 (tests/fuzz/crashes/), so unknown ones are skipped.
+  // attributes can crash HDF5 1.10 (tests/fuzz/corpus_model/regression-*), so unknown ones are skipped.
   EXPECT_EQ(find("extra"), "<absent>");
   EXPECT_EQ(find("cmera_kind"), "<absent>");
   EXPECT_NE(find("hdf5_version"), "<absent>");
@@ -332,20 +329,46 @@ TEST_F(IoTest, BadModelsAreRefusedOnEveryRank_mpi) {
   write_dataset(comm, data, comm.size(), 3, 2, comm.rank(), std::vector<std::uint8_t>(3, 1), {});
   expect_error([&] { read_model(comm, data); }, data, "is a cmera dataset file, expected a model");
 
+  // Rank 0 rewrites root attribute `name` of a fresh copy of the model.
+  const auto altered = [&](const std::string& name, const char* attr, auto&& rewrite) {
+    const std::string path = file(name);
+    write_model(comm, path, c);
+    if (comm.is_root()) {
+      const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+      H5Adelete(f, attr);
+      rewrite(f);
+      H5Fclose(f);
+      EXPECT_EQ(stamp_integrity(path), "");  // as another cmera version would have written it
+    }
+    comm.barrier();
+    return path;
+  };
   // Later format version.
-  const std::string future = file("future.h5");
-  write_model(comm, future, c);
-  if (comm.is_root()) {
-    const hid_t f = H5Fopen(future.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    const hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
-    const int two = 2;
-    H5Awrite(a, H5T_NATIVE_INT, &two);
+  const std::string future = altered("future.h5", "format_version", [](hid_t f) {
+    const hid_t s = H5Screate(H5S_SCALAR);
+    const hid_t a = H5Acreate2(f, "format_version", H5T_STD_I32LE, s, H5P_DEFAULT, H5P_DEFAULT);
+    const int three = 3;
+    H5Awrite(a, H5T_NATIVE_INT, &three);
     H5Aclose(a);
-    H5Fclose(f);
-  }
-  comm.barrier();
+    H5Sclose(s);
+  });
   expect_error([&] { read_model(comm, future); }, future,
-               "model format version 2, this cmera reads 1");
+               "model format version 3, this cmera reads 2");
+
+  // A variable-length cmera_kind (as h5py writes str) is refused without being read.
+  const std::string vlen = altered("vlen.h5", "cmera_kind", [](hid_t f) {
+    const hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    const hid_t s = H5Screate(H5S_SCALAR);
+    const hid_t a = H5Acreate2(f, "cmera_kind", t, s, H5P_DEFAULT, H5P_DEFAULT);
+    const char* model = "model";
+    H5Awrite(a, t, &model);
+    H5Aclose(a);
+    H5Sclose(s);
+    H5Tclose(t);
+  });
+  expect_error([&] { read_model(comm, vlen); }, vlen,
+               "attribute cmera_kind is a variable-length string");
 
   // A table whose shape disagrees with the stored chi.
   const std::string bent = file("bent.h5");
@@ -359,10 +382,52 @@ TEST_F(IoTest, BadModelsAreRefusedOnEveryRank_mpi) {
                         H5P_DEFAULT, H5P_DEFAULT));
     H5Sclose(s);
     H5Fclose(f);
+    EXPECT_EQ(stamp_integrity(bent), "");
   }
   comm.barrier();
   expect_error([&] { read_model(comm, bent); }, bent,
                "/model/layer_1/isometry is float64 [6, 2, 2, 2], expected float64 [6, 2, 3, 3]");
+}
+
+// The integrity block, checked against an independent reading of the file: the length
+// and zlib's CRC-32 of every byte after the block; a truncated copy, a changed byte and a
+// file without a block are refused before HDF5 reads them.
+TEST_F(IoTest, IntegrityBlockGuardsModelReads_mpi) {
+  ModelFileContents c;
+  c.model = distinct_model(comm, true, false);
+  const std::string good = file("stamped.h5");
+  write_model(comm, good, c);
+  const auto bytes_of = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string bytes = bytes_of(good);
+  ASSERT_GT(bytes.size(), kIntegrityBlockBytes);
+  const unsigned long crc =
+      crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(bytes.data()) + kIntegrityBlockBytes,
+              bytes.size() - kIntegrityBlockBytes);
+  EXPECT_EQ(bytes.substr(0, bytes.find('\0')),
+            fmt::format("CMERA-INTEGRITY 1\nbytes {}\ncrc32 {:08x}\n", bytes.size(), crc));
+  EXPECT_EQ(check_integrity(good).status, IntegrityStatus::verified);
+
+  // Rank 0 writes a copy of `good` with the given bytes.
+  const auto variant = [&](const std::string& name, const std::string& content) {
+    const std::string path = file(name);
+    if (comm.is_root()) std::ofstream(path, std::ios::binary) << content;
+    comm.barrier();
+    return path;
+  };
+  const std::string truncated = variant("truncated.h5", bytes.substr(0, bytes.size() - 1));
+  expect_error([&] { read_model(comm, truncated); }, truncated,
+               fmt::format("truncated ({} bytes, written as {})", bytes.size() - 1, bytes.size()));
+  std::string changed = bytes;
+  changed[bytes.size() / 2] ^= 0x01;
+  const std::string damaged = variant("damaged.h5", changed);
+  expect_error([&] { read_model(comm, damaged); }, damaged, "damaged: CRC-32");
+  std::string unblocked = bytes;
+  unblocked[0] = 'X';
+  const std::string foreign = variant("foreign.h5", unblocked);
+  expect_error([&] { read_model(comm, foreign); }, foreign, "no cmera integrity block");
 }
 
 TEST(Provenance, RecordsBuildAndRun) {

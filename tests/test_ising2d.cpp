@@ -27,6 +27,7 @@
 #include "cmera/error.hpp"
 #include "cmera/io.hpp"
 #include "cmera/ising2d.hpp"
+#include "hdf5_attrs.hpp"
 
 namespace {
 
@@ -257,18 +258,6 @@ TEST(Ising2dOptions, ParseAndValidate) {
   bad([](ising::Params& q) { q.beta = -1; });
 }
 
-std::string read_string_attr(hid_t obj, const char* name) {
-  const hid_t attr = H5Aopen(obj, name, H5P_DEFAULT);
-  const hid_t type = H5Aget_type(attr);
-  char* p = nullptr;
-  H5Aread(attr, type, &p);
-  std::string s = p ? p : "";
-  H5free_memory(p);
-  H5Tclose(type);
-  H5Aclose(attr);
-  return s;
-}
-
 TEST(Ising2dFile, GenerateWritesBothLayouts) {
   const cmera::Comm comm(MPI_COMM_WORLD);
   const auto p = small_params(3);
@@ -282,8 +271,8 @@ TEST(Ising2dFile, GenerateWritesBothLayouts) {
   // [S, L, L] with alphabet 2 and the dataset kind, read back with plain HDF5.
   const hid_t file = H5Fopen(cube.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   ASSERT_GE(file, 0);
-  EXPECT_EQ(read_string_attr(file, "cmera_kind"), "dataset");
-  EXPECT_NE(read_string_attr(file, "parameters").find("generator = \"ising2d\""),
+  EXPECT_EQ(fixed_string_attr(file, "cmera_kind"), "dataset");
+  EXPECT_NE(fixed_string_attr(file, "parameters").find("generator = \"ising2d\""),
             std::string::npos);
   const hid_t dset = H5Dopen2(file, "configs", H5P_DEFAULT);
   const hid_t space = H5Dget_space(dset);

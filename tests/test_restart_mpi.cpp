@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "cmera/checkpoint.hpp"
+#include "cmera/integrity.hpp"
 #include "cmera/error.hpp"
 #include "cmera/trainer.hpp"
 #include "ising_data.hpp"
@@ -129,7 +130,7 @@ TEST_F(Restart, OtherRankCountAgreesToTolerance) {
   }
 }
 
-// Rank 0 rewrites an integer attribute of a closed file (serial HDF5).
+// Rank 0 rewrites an integer attribute of a closed file (serial HDF5) and re-stamps it.
 void set_int_attribute(const std::string& path, const char* name, long long value) {
   const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
   ASSERT_GE(f, 0);
@@ -138,6 +139,7 @@ void set_int_attribute(const std::string& path, const char* name, long long valu
   EXPECT_GE(H5Awrite(a, H5T_NATIVE_LLONG, &value), 0);
   H5Aclose(a);
   H5Fclose(f);
+  EXPECT_EQ(stamp_integrity(path), "");  // as another cmera version would have written it
 }
 
 std::string refusal(const Comm& comm, const std::string& path, const Config& cfg) {

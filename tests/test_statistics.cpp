@@ -37,11 +37,16 @@ TEST(WindowCounting, ReferenceMatchesHandCount) {
 TEST(WindowCounting, BinaryKernelEqualsReference) {
   struct Case { long rows, width, first, n; };
   // width = n + 2: a rank's slab with its halo; width = n: the whole ring on one rank.
+  // Rows beyond 255 cross the kernel's byte-sum flushes; n not a multiple of 16 leaves
+  // a tail for the histogram path; all-ones rows fill the byte sums to their limit.
   for (const Case c : {Case{1, 5, 0, 3}, Case{333, 130, 0, 128}, Case{333, 130, 64, 64},
-                       Case{1000, 64, 0, 64}, Case{1000, 64, 32, 32}, Case{7, 3, 0, 3}}) {
+                       Case{1000, 64, 0, 64}, Case{1000, 64, 32, 32}, Case{7, 3, 0, 3},
+                       Case{600, 41, 0, 39}, Case{600, 41, 3, 36}, Case{256, 18, 0, 16},
+                       Case{2000, 35, 16, 19}}) {
     SCOPED_TRACE(testing::Message() << "rows " << c.rows << " width " << c.width << " first "
                                     << c.first << " n " << c.n);
-    const auto buf = random_slab(c.rows, c.width, 2, static_cast<std::uint64_t>(c.width));
+    auto buf = random_slab(c.rows, c.width, 2, static_cast<std::uint64_t>(c.width));
+    if (c.rows == 256) std::fill(buf.begin(), buf.end(), 1);
     std::vector<long long> fast(static_cast<std::size_t>(c.n * 8), 0), plain(fast);
     count_binary_windows(buf.data(), c.rows, c.width, c.first, c.n, fast.data());
     count_windows(buf.data(), c.rows, c.width, c.first, c.n, 2, plain.data());

@@ -54,6 +54,17 @@ with h5py.File(sys.argv[1], "w") as f:
 PY
 }
 train_data() { mpi train "$W/good.toml" -P data.path="$1" "${@:2}"; }
+# Edits a copy of a cmera file with h5py and re-stamps its integrity block, as a file from
+# another cmera version would be: h5edit SOURCE COPY 'python statement on h5py.File f'
+h5edit() { cp "$1" "$2"
+  $py -c 'import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "a") as f: exec(sys.argv[2])' "$2" "$3" &&
+  $py "$src/tests/cli/restamp_integrity.py" "$2"; }
+# Flips one byte in the middle of a copy: flip SOURCE COPY
+flip() { cp "$1" "$2"
+  $py -c 'import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(-1, 2); n = f.tell() // 2; f.seek(n); b = f.read(1); f.seek(n); f.write(bytes([b[0] ^ 0x5a]))' "$2"; }
 
 # ---- the catalogue: name | ranks | exit status | fragment the message must contain | what ----
 # Fragments use $W for the temporary directory; the doc shows it as /tmp/w.
@@ -74,7 +85,9 @@ cases=(
   "output_dir_not_writable|2|2|is not writable (Permission denied)|output.dir not writable"
   "data_missing|1 2 3|2|$W/nothere.h5: no such file|dataset missing"
   "data_not_hdf5|1 2 3|2|$W/text.h5: not an HDF5 file|dataset not HDF5"
-  "data_truncated|1 2 3|2|$W/trunc.h5: cannot open HDF5 file for reading (truncated or damaged?)|dataset truncated"
+  "data_truncated|1 2 3|2|$W/trunc.h5: truncated (|dataset truncated"
+  "data_damaged|1 2 3|2|$W/damaged.h5: damaged: CRC-32|dataset with one byte changed"
+  "data_foreign_truncated|1 2 3|2|$W/ftrunc.h5: cannot open HDF5 file for reading (truncated or damaged?)|truncated dataset written by h5py (no integrity block)"
   "data_no_configs|1 2 3|2|$W/noconf.h5: no /configs dataset (expected uint8 [samples, sites])|no /configs"
   "data_rank1|1 2 3|2|$W/rank1.h5: /configs is uint8 [16] (rank 1), expected uint8 [samples, sites]|/configs of rank 1"
   "data_rank3|1 2 3|2|$W/rank3.h5: /configs is uint8 [4, 4, 4]: 2D datasets [S, Ly, Lx] are not supported by train/eval yet|/configs of rank 3 (2D)"
@@ -83,11 +96,16 @@ cases=(
   "data_alphabet_attr|1 2 3|2|$W/attr.h5: alphabet attribute is 3 but model.chi[0] = 2|alphabet attribute differs from chi[0]"
   "data_zero_samples|1 2 3|2|$W/empty.h5: /configs has zero samples|zero samples"
   "data_size|1 2 3|2|lattice of 24 sites cannot be coarse-grained 4 times|N does not fit the model"
-  "restart_truncated|2|2|checkpoint-trunc.h5: cannot open HDF5 file for reading (truncated or damaged?)|truncated checkpoint"
+  "restart_truncated|2|2|checkpoint-trunc.h5: truncated (|truncated checkpoint"
+  "restart_damaged|2|2|checkpoint-bad.h5: damaged: CRC-32|checkpoint with one byte changed"
   "restart_other_model|2|2|written for another config: model.chi|another model's checkpoint"
   "restart_format|2|2|checkpoint format version 99, this cmera reads|another checkpoint format version"
-  "model_truncated|2|2|model-trunc.h5: cannot open HDF5 file for reading (truncated or damaged?)|truncated model (eval)"
-  "model_format|2|2|model-v7.h5: model format version 7, this cmera reads 1|another model format version"
+  "restart_optimizer_states|2|2|checkpoint-states.h5: optimizer_states = 1000000000000 is outside 0..16|a checkpoint claiming 10^12 optimizer tables"
+  "model_truncated|2|2|model-trunc.h5: truncated (|truncated model (eval)"
+  "model_damaged|2|2|model-bad.h5: damaged: CRC-32|model with one byte changed"
+  "model_no_block|2|2|model-copy.h5: no cmera integrity block: not a cmera model file|model copied by h5py into a new file"
+  "model_format|2|2|model-v7.h5: model format version 7, this cmera reads 2|another model format version"
+  "model_vlen_strings|2|2|model-vlen.h5: attribute cmera_kind is a variable-length string; cmera files store fixed-length strings|a model relabelled by h5py (variable-length string)"
   "model_huge|2|2|model-huge.h5: /model geometry (N = 16, chi = [200, 200, 2]) needs|model geometry beyond the file's size"
   "model_is_dataset|2|2|d.h5: is a cmera dataset file, expected a model|a dataset given as model"
   "cli_unknown_subcommand|2|2|unknown command 'frobnicate' (expected one of generate, train, info, eval, sample|unknown subcommand"
@@ -127,6 +145,9 @@ case_data_missing() { train_data "$W/nothere.h5"; }
 case_data_not_hdf5() { echo "not hdf5" > "$W/text.h5"; train_data "$W/text.h5"; }
 case_data_truncated() { cp "$W/d.h5" "$W/trunc.h5"
   truncate -s $(( $(stat -c %s "$W/d.h5") / 2 )) "$W/trunc.h5"; train_data "$W/trunc.h5"; }
+case_data_damaged() { flip "$W/d.h5" "$W/damaged.h5"; train_data "$W/damaged.h5"; }
+case_data_foreign_truncated() { dataset_py "$W/ftrunc.h5" 'np.zeros((400, 16), np.uint8)'
+  truncate -s $(( $(stat -c %s "$W/ftrunc.h5") / 2 )) "$W/ftrunc.h5"; train_data "$W/ftrunc.h5"; }
 case_data_no_configs() { $py -c 'import sys, h5py; h5py.File(sys.argv[1], "w")["data"] = [[0, 1]]' \
   "$W/noconf.h5"; train_data "$W/noconf.h5"; }
 case_data_rank1() { dataset_py "$W/rank1.h5" 'np.zeros(16, np.uint8)'; train_data "$W/rank1.h5"; }
@@ -135,8 +156,7 @@ case_data_dtype() { dataset_py "$W/float.h5" 'np.zeros((40, 16))'; train_data "$
 case_data_alphabet() {
   dataset_py "$W/values.h5" 'np.where(np.arange(40 * 16).reshape(40, 16) == 3 * 16 + 5, 7, 0).astype(np.uint8)'
   train_data "$W/values.h5"; }
-case_data_alphabet_attr() { cp "$W/d.h5" "$W/attr.h5"
-  $py -c 'import sys, h5py; h5py.File(sys.argv[1], "a")["configs"].attrs["alphabet"] = 3' "$W/attr.h5"
+case_data_alphabet_attr() { h5edit "$W/d.h5" "$W/attr.h5" 'f["configs"].attrs["alphabet"] = 3'
   train_data "$W/attr.h5"; }
 case_data_zero_samples() { dataset_py "$W/empty.h5" 'np.zeros((0, 16), np.uint8)'; train_data "$W/empty.h5"; }
 case_data_size() { dataset_py "$W/n24.h5" 'np.zeros((40, 24), np.uint8)'
@@ -144,21 +164,30 @@ case_data_size() { dataset_py "$W/n24.h5" 'np.zeros((40, 24), np.uint8)'
 case_restart_truncated() { local c; c=$(latest_ckpt "$W/out"); cp "$c" "$W/checkpoint-trunc.h5"
   truncate -s $(( $(stat -c %s "$c") / 2 )) "$W/checkpoint-trunc.h5"
   mpi train "$W/good.toml" --restart "$W/checkpoint-trunc.h5"; }
+case_restart_damaged() { flip "$(latest_ckpt "$W/out")" "$W/checkpoint-bad.h5"
+  mpi train "$W/good.toml" --restart "$W/checkpoint-bad.h5"; }
 case_restart_other_model() { mpi train "$W/good.toml" --restart "$(latest_ckpt "$W/other")"; }
-case_restart_format() { cp "$(latest_ckpt "$W/out")" "$W/checkpoint-v99.h5"
-  $py -c 'import sys, h5py, numpy as np; h5py.File(sys.argv[1], "a").attrs["checkpoint_format_version"] = np.int64(99)' \
-    "$W/checkpoint-v99.h5"
+case_restart_format() {
+  h5edit "$(latest_ckpt "$W/out")" "$W/checkpoint-v99.h5" 'f.attrs["checkpoint_format_version"] = np.int64(99)'
   mpi train "$W/good.toml" --restart "$W/checkpoint-v99.h5"; }
+case_restart_optimizer_states() {
+  h5edit "$(latest_ckpt "$W/out")" "$W/checkpoint-states.h5" 'f.attrs["optimizer_states"] = np.int64(10**12)'
+  mpi train "$W/good.toml" --restart "$W/checkpoint-states.h5"; }
 case_model_truncated() { cp "$W/out/model.h5" "$W/model-trunc.h5"
   truncate -s $(( $(stat -c %s "$W/out/model.h5") / 2 )) "$W/model-trunc.h5"
   mpi eval "$W/model-trunc.h5" --data "$W/d.h5"; }
-case_model_format() { cp "$W/out/model.h5" "$W/model-v7.h5"
-  $py -c 'import sys, h5py, numpy as np; h5py.File(sys.argv[1], "a").attrs["format_version"] = np.int32(7)' \
-    "$W/model-v7.h5"
+case_model_damaged() { flip "$W/out/model.h5" "$W/model-bad.h5"; mpi eval "$W/model-bad.h5" --data "$W/d.h5"; }
+case_model_no_block() { $py -c 'import sys, h5py
+with h5py.File(sys.argv[1], "r") as a, h5py.File(sys.argv[2], "w") as b:
+    for k in a: a.copy(a[k], b, k)
+    b.attrs.update(a.attrs)' "$W/out/model.h5" "$W/model-copy.h5"
+  mpi eval "$W/model-copy.h5" --data "$W/d.h5"; }
+case_model_format() { h5edit "$W/out/model.h5" "$W/model-v7.h5" 'f.attrs["format_version"] = np.int32(7)'
   mpi sample "$W/model-v7.h5" --count 10 --output "$W/s.h5"; }
-case_model_huge() { cp "$W/out/model.h5" "$W/model-huge.h5"
-  $py -c 'import sys, h5py, numpy as np; h5py.File(sys.argv[1], "a")["model"].attrs["chi"] = np.int32([200, 200, 2])' \
-    "$W/model-huge.h5"
+case_model_vlen_strings() { h5edit "$W/out/model.h5" "$W/model-vlen.h5" 'f.attrs["cmera_kind"] = "model"'
+  mpi eval "$W/model-vlen.h5" --data "$W/d.h5"; }
+case_model_huge() {
+  h5edit "$W/out/model.h5" "$W/model-huge.h5" 'f["model"].attrs["chi"] = np.int32([200, 200, 2])'
   mpi eval "$W/model-huge.h5" --data "$W/d.h5"; }
 case_model_is_dataset() { mpi eval "$W/d.h5" --data "$W/d.h5"; }
 case_cli_unknown_subcommand() { mpi frobnicate; }

@@ -58,7 +58,7 @@ import glob, sys, h5py
 files = sorted(glob.glob(sys.argv[1] + "/checkpoint-*.h5"))
 for f in files:
     with h5py.File(f, "r") as h:
-        assert h.attrs["cmera_kind"] == "checkpoint", f
+        assert h.attrs["cmera_kind"] == b"checkpoint", f  # fixed-length strings read as bytes
         n = int(h.attrs["iteration"])
         assert h["history/objective"].shape == (n,), f
         h.visititems(lambda name, o: o[...] if isinstance(o, h5py.Dataset) else None)
