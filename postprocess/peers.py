@@ -249,7 +249,8 @@ def main():
         budgets = ds["budgets"][:2] if args.quick else ds["budgets"]
         entry["cmera_budgets"] = [
             summarize(run_cmera(args, name, paths["train"], paths["held"],
-                                ds["cmera"] + [f"train.iterations={it}", "train.restarts=1"]), c_data)
+                                [o for o in ds["cmera"] if not o.startswith("train.iterations=")]
+                                + [f"train.iterations={it}", "train.restarts=1"]), c_data)
             for it in budgets]
         print(f"peers: {name}: hmm", file=sys.stderr, flush=True)
         h = [summarize(r, c_data) for r in run_hmm(train, held, hmm, args.jobs)]
