@@ -1,6 +1,7 @@
 // Window descend/ascend through one layer (window_kernels.hpp). Every stage is a small
-// dense matrix product, written as one strided triple loop (`product`) because at
-// chi <= 8 the matrices are at most 64 x 64 and call overhead of a BLAS would dominate.
+// dense matrix product, written as a strided triple loop (`product`, instantiated per
+// inner size) because at chi <= 8 the matrices are at most 64 x 64 and the call overhead
+// of a BLAS would dominate.
 // Notation of DESIGN §3: coarse window (y1, y2, y3) -> isometry outputs (a1, a2, a3, a4)
 // -> fine children; T1..T3 are the isometry stages shared by both children.
 #include "cmera/window_kernels.hpp"
@@ -19,7 +20,7 @@ struct View {
 };
 
 // C[m x n] += A[m x k] * B[k x n]. N > 0 fixes n at compile time, so the short inner
-// loop (n = chi, chi^2 or chi^3 <= 64) is unrolled into whole vector instructions instead
+// loop (n = chi or chi^2, at most 64) is unrolled into whole vector instructions instead
 // of a loop with a scalar remainder; kContiguous says B's rows are contiguous (B.col = 1).
 template <long N, bool kContiguous>
 inline void product_fixed(long m, long n, long k, View A, const View B, double* C) {

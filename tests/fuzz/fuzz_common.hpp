@@ -23,11 +23,17 @@ inline void init_mpi(int* argc, char*** argv) {
   }
 }
 
-// The input as a file; the same path is reused (and overwritten) for every input.
-inline const std::string& write_input(const std::uint8_t* data, std::size_t size) {
+// A per-process scratch file path (tmpfs when available), reused for every input.
+inline const std::string& scratch_path() {
   static const std::string path =
       (std::filesystem::is_directory("/dev/shm") ? std::string("/dev/shm") : std::string("/tmp")) +
       "/cmera-fuzz-" + std::to_string(getpid()) + ".h5";
+  return path;
+}
+
+// The input as the scratch file's bytes.
+inline const std::string& write_input(const std::uint8_t* data, std::size_t size) {
+  const std::string& path = scratch_path();
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) std::abort();
   if (size && std::fwrite(data, 1, size, f) != size) std::abort();
