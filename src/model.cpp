@@ -19,6 +19,16 @@ std::size_t Geometry::top_size() const {
   return n;
 }
 
+double Geometry::table_bytes(bool tied) const {
+  double entries = std::pow(static_cast<double>(chi.back()), static_cast<double>(top_sites()));
+  for (int l = 0; l < depth(); ++l) {
+    const double d = chi[l], K = chi[l + 1];
+    const double count = tied ? 1.0 : static_cast<double>(sites >> (l + 1));
+    entries += count * (K * d * d + d * d * d * d);
+  }
+  return entries * sizeof(double);
+}
+
 void Geometry::validate() const {
   if (chi.size() < 2)
     throw Error(fmt::format("model.chi must have at least 2 entries (alphabet and one layer), "

@@ -157,7 +157,7 @@ ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites)
     std::set<long> applied;
     auto isometry = [&](long j) {
       if (!applied.insert(j).second) return;
-      Op op{l, false, j, A.count(2 * j) > 0, A.count(2 * j + 1) > 0, {label(l + 1, 0, j)}, {}};
+      Op op{l, false, j, A.count(2 * j) > 0, A.count(2 * j + 1) > 0, {label(l + 1, 0, j)}, {}, {}, {}};
       if (op.keep0) op.out.push_back(label(l, 1, 2 * j));
       if (op.keep1) op.out.push_back(label(l, 1, 2 * j + 1));
       ops_.push_back(op);
@@ -166,7 +166,7 @@ ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites)
       const long x0 = 2 * u + 1, x1 = wrap(2 * u + 2, n);
       isometry(x0 / 2);
       isometry(x1 / 2);
-      Op op{l, true, u, X.count(x0) > 0, X.count(x1) > 0, {label(l, 1, x0), label(l, 1, x1)}, {}};
+      Op op{l, true, u, X.count(x0) > 0, X.count(x1) > 0, {label(l, 1, x0), label(l, 1, x1)}, {}, {}, {}};
       if (op.keep0) op.out.push_back(label(l, 0, x0));
       if (op.keep1) op.out.push_back(label(l, 0, x1));
       ops_.push_back(op);

@@ -7,10 +7,13 @@
 // so a restart needs the chosen model and optimizer state, nothing about the candidates.
 #include "cmera/trainer.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <functional>
 
 #include "cmera/checkpoint.hpp"
@@ -215,6 +218,17 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   if (comm.size() > g.sites)
     throw Error(fmt::format("{} MPI ranks for a lattice of {} sites: use at most {} ranks",
                             comm.size(), g.sites, g.sites));
+
+  // Every rank holds the whole model several times over (tables, gradient, optimizer
+  // state, the best candidate): a typo in model.chi must not end in an out-of-memory kill
+  // after the job has waited in the queue.
+  constexpr double kTableCopies = 8;
+  const double need = kTableCopies * g.table_bytes(cfg.tied);
+  const double node = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
+  if (need > node)
+    throw Error(fmt::format("model.chi = [{}] with N = {} needs about {:.1f} GiB per rank for its "
+                            "tables, gradient and optimizer state; this node has {:.1f} GiB",
+                            fmt::join(g.chi, ", "), g.sites, need / (1 << 30), node / (1 << 30)));
 
   const auto t0 = Clock::now();
   const BlockPartition windows{g.sites, comm.size()};

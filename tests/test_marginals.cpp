@@ -87,6 +87,11 @@ TEST(Marginals, InitializedModelsAreNormalized) {
   for (const Case& c : cases()) {
     const Model m = random_model(c, seed++);
     EXPECT_LT(m.normalization_error(), 1e-12) << label(c);
+    // The memory estimate train checks before allocating equals what the model holds.
+    std::size_t entries = m.tables.top.size();
+    for (const cmera::LayerTables& t : m.tables.layers) entries += t.W.size() + t.U.size();
+    EXPECT_EQ(m.geometry.table_bytes(m.tied), static_cast<double>(entries * sizeof(double)))
+        << label(c);
     // The brute-force joint of every layer is then a distribution too.
     for (const auto& j : brute::layer_joints(m)) EXPECT_NEAR(sum(j.p), 1.0, kTol) << label(c);
   }

@@ -26,6 +26,9 @@ struct Geometry {
   std::size_t top_size() const;  // chi[depth]^top_sites
   // Throws cmera::Error naming the problem if the geometry is not a valid MERA.
   void validate() const;
+  // Bytes of one set of tables (every layer's W and U, and the top), in double so that an
+  // absurd chi cannot overflow the estimate.
+  double table_bytes(bool tied) const;
 };
 
 // Tables mapping layer l+1 (M coarse sites, alphabet K) to layer l (2M sites, alphabet d).

@@ -78,6 +78,7 @@ cases=(
   "chi_empty|2|2|'model.chi' must be an array of integers >= 2 with at least 2 entries, got []|empty model.chi"
   "chi_too_small|2|2|'model.chi' must be an array of integers >= 2 with at least 2 entries, got [2, 1]|a chi entry < 2"
   "depth_too_large|2|2|N must be divisible by 2^depth = 2^5|depth too large for N"
+  "chi_too_large|2|2|model.chi = [2, 2048, 2] with N = 16 needs about|model.chi beyond the node's memory"
   "top_too_small|2|2|depth 3 leaves 2 top sites for N = 16; the top needs >= 3|fewer than 3 top sites"
   "negative_iterations|2|2|'train.iterations' must be an integer >= 0, got -5|negative iterations"
   "unknown_optimizer|2|2|'train.optimizer' must be one of em, adam, got \"sgd\"|unknown optimizer"
@@ -132,6 +133,7 @@ case_config_missing_key() { config | grep -v '^chi' > "$W/c.toml"; mpi train "$W
 case_chi_empty() { mpi train "$W/good.toml" -P model.chi=[]; }
 case_chi_too_small() { mpi train "$W/good.toml" -P model.chi=[2,1]; }
 case_depth_too_large() { mpi train "$W/good.toml" -P model.depth=5; }
+case_chi_too_large() { mpi train "$W/good.toml" -P model.chi=[2,2048,2]; }
 case_top_too_small() { mpi train "$W/good.toml" -P model.chi=[2,2,2,2]; }
 case_negative_iterations() { mpi train "$W/good.toml" -P train.iterations=-5; }
 case_unknown_optimizer() { mpi train "$W/good.toml" -P train.optimizer=sgd; }
