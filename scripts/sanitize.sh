@@ -23,10 +23,6 @@ export PMIX_MCA_pcompress_base_silence_warning=1
 # module" and escape the suppressions: keep them loaded, and unwind malloc stacks fully
 # (Open MPI is built without frame pointers) so every leak names its library.
 export OMPI_MCA_mca_base_component_disable_dlclose=1
-# No core binding: with 3 ranks oversubscribed on 2 cores, Open MPI binds them so that
-# LeakSanitizer's stop-the-world tracer crashes (signal 11) at the exit of rank 2, even
-# for `cmera --version`; binding does not change what this suite checks.
-export OMPI_MCA_hwloc_base_binding_policy=none
 export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:exitcode=86:fast_unwind_on_malloc=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=86"
 export LSAN_OPTIONS="suppressions=$here/tests/sanitizers/lsan.supp:print_suppressions=0"

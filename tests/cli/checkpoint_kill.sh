@@ -11,8 +11,11 @@ cmera="$1"; src="$2"
 py=/usr/bin/python3
 work=$(mktemp -d)
 job=""
+source "$src/tests/cli/stale_shm.inc"
 cleanup() {
   [ -n "$job" ] && kill -9 -- "-$job" 2>/dev/null || true
+  sleep 1  # let the killed ranks be reaped before their segments are removed
+  remove_stale_shm
   rm -rf "$work"
 }
 trap cleanup EXIT

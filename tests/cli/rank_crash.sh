@@ -9,7 +9,8 @@ set -euo pipefail
 cmera="$1"
 W=$(mktemp -d)
 job=""
-trap '[ -n "$job" ] && kill -9 "$job" 2>/dev/null; rm -rf "$W"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/stale_shm.inc"
+trap '[ -n "$job" ] && kill -9 "$job" 2>/dev/null; sleep 1; remove_stale_shm; rm -rf "$W"' EXIT
 
 mpirun --oversubscribe -n 2 "$cmera" generate ising1d --sites 64 --samples 2000 --corr 0.5 \
   --output "$W/d.h5" >/dev/null
