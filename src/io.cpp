@@ -25,8 +25,8 @@
 // (layer_<l>/isometry, layer_<l>/disentangler, top) holding tables of the model's shape.
 // Strings are fixed-length UTF-8 (h5py reads them as bytes). Variable-length strings live
 // in the file's global heap, and HDF5 1.10 follows a damaged heap into crashes and endless
-// loops (tests/fuzz/corpus_model/regression-*), which no caller can catch; so readers refuse them without
-// touching the heap. Format version 1 wrote variable-length strings; version 2 does not.
+// loops, which no caller can catch; so readers refuse them without touching the heap.
+// Format version 1 wrote variable-length strings; version 2 does not.
 // A fixed-length attribute holds at most 64 KiB; the resolved config is far below that,
 // and provenance abridges the one unbounded value (the command line).
 #include "cmera/io.hpp"
@@ -216,36 +216,35 @@ Handle open_attr(hid_t obj, const std::string& name) {
   return Handle(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
 }
 
-enum class StringAttr { absent, variable_length, other };
+enum class StringAttr { fixed_length, absent, variable_length, other };
 
-// Why attribute `name` is not a readable fixed-length string (absent, variable-length, or
-// of another class or shape); only called after get_string_attr found none.
-StringAttr string_attr_problem(hid_t obj, const std::string& name) {
-  const Handle attr = open_attr(obj, name);
-  if (!attr.ok()) return StringAttr::absent;
-  const Handle type(H5Aget_type(attr.get()), H5Tclose);
-  return H5Tget_class(type.get()) == H5T_STRING && H5Tis_variable_str(type.get()) > 0
-             ? StringAttr::variable_length
-             : StringAttr::other;
-}
+// A scalar string attribute: its value when it is fixed-length, else why not (absent,
+// variable-length, or of another class or shape). Variable-length values are never read:
+// see the header comment.
+struct StringAttrRead {
+  std::optional<std::string> value;
+  StringAttr kind = StringAttr::absent;
+};
 
-// Value of a scalar fixed-length string attribute; nullopt when absent, not a string, or
-// variable-length (never read: see the header comment).
-std::optional<std::string> get_string_attr(hid_t obj, const std::string& name) {
+StringAttrRead read_string_attr(hid_t obj, const std::string& name) {
   const Handle attr = open_attr(obj, name);
-  if (!attr.ok()) return std::nullopt;
+  if (!attr.ok()) return {};
   const Handle type(H5Aget_type(attr.get()), H5Tclose);
   const Handle space(H5Aget_space(attr.get()), H5Sclose);
-  if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) != 0 ||
-      H5Sget_simple_extent_npoints(space.get()) != 1)
-    return std::nullopt;
+  if (H5Tget_class(type.get()) != H5T_STRING) return {std::nullopt, StringAttr::other};
+  if (H5Tis_variable_str(type.get()) != 0) return {std::nullopt, StringAttr::variable_length};
   const std::size_t n = H5Tget_size(type.get());
-  if (n == 0 || n > kMaxStringAttrBytes) return std::nullopt;
+  if (H5Sget_simple_extent_npoints(space.get()) != 1 || n == 0 || n > kMaxStringAttrBytes)
+    return {std::nullopt, StringAttr::other};
   std::string s(n, '\0');
   // The file's own type as memory type: HDF5 does not convert between ASCII and UTF-8.
-  if (H5Aread(attr.get(), type.get(), s.data()) < 0) return std::nullopt;
+  if (H5Aread(attr.get(), type.get(), s.data()) < 0) return {std::nullopt, StringAttr::other};
   s.resize(std::min(s.find('\0'), n));
-  return s;
+  return {std::move(s), StringAttr::fixed_length};
+}
+
+std::optional<std::string> get_string_attr(hid_t obj, const std::string& name) {
+  return read_string_attr(obj, name).value;
 }
 
 // Integer attribute values (converted to long long); nullopt when absent, not an
@@ -715,7 +714,8 @@ ModelFileContents read_model(const Comm& comm, const std::string& path,
   const hid_t f = file.get();
   ModelFileContents out;
 
-  const auto kind = get_string_attr(f, "cmera_kind");
+  const StringAttrRead kind_attr = read_string_attr(f, "cmera_kind");
+  const auto& kind = kind_attr.value;
   const auto version = get_int_attr(f, "format_version", 1);
   const auto require_version = [&] {
     ctx.require(version.has_value(), "no integer format_version attribute");
@@ -724,7 +724,7 @@ ModelFileContents read_model(const Comm& comm, const std::string& path,
                             kModelFormatVersion));
   };
   if (!kind) {
-    const StringAttr problem = string_attr_problem(f, "cmera_kind");
+    const StringAttr problem = kind_attr.kind;
     ctx.require(problem != StringAttr::absent, "not a cmera model file (no cmera_kind attribute)");
     // Version 1 wrote variable-length strings: say so rather than blame the string.
     if (version) require_version();
@@ -748,7 +748,8 @@ ModelFileContents read_model(const Comm& comm, const std::string& path,
   require_version();
 
   // Provenance by its known names: iterating the attributes of an untrusted file
-  // (H5Aiterate2) crashes inside HDF5 1.10 on some damaged headers (tests/fuzz/corpus_model/regression-*).
+  // (H5Aiterate2) crashes inside HDF5 1.10 on some damaged headers
+  // (tests/fuzz/corpus_model/regression-hdf5-H5Aiterate-segv.h5).
   for (const auto& name : provenance_keys())
     if (auto v = get_string_attr(f, name)) out.provenance.emplace_back(name, *v);
   {
@@ -868,9 +869,10 @@ std::string describe_file(const Comm& comm, const std::string& path) {
   out += "provenance\n";
   for (const auto& name : attr_names(f)) {
     if (name == "cmera_kind") continue;
-    const auto v = get_string_attr(f, name);
+    const StringAttrRead attr = read_string_attr(f, name);
+    const auto& v = attr.value;
     if (!v) {
-      if (string_attr_problem(f, name) == StringAttr::variable_length)
+      if (attr.kind == StringAttr::variable_length)
         out += fmt::format("  {:<18} (variable-length string: not read)\n", name);
       continue;
     }
