@@ -27,13 +27,14 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo 
 cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]}"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self
 export PMIX_MCA_pcompress_base_silence_warning=1
-# As in scripts/sanitize.sh: Open MPI components stay loaded and malloc stacks are unwound
-# fully, so Open MPI's own leaks name their library and match tests/sanitizers/lsan.supp.
+# As in scripts/sanitize.sh: Open MPI components stay loaded, malloc stacks are unwound
+# fully (Open MPI leaks name their library for tests/sanitizers/lsan.supp), and the
+# dynamic-TLS interceptor that crashes the leak tracer is off.
 export OMPI_MCA_mca_base_component_disable_dlclose=1
 # allocator_may_return_null: a huge request returns NULL as glibc's malloc would (HDF5
 # checks for it when a damaged header claims terabytes); cmera's own std::vector would
 # still throw bad_alloc, which escapes the target and is reported.
-export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:fast_unwind_on_malloc=0:allocator_may_return_null=1"
+export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:fast_unwind_on_malloc=0:allocator_may_return_null=1:intercept_tls_get_addr=0"
 export LSAN_OPTIONS="suppressions=$here/tests/sanitizers/lsan.supp:print_suppressions=0"
 mkdir -p build-fuzz/artifacts
 for t in "${targets[@]}"; do
