@@ -1,10 +1,51 @@
-// Multiscale pair terms (pair_terms.hpp).
+// Multiscale pair terms (pair_terms.hpp): chains of window conditionals below the
+// meeting layer, one six-site ConePlan at it.
 #include "cmera/pair_terms.hpp"
+
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
+#include <map>
+#include <utility>
+
+#include "cmera/error.hpp"
+#include "cmera/window_kernels.hpp"
 
 namespace cmera {
+
+namespace {
+
+long wrap(long i, long n) { return ((i % n) + n) % n; }
+
+std::size_t cube(int chi) { return static_cast<std::size_t>(chi) * chi * chi; }
+
+bool disjoint(const std::vector<long>& a, const std::vector<long>& b) {  // both sorted
+  std::vector<long> both;
+  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
+  return both.empty();
+}
+
+// Per-thread buffers of the window kernels. Pulling a function back through a layer is
+// the adjoint that ascend_pair computes; its table gradient then goes to `sink` (unused),
+// and `zero` stands in for the coarse marginal that only that gradient reads.
+struct ChainScratch {
+  kernels::WindowScratch window;
+  std::vector<double> zero, sink, sink_rho;
+  explicit ChainScratch(int chi) {
+    window.reserve(chi, chi);
+    zero.assign(cube(chi), 0.0);
+    sink.assign(cube(chi) * chi, 0.0);
+    sink_rho.assign(cube(chi), 0.0);
+  }
+  kernels::ConeGradients sink_gradients() {
+    double* s = sink.data();
+    return {s, s, s, s, s};
+  }
+};
+
+}  // namespace
 
 std::vector<long> dyadic_distances(long sites) {
   std::vector<long> r;
@@ -18,21 +59,148 @@ long pair_stride(const Geometry& g, long requested) {
   return std::max(1L, g.sites * chi * chi / 2048);
 }
 
+// Window entry of each state of chain k's cone at `layer`: the cone's values in their
+// window places, every other window site at 0.
+std::vector<std::size_t> PairTerms::embedding(std::size_t k, int layer) const {
+  const Chain& c = chains_[k];
+  const int chi = geometry_.chi[layer];
+  std::vector<std::size_t> at{0};
+  for (long s : c.cone[layer]) {
+    const long offset = wrap(s - c.window[layer], geometry_.sites_at(layer));
+    if (offset > 2) throw Error("pair terms: a cone left its window");  // cone rule broken
+    const std::size_t stride = offset == 0 ? static_cast<std::size_t>(chi) * chi : (offset == 1 ? chi : 1);
+    std::vector<std::size_t> next;
+    for (std::size_t e : at)
+      for (int v = 0; v < chi; ++v) next.push_back(e + v * stride);
+    at.swap(next);
+  }
+  return at;
+}
+
+std::size_t PairTerms::add_chain(long first, int position) {
+  Chain c;
+  c.position = position;
+  c.window.push_back(wrap(first, geometry_.sites));
+  c.cone.push_back({wrap(first + position, geometry_.sites)});
+  for (int l = 0; l < geometry_.depth(); ++l) {
+    c.window.push_back(wrap(cone::coarse_window(c.window.back()), geometry_.sites_at(l + 1)));
+    c.cone.push_back(cone_parents(geometry_, l, c.cone.back()));
+  }
+  chains_.push_back(std::move(c));
+  return chains_.size() - 1;
+}
+
 PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
-    : stats_(stats), weight_(weight) {
+    : geometry_(g), stats_(stats), weight_(weight) {
+  // The left site ends its window and the right one starts its own (any window holding
+  // the site would do: it contains the site's cone at every layer).
+  std::map<std::pair<long, int>, std::size_t> index;
+  auto chain = [&](long first, int position) {
+    const auto key = std::make_pair(wrap(first, g.sites), position);
+    const auto it = index.find(key);
+    if (it != index.end()) return it->second;
+    return index[key] = add_chain(first, position);
+  };
   for (long r : stats.distances)
-    for (long i : stats.sites) plans_.emplace_back(g, 0, std::vector<long>{i, i + r});
+    for (long i : stats.sites) {
+      const std::size_t left = chain(i - 2, 2), right = chain(i + r, 0);
+      // Highest layer up to which the two cones share no site (hence no table): the
+      // joint formed there has the fewest layers of dense work above it.
+      int meet = 0;
+      while (meet < g.depth() && disjoint(chains_[left].cone[meet + 1], chains_[right].cone[meet + 1]))
+        ++meet;
+      if (meet == 0) {
+        pairs_.push_back({0, left, right, ConePlan(g, 0, {i, i + r}), {}, {}, {}});
+        continue;
+      }
+      std::vector<long> joint = chains_[left].cone[meet];
+      const std::vector<long>& b = chains_[right].cone[meet];
+      joint.insert(joint.end(), b.begin(), b.end());
+      pairs_.push_back({meet, left, right, ConePlan(g, meet, joint), {}, embedding(left, meet),
+                        embedding(right, meet)});
+      chains_[left].top = std::max(chains_[left].top, meet);
+      chains_[right].top = std::max(chains_[right].top, meet);
+    }
+  for (Chain& c : chains_) {
+    c.up.resize(static_cast<std::size_t>(c.top) + 1);
+    c.env.resize(static_cast<std::size_t>(c.top) + 1);
+    for (int l = 0; l <= c.top; ++l) {
+      c.up[l].assign(g.chi[0] * cube(g.chi[l]), 0.0);
+      c.env[l].assign(c.up[l].size(), 0.0);
+    }
+  }
+}
+
+// up[0] = indicator of the site's value; up[l+1][x] = adjoint of the descend from
+// window[l+1] to window[l], applied to up[l][x].
+void PairTerms::build_chains(const Model& model) {
+  const int d = geometry_.chi[0];
+  const int chi_max = *std::max_element(geometry_.chi.begin(), geometry_.chi.end());
+#pragma omp parallel
+  {
+    ChainScratch s(chi_max);
+#pragma omp for schedule(dynamic, 4)
+    for (std::size_t k = 0; k < chains_.size(); ++k) {
+      Chain& c = chains_[k];
+      if (c.top == 0) continue;
+      const std::size_t n0 = cube(d);
+      const std::size_t stride = c.position == 0 ? n0 / d : (c.position == 1 ? d : 1);  // row-major
+      for (int x = 0; x < d; ++x)
+        for (std::size_t w = 0; w < n0; ++w) c.up[0][x * n0 + w] = (w / stride) % d == static_cast<std::size_t>(x);
+      for (int l = 0; l < c.top; ++l) {
+        const int dl = geometry_.chi[l], K = geometry_.chi[l + 1];
+        const std::size_t nl = cube(dl), nk = cube(K);
+        const kernels::ConeTables tab = kernels::cone_tables(model.tables.layers[l], c.window[l + 1]);
+        const bool odd = c.window[l] % 2 == 1;
+        std::fill(c.up[l + 1].begin(), c.up[l + 1].end(), 0.0);
+        for (int x = 0; x < d; ++x) {
+          const double* g = c.up[l].data() + x * nl;
+          kernels::ascend_pair(dl, K, tab, s.zero.data(), odd ? g : nullptr, odd ? nullptr : g,
+                               c.up[l + 1].data() + x * nk, s.sink_gradients(), s.window);
+        }
+      }
+    }
+  }
+}
+
+std::vector<double> PairTerms::restrict(std::size_t k, int layer,
+                                        const std::vector<std::size_t>& at) const {
+  const std::vector<double>& up = chains_[k].up[layer];
+  const std::size_t d = static_cast<std::size_t>(geometry_.chi[0]), n = up.size() / d;
+  std::vector<double> t(d * at.size());
+  for (std::size_t x = 0; x < d; ++x)
+    for (std::size_t a = 0; a < at.size(); ++a) t[x * at.size() + a] = up[x * n + at[a]];
+  return t;
 }
 
 double PairTerms::log_likelihood(const Model& model) {
-  const std::size_t dd = static_cast<std::size_t>(stats_.d) * stats_.d;
-  std::vector<double> terms(plans_.size(), 0.0);
+  build_chains(model);
+  const int d = stats_.d;
+  const std::size_t dd = static_cast<std::size_t>(d) * d;
+  std::vector<double> terms(pairs_.size(), 0.0);
 #pragma omp parallel for schedule(dynamic, 8)
-  for (std::size_t k = 0; k < plans_.size(); ++k) {
-    const std::vector<double>& p = plans_[k].forward(model);
+  for (std::size_t k = 0; k < pairs_.size(); ++k) {
+    Pair& pr = pairs_[k];
+    const std::vector<double>& joint = pr.plan.forward(model);
+    if (pr.meet == 0) {
+      pr.p = joint;
+    } else {
+      // p[xl][xr] = sum_b (sum_a Tl[xl][a] rho[a][b]) Tr[xr][b]
+      const std::vector<double> tl = restrict(pr.left, pr.meet, pr.left_at);
+      const std::vector<double> tr = restrict(pr.right, pr.meet, pr.right_at);
+      const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
+      std::vector<double> m(d * nb, 0.0);
+      for (int xl = 0; xl < d; ++xl)
+        for (std::size_t a = 0; a < na; ++a)
+          for (std::size_t b = 0; b < nb; ++b) m[xl * nb + b] += tl[xl * na + a] * joint[a * nb + b];
+      pr.p.assign(dd, 0.0);
+      for (int xl = 0; xl < d; ++xl)
+        for (int xr = 0; xr < d; ++xr)
+          for (std::size_t b = 0; b < nb; ++b) pr.p[xl * d + xr] += m[xl * nb + b] * tr[xr * nb + b];
+    }
     const double* q = stats_.q.data() + k * dd;
     for (std::size_t x = 0; x < dd; ++x)
-      if (q[x] > 0) terms[k] += q[x] * std::log(p[x]);
+      if (q[x] > 0) terms[k] += q[x] * std::log(pr.p[x]);
   }
   double total = 0;
   for (double t : terms) total += t;  // fixed order: thread-count independent
@@ -40,22 +208,97 @@ double PairTerms::log_likelihood(const Model& model) {
 }
 
 void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
-  const std::size_t dd = static_cast<std::size_t>(stats_.d) * stats_.d;
-  std::vector<double> g(dd);
-  for (std::size_t k = 0; k < plans_.size(); ++k) {
-    const std::vector<double>& p = plans_[k].marginal();
+  const int d = stats_.d;
+  const std::size_t dd = static_cast<std::size_t>(d) * d;
+  for (Chain& c : chains_)
+    for (auto& e : c.env) std::fill(e.begin(), e.end(), 0.0);
+  std::vector<double> g(dd), big_g, h, j;
+  for (std::size_t k = 0; k < pairs_.size(); ++k) {
+    Pair& pr = pairs_[k];
     const double* q = stats_.q.data() + k * dd;
-    for (std::size_t x = 0; x < dd; ++x) g[x] = q[x] > 0 ? scale * weight_ * q[x] / p[x] : 0.0;
-    plans_[k].backward(model, g, grad);
+    for (std::size_t x = 0; x < dd; ++x) g[x] = q[x] > 0 ? scale * weight_ * q[x] / pr.p[x] : 0.0;
+    if (pr.meet == 0) {
+      pr.plan.backward(model, g, grad);
+      continue;
+    }
+    const std::vector<double>& rho = pr.plan.marginal();
+    const std::vector<double> tl = restrict(pr.left, pr.meet, pr.left_at);
+    const std::vector<double> tr = restrict(pr.right, pr.meet, pr.right_at);
+    const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
+    // h[xl][b] = sum_xr g[xl][xr] Tr[xr][b];  j[xr][a] = sum_xl g[xl][xr] Tl[xl][a]
+    h.assign(d * nb, 0.0);
+    j.assign(d * na, 0.0);
+    for (int xl = 0; xl < d; ++xl)
+      for (int xr = 0; xr < d; ++xr) {
+        const double gx = g[xl * d + xr];
+        for (std::size_t b = 0; b < nb; ++b) h[xl * nb + b] += gx * tr[xr * nb + b];
+        for (std::size_t a = 0; a < na; ++a) j[xr * na + a] += gx * tl[xl * na + a];
+      }
+    // dF/drho[a][b] = sum_x Tl[x][a] h[x][b]; dF/dTl[x][a] = sum_b rho[a][b] h[x][b];
+    // dF/dTr[x][b] = sum_a j[x][a] rho[a][b]; the chains' adjoints get them in window places.
+    big_g.assign(na * nb, 0.0);
+    std::vector<double>& el = chains_[pr.left].env[pr.meet];
+    std::vector<double>& er = chains_[pr.right].env[pr.meet];
+    const std::size_t wl = el.size() / d, wr = er.size() / d;
+    for (std::size_t a = 0; a < na; ++a)
+      for (int x = 0; x < d; ++x) {
+        const double t = tl[x * na + a], ja = j[x * na + a];
+        const double* hx = h.data() + x * nb;
+        const double* row = rho.data() + a * nb;
+        double* gr = big_g.data() + a * nb;
+        double sum = 0;
+        for (std::size_t b = 0; b < nb; ++b) {
+          gr[b] += t * hx[b];
+          sum += row[b] * hx[b];
+          er[x * wr + pr.right_at[b]] += ja * row[b];
+        }
+        el[x * wl + pr.left_at[a]] += sum;
+      }
+    pr.plan.backward(model, big_g, grad);
   }
+  descend_chains(model, grad);
+}
+
+// Reverse pass of the chains, top down: env[l][x] is a (signed) measure on window[l];
+// its descent through layer l-1 pairs with up[l-1][x] to give that layer's table
+// gradient, and joins env[l-1][x]. Serial: every chain adds into shared tables.
+void PairTerms::descend_chains(const Model& model, Tables& grad) {
+  const int d = geometry_.chi[0];
+  const int chi_max = *std::max_element(geometry_.chi.begin(), geometry_.chi.end());
+  ChainScratch s(chi_max);
+  std::vector<double> child(cube(chi_max));
+  for (Chain& c : chains_)
+    for (int l = c.top; l >= 1; --l) {
+      const int dl = geometry_.chi[l - 1], K = geometry_.chi[l];
+      const std::size_t nl = cube(dl), nk = cube(K);
+      const kernels::ConeTables tab = kernels::cone_tables(model.tables.layers[l - 1], c.window[l]);
+      const kernels::ConeGradients gt = kernels::cone_gradients(grad.layers[l - 1], c.window[l]);
+      const bool odd = c.window[l - 1] % 2 == 1;
+      for (int x = 0; x < d; ++x) {
+        const double* measure = c.env[l].data() + x * nk;
+        if (l > 1) {
+          kernels::descend_pair(dl, K, tab, measure, odd ? child.data() : nullptr,
+                                odd ? nullptr : child.data(), s.window);
+          double* below = c.env[l - 1].data() + x * nl;
+          for (std::size_t w = 0; w < nl; ++w) below[w] += child[w];
+        }
+        const double* up = c.up[l - 1].data() + x * nl;
+        kernels::ascend_pair(dl, K, tab, measure, odd ? up : nullptr, odd ? nullptr : up,
+                             s.sink_rho.data(), gt, s.window);
+      }
+    }
 }
 
 std::vector<long> PairTerms::tables_read(int layer) const {
   std::vector<long> all;
-  for (const auto& p : plans_) {
-    const auto& t = p.tables_read(layer);
+  for (const auto& p : pairs_) {
+    const auto& t = p.plan.tables_read(layer);
     all.insert(all.end(), t.begin(), t.end());
   }
+  const long M = geometry_.sites_at(layer + 1);
+  for (const Chain& c : chains_)
+    if (layer < c.top)
+      for (long k = 0; k < 3; ++k) all.push_back(wrap(c.window[layer + 1] + k, M));
   std::sort(all.begin(), all.end());
   all.erase(std::unique(all.begin(), all.end()), all.end());
   return all;

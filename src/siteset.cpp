@@ -188,7 +188,18 @@ ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites)
     ops_[k].out_size = 1;
     for (std::size_t m = 0; m < ops_[k].out.size(); ++m) ops_[k].out_size *= static_cast<std::size_t>(g.chi[ops_[k].layer]);
   }
-  for (long s : sites_) output_order_.push_back(position(stages_.back().labels, label(layer, 0, s)));
+  // Where each entry of the final tensor goes in the requested site order.
+  std::vector<long> order;
+  for (long s : sites_) order.push_back(position(stages_.back().labels, label(layer, 0, s)));
+  const Tensor& last = stages_.back();
+  output_index_.resize(size_of(last.dims));
+  std::vector<int> digits;
+  for (std::size_t flat = 0; flat < output_index_.size(); ++flat) {
+    decode(flat, last.dims, digits);
+    std::size_t idx = 0;
+    for (long p : order) idx = idx * last.dims[p] + digits[p];
+    output_index_[flat] = idx;
+  }
 }
 
 const double* ConePlan::kernel(const Model& m, const Op& op) {
@@ -223,25 +234,13 @@ const std::vector<double>& ConePlan::forward(const Model& model) {
   // Final tensor -> requested site order.
   const Tensor& last = stages_.back();
   result_.assign(last.data.size(), 0.0);
-  std::vector<int> digits;
-  for (std::size_t flat = 0; flat < last.data.size(); ++flat) {
-    decode(flat, last.dims, digits);
-    std::size_t idx = 0;
-    for (long p : output_order_) idx = idx * last.dims[p] + digits[p];
-    result_[idx] = last.data[flat];
-  }
+  for (std::size_t flat = 0; flat < last.data.size(); ++flat) result_[output_index_[flat]] = last.data[flat];
   return result_;
 }
 
 void ConePlan::backward(const Model& model, const std::vector<double>& g, Tables& grad) {
   Tensor grad_t{stages_.back().labels, stages_.back().dims, std::vector<double>(g.size(), 0.0)};
-  std::vector<int> digits;
-  for (std::size_t flat = 0; flat < grad_t.data.size(); ++flat) {
-    decode(flat, grad_t.dims, digits);
-    std::size_t idx = 0;
-    for (long p : output_order_) idx = idx * grad_t.dims[p] + digits[p];
-    grad_t.data[flat] = g[idx];
-  }
+  for (std::size_t flat = 0; flat < grad_t.data.size(); ++flat) grad_t.data[flat] = g[output_index_[flat]];
   for (std::size_t k = ops_.size(); k-- > 0;) {
     const Op& op = ops_[k];
     const Tensor& in = stages_[k];

@@ -1,10 +1,21 @@
 // Multiscale pair terms of the objective (DESIGN §5): for every distance r in a list
 // (dyadic by default) and every site i a rank owns, the exact joint marginal of
-// {i, i+r} through its general cone (ConePlan), its log-likelihood under the data's
-// pair statistics, and the reverse pass. Windows fix short-range structure only; these
-// terms pin the correlation function at every scale. Plans are built once per run;
-// the reverse pass accumulates serially, in plan order, so results are deterministic.
+// {i, i+r}, its log-likelihood under the data's pair statistics, and the reverse pass.
+// Windows fix short-range structure only; these terms pin the correlation function at
+// every scale.
+//
+// Trade-off: below the layer m where their cones meet, the cones of i and i+r are
+// independent given layer m, so p(x_i, x_j) = sum_{a,b} rho_m(a, b) T_i(x_i|a) T_j(x_j|b),
+// a and b the two sites' own cones at m. The conditionals T ("chains", one per endpoint
+// site, shared by every distance) come from the window kernels in O(chi^5) per layer
+// (each cone lies inside a 3-site window); only the joint rho_m needs a general cone
+// (ConePlan), so its dense work is paid from m upwards instead of at every layer.
+// Pairs whose windows already touch at layer 1 keep the plain two-site ConePlan. Plans
+// are built once per run; the reverse pass accumulates serially, in plan order, so
+// results are deterministic. The unfactorized reference (one ConePlan per pair) is in
+// tests/test_pair_terms.cpp.
 #pragma once
+#include <cstddef>
 #include <vector>
 
 #include "cmera/model.hpp"
@@ -23,26 +34,56 @@ struct PairStats {
 // Dyadic distances 2, 4, 8, ... up to N/2.
 std::vector<long> dyadic_distances(long sites);
 // Stride between pair sites: `requested`, or max(1, N * chi_max^2 / 2048) when 0, i.e.
-// about 2048 / chi_max^2 pair sites per distance. A pair cone holds a dense joint of up
-// to 7 sites (~depth * chi^8 work) against chi^5 for a window, so on large lattices a
-// subset of positions keeps the pair terms affordable; every window stays in.
+// about 2048 / chi_max^2 pair sites per distance. The joint of a pair costs up to ~chi^8
+// against chi^5 per layer for a window, so on large lattices a subset of positions keeps
+// the pair terms affordable; every window stays in.
 long pair_stride(const Geometry& g, long requested);
 
 class PairTerms {
  public:
   PairTerms(const Geometry& g, const PairStats& stats, double weight);
-  bool empty() const { return plans_.empty(); }
+  bool empty() const { return pairs_.empty(); }
   // Forward every cone; returns weight * sum_{r,i} sum_x q log p (no communication).
   double log_likelihood(const Model& model);
+  // Joint p(x_i, x_i+r) of pair k (PairStats order) from the last log_likelihood().
+  const std::vector<double>& marginal(std::size_t k) const { return pairs_[k].p; }
+  // Layer at which pair k's joint is formed (0: the plain two-site cone).
+  int meeting_layer(std::size_t k) const { return pairs_[k].meet; }
   // Adds d/dtheta of scale * (the value above) to grad. Requires log_likelihood().
   void gradient(const Model& model, double scale, Tables& grad);
   // Coarse sites of `layer` whose tables some pair cone reads (sorted, unique).
   std::vector<long> tables_read(int layer) const;
 
  private:
+  // Windows above one endpoint site: window[l] is the first site of its 3-site window
+  // at layer l (window[l+1] is the coarse window feeding window[l]); up[l] holds
+  // P(site = x | window[l]) as [x][chi_l^3], env[l] its adjoint.
+  struct Chain {
+    std::vector<long> window;
+    std::vector<std::vector<long>> cone;  // the site's own cone, inside window[l]
+    int position = 0;  // the site's place in window[0]
+    int top = 0;       // highest layer a pair needs
+    std::vector<std::vector<double>> up, env;
+  };
+  struct Pair {
+    int meet;            // layer of the joint (0: two-site cone of the sites themselves)
+    std::size_t left, right;  // chains (when meet > 0)
+    ConePlan plan;           // joint of the two cones at `meet`
+    std::vector<double> p;   // [x_i][x_j]
+    std::vector<std::size_t> left_at, right_at;  // window entry of each cone state
+  };
+  std::size_t add_chain(long first, int position);
+  std::vector<std::size_t> embedding(std::size_t chain, int layer) const;
+  // up[layer] of a chain at the window entries `at`: [x][at.size()].
+  std::vector<double> restrict(std::size_t chain, int layer, const std::vector<std::size_t>& at) const;
+  void build_chains(const Model& model);
+  void descend_chains(const Model& model, Tables& grad);
+
+  Geometry geometry_;
   const PairStats& stats_;
   double weight_;
-  std::vector<ConePlan> plans_;  // [distance][k]
+  std::vector<Chain> chains_;
+  std::vector<Pair> pairs_;  // [distance][site]
 };
 
 }  // namespace cmera

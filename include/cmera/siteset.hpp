@@ -60,7 +60,7 @@ class ConePlan {
   std::vector<long> top_labels_;
   std::vector<Op> ops_;
   std::vector<Tensor> stages_;       // stages_[0]: top marginal; stages_[k+1] after ops_[k]
-  std::vector<long> output_order_;   // final tensor position of each requested site
+  std::vector<std::size_t> output_index_;  // final tensor entry -> requested-order entry
   std::vector<double> result_;
   std::vector<std::vector<long>> tables_read_;
   std::vector<double> kernel_, g_kernel_, grad_in_;  // scratch of forward/backward

@@ -1,0 +1,202 @@
+// Factorized pair terms (pair_terms.hpp) against the plain reference, one two-site
+// ConePlan per pair, on lattices large enough that pairs meet at every layer (the
+// brute-force checks of test_flow_mpi stop at N = 16): joint marginals to 1e-13, and
+// gradients equal on the tangent space of normalized tables (the two computations agree
+// as functions only where every conditional sums to 1, so their raw gradients may differ
+// by a constant per conditional row, which neither EM's fixed points nor Adam's softmax
+// steps see). The reverse pass is also checked entry by entry against a five-point
+// central difference of the factorized log-likelihood itself.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+
+#include "cmera/init.hpp"
+#include "cmera/pair_terms.hpp"
+#include "cmera/rng.hpp"
+
+namespace cmera {
+namespace {
+
+struct Case {
+  long sites;
+  std::vector<int> chi;
+  bool tied;
+};
+
+std::string label(const Case& c) {
+  std::string s = "N=" + std::to_string(c.sites) + " chi=[";
+  for (std::size_t i = 0; i < c.chi.size(); ++i) s += (i ? "," : "") + std::to_string(c.chi[i]);
+  return s + "]" + (c.tied ? " tied" : " untied");
+}
+
+Model random_model(const Case& c, std::uint64_t seed) {
+  return initialize_model(Geometry{c.sites, c.chi}, c.tied, InitKind::kRandom, 1.0, seed);
+}
+
+// Every `stride`-th left site, dyadic and odd distances; q random and positive per pair.
+PairStats random_stats(const Case& c, std::uint64_t seed, long stride = 1) {
+  PairStats st;
+  st.d = c.chi[0];
+  st.distances = dyadic_distances(c.sites);
+  for (long r : {1L, 3L, 5L, 11L, c.sites / 2 - 1}) st.distances.push_back(r);
+  for (long i = 0; i < c.sites; i += stride) st.sites.push_back(i);
+  const std::size_t dd = static_cast<std::size_t>(st.d) * st.d;
+  auto rng = stream_rng(seed, Stream::kGenerate, 0);
+  for (std::size_t k = 0; k < st.distances.size() * st.sites.size(); ++k) {
+    double s = 0;
+    const std::size_t at = st.q.size();
+    for (std::size_t x = 0; x < dd; ++x) s += st.q.emplace_back(0.05 + uniform01(rng));
+    for (std::size_t x = 0; x < dd; ++x) st.q[at + x] /= s;
+  }
+  return st;
+}
+
+// The unfactorized reference: one two-site ConePlan per pair, value and reverse pass.
+class Reference {
+ public:
+  Reference(const Geometry& g, const PairStats& st) : stats_(st) {
+    for (long r : st.distances)
+      for (long i : st.sites) plans_.emplace_back(g, 0, std::vector<long>{i, i + r});
+  }
+  const std::vector<double>& marginal(const Model& m, std::size_t k) { return plans_[k].forward(m); }
+  void gradient(const Model& m, double weight, Tables& grad) {
+    const std::size_t dd = static_cast<std::size_t>(stats_.d) * stats_.d;
+    std::vector<double> g(dd);
+    for (std::size_t k = 0; k < plans_.size(); ++k) {
+      const std::vector<double>& p = plans_[k].forward(m);
+      for (std::size_t x = 0; x < dd; ++x) g[x] = weight * stats_.q[k * dd + x] / p[x];
+      plans_[k].backward(m, g, grad);
+    }
+  }
+
+ private:
+  const PairStats& stats_;
+  std::vector<ConePlan> plans_;
+};
+
+// Visits every conditional row of a Tables (W and U rows per table, the top as one row).
+void for_each_row(Tables& t, const std::function<void(const std::string&, double*, std::size_t)>& f) {
+  for (std::size_t l = 0; l < t.layers.size(); ++l) {
+    LayerTables& lt = t.layers[l];
+    const std::size_t row = static_cast<std::size_t>(lt.d) * lt.d;
+    for (std::size_t o = 0; o < lt.W.size(); o += row) f("W" + std::to_string(l), lt.W.data() + o, row);
+    for (std::size_t o = 0; o < lt.U.size(); o += row) f("U" + std::to_string(l), lt.U.data() + o, row);
+  }
+  f("top", t.top.data(), t.top.size());
+}
+
+// Gradient with each row's mean removed: its component along normalized tables.
+std::vector<double> tangent(Tables t) {
+  std::vector<double> out;
+  for_each_row(t, [&](const std::string&, double* v, std::size_t n) {
+    double mean = 0;
+    for (std::size_t i = 0; i < n; ++i) mean += v[i] / static_cast<double>(n);
+    for (std::size_t i = 0; i < n; ++i) out.push_back(v[i] - mean);
+  });
+  return out;
+}
+
+std::vector<Case> reference_cases() {
+  return {{256, {2, 2, 2, 2, 2, 2}, true},
+          {128, {2, 3, 4, 3, 2}, false},
+          {64, {2, 4, 4, 2}, false},
+          {96, {3, 2, 3, 2}, true}};
+}
+
+TEST(PairTerms, MarginalsAndGradientsEqualTheTwoSiteConeReference) {
+  std::uint64_t seed = 900;
+  for (const Case& c : reference_cases()) {
+    const Model m = random_model(c, seed++);
+    const PairStats st = random_stats(c, seed++);
+    PairTerms terms(m.geometry, st, 0.7);
+    Reference ref(m.geometry, st);
+    terms.log_likelihood(m);
+    int deepest = 0;
+    double worst_p = 0;
+    for (std::size_t k = 0; k < st.q.size() / (st.d * st.d); ++k) {
+      deepest = std::max(deepest, terms.meeting_layer(k));
+      const std::vector<double>& want = ref.marginal(m, k);
+      const std::vector<double>& got = terms.marginal(k);
+      ASSERT_EQ(got.size(), want.size());
+      for (std::size_t x = 0; x < want.size(); ++x) worst_p = std::max(worst_p, std::abs(got[x] - want[x]));
+    }
+    EXPECT_LT(worst_p, 1e-13) << label(c);
+    // Pairs must meet well above the bottom, or the factorized path is not exercised.
+    EXPECT_GE(deepest, m.depth() - 2) << label(c);
+
+    Tables got = Tables::zeros_like(m.tables), want = Tables::zeros_like(m.tables);
+    terms.gradient(m, 1.0, got);
+    ref.gradient(m, 0.7, want);
+    const std::vector<double> a = tangent(got), b = tangent(want);
+    double scale = 0, worst = 0;
+    for (double v : b) scale = std::max(scale, std::abs(v));
+    for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+    EXPECT_LT(worst, 1e-12 * scale) << label(c);
+    std::printf("  %-26s deepest meeting layer %d, max |dp| %.1e, max tangent |dg| %.1e of %.1e\n",
+                label(c).c_str(), deepest, worst_p, worst, scale);
+  }
+}
+
+TEST(PairTerms, GradientMatchesFiniteDifferencesOfEveryEntry) {
+  std::uint64_t seed = 950;
+  for (const Case& c : std::vector<Case>{{32, {2, 3, 2}, false}, {32, {2, 2, 2}, true}}) {
+    Model m = random_model(c, seed++);
+    const PairStats st = random_stats(c, seed++, 5);
+    PairTerms terms(m.geometry, st, 0.7);
+    terms.log_likelihood(m);
+    Tables grad = Tables::zeros_like(m.tables);
+    terms.gradient(m, 1.0, grad);
+    std::vector<double*> g;
+    for_each_row(grad, [&](const std::string&, double* v, std::size_t n) {
+      for (std::size_t i = 0; i < n; ++i) g.push_back(v + i);
+    });
+    constexpr double h = 1e-4;
+    std::size_t k = 0, checked = 0;
+    double worst = 0;
+    for_each_row(m.tables, [&](const std::string& name, double* v, std::size_t n) {
+      for (std::size_t i = 0; i < n; ++i, ++k) {
+        const double x0 = v[i];
+        auto f = [&](double dx) {
+          v[i] = x0 + dx;
+          return terms.log_likelihood(m);
+        };
+        const double fd = (8.0 * (f(h) - f(-h)) - (f(2 * h) - f(-2 * h))) / (12.0 * h);
+        v[i] = x0;
+        const double rel = std::abs(*g[k] - fd) / std::max({std::abs(*g[k]), std::abs(fd), 1e-3});
+        worst = std::max(worst, rel);
+        EXPECT_LT(rel, 1e-6) << label(c) << " " << name << " grad " << *g[k] << " fd " << fd;
+        ++checked;
+      }
+    });
+    std::printf("  %-26s %5zu entries, worst relative error %.2e\n", label(c).c_str(), checked, worst);
+  }
+}
+
+// Tables a rank's pair terms touch must include every one their gradient reaches, or the
+// untied halo exchange would leave stale rows in some cone.
+TEST(PairTerms, GradientStaysInsideTablesRead) {
+  const Case c{128, {2, 3, 4, 3, 2}, false};
+  const Model m = random_model(c, 990);
+  const PairStats st = random_stats(c, 991, 50);  // three left sites: 0, 50, 100
+  PairTerms terms(m.geometry, st, 1.0);
+  terms.log_likelihood(m);
+  Tables grad = Tables::zeros_like(m.tables);
+  terms.gradient(m, 1.0, grad);
+  for (int l = 0; l < m.depth(); ++l) {
+    const std::vector<long> read = terms.tables_read(l);
+    const LayerTables& t = grad.layers[l];
+    for (long j = 0; j < t.coarse; ++j) {
+      if (std::binary_search(read.begin(), read.end(), j)) continue;
+      for (std::size_t i = 0; i < t.w_size(); ++i) ASSERT_EQ(t.w(j)[i], 0.0) << "layer " << l << " W" << j;
+      for (std::size_t i = 0; i < t.u_size(); ++i) ASSERT_EQ(t.u(j)[i], 0.0) << "layer " << l << " U" << j;
+    }
+    if (l == 0) EXPECT_LT(read.size(), static_cast<std::size_t>(t.coarse));
+  }
+}
+
+}  // namespace
+}  // namespace cmera
