@@ -15,6 +15,7 @@
 // results are deterministic. The unfactorized reference (one ConePlan per pair) is in
 // tests/test_pair_terms.cpp.
 #pragma once
+#include <array>
 #include <cstddef>
 #include <vector>
 
@@ -61,6 +62,9 @@ class PairTerms {
   struct Chain {
     std::vector<long> window;
     std::vector<std::vector<long>> cone;  // the site's own cone, inside window[l]
+    // own[l]: which of the five tables under window[l] (W x3, U x2 of layer l-1) the
+    // site's cone reads; l = 0 unused.
+    std::vector<std::array<bool, 5>> own;
     int position = 0;  // the site's place in window[0]
     int top = 0;       // highest layer a pair needs
     std::vector<std::vector<double>> up, env;
