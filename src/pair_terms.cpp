@@ -18,9 +18,14 @@ namespace cmera {
 
 namespace {
 
-long wrap(long i, long n) { return ((i % n) + n) % n; }
+using cone::wrap;
 
 std::size_t cube(int chi) { return static_cast<std::size_t>(chi) * chi * chi; }
+
+// Row-major stride of place `offset` (0, 1 or 2) of a 3-site window with alphabet chi.
+std::size_t window_stride(long offset, int chi) {
+  return offset == 0 ? static_cast<std::size_t>(chi) * chi : (offset == 1 ? chi : 1);
+}
 
 bool disjoint(const std::vector<long>& a, const std::vector<long>& b) {  // both sorted
   std::vector<long> both;
@@ -69,10 +74,9 @@ std::vector<std::size_t> PairTerms::embedding(std::size_t k, int layer) const {
   for (long s : c.cone[layer]) {
     const long offset = wrap(s - c.window[layer], geometry_.sites_at(layer));
     if (offset > 2) throw Error("pair terms: a cone left its window");  // cone rule broken
-    const std::size_t stride = offset == 0 ? static_cast<std::size_t>(chi) * chi : (offset == 1 ? chi : 1);
     std::vector<std::size_t> next;
     for (std::size_t e : at)
-      for (int v = 0; v < chi; ++v) next.push_back(e + v * stride);
+      for (int v = 0; v < chi; ++v) next.push_back(e + v * window_stride(offset, chi));
     at.swap(next);
   }
   return at;
@@ -80,7 +84,6 @@ std::vector<std::size_t> PairTerms::embedding(std::size_t k, int layer) const {
 
 std::size_t PairTerms::add_chain(long first, int position) {
   Chain c;
-  c.position = position;
   c.window.push_back(wrap(first, geometry_.sites));
   c.cone.push_back({wrap(first + position, geometry_.sites)});
   c.own.push_back({});
@@ -156,7 +159,7 @@ void PairTerms::build_chains(const Model& model) {
       Chain& c = chains_[k];
       if (c.top == 0) continue;
       const std::size_t n0 = cube(d);
-      const std::size_t stride = c.position == 0 ? n0 / d : (c.position == 1 ? d : 1);  // row-major
+      const std::size_t stride = window_stride(wrap(c.cone[0][0] - c.window[0], geometry_.sites), d);
       for (int x = 0; x < d; ++x)
         for (std::size_t w = 0; w < n0; ++w) c.up[0][x * n0 + w] = (w / stride) % d == static_cast<std::size_t>(x);
       for (int l = 0; l < c.top; ++l) {
@@ -175,16 +178,6 @@ void PairTerms::build_chains(const Model& model) {
   }
 }
 
-std::vector<double> PairTerms::restrict(std::size_t k, int layer,
-                                        const std::vector<std::size_t>& at) const {
-  const std::vector<double>& up = chains_[k].up[layer];
-  const std::size_t d = static_cast<std::size_t>(geometry_.chi[0]), n = up.size() / d;
-  std::vector<double> t(d * at.size());
-  for (std::size_t x = 0; x < d; ++x)
-    for (std::size_t a = 0; a < at.size(); ++a) t[x * at.size() + a] = up[x * n + at[a]];
-  return t;
-}
-
 double PairTerms::log_likelihood(const Model& model) {
   build_chains(model);
   const int d = stats_.d;
@@ -197,18 +190,22 @@ double PairTerms::log_likelihood(const Model& model) {
     if (pr.meet == 0) {
       pr.p = joint;
     } else {
-      // p[xl][xr] = sum_b (sum_a Tl[xl][a] rho[a][b]) Tr[xr][b]
-      const std::vector<double> tl = restrict(pr.left, pr.meet, pr.left_at);
-      const std::vector<double> tr = restrict(pr.right, pr.meet, pr.right_at);
+      // p[xl][xr] = sum_b (sum_a Tl[xl][a] rho[a][b]) Tr[xr][b], T read at the cones'
+      // window entries (up[meet] is [x][window entry]).
+      const std::vector<double>& tl = chains_[pr.left].up[pr.meet];
+      const std::vector<double>& tr = chains_[pr.right].up[pr.meet];
       const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
+      const std::size_t wl = tl.size() / d, wr = tr.size() / d;
       std::vector<double> m(d * nb, 0.0);
       for (int xl = 0; xl < d; ++xl)
         for (std::size_t a = 0; a < na; ++a)
-          for (std::size_t b = 0; b < nb; ++b) m[xl * nb + b] += tl[xl * na + a] * joint[a * nb + b];
+          for (std::size_t b = 0; b < nb; ++b)
+            m[xl * nb + b] += tl[xl * wl + pr.left_at[a]] * joint[a * nb + b];
       pr.p.assign(dd, 0.0);
       for (int xl = 0; xl < d; ++xl)
         for (int xr = 0; xr < d; ++xr)
-          for (std::size_t b = 0; b < nb; ++b) pr.p[xl * d + xr] += m[xl * nb + b] * tr[xr * nb + b];
+          for (std::size_t b = 0; b < nb; ++b)
+            pr.p[xl * d + xr] += m[xl * nb + b] * tr[xr * wr + pr.right_at[b]];
     }
     const double* q = stats_.q.data() + k * dd;
     for (std::size_t x = 0; x < dd; ++x)
@@ -234,27 +231,27 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
       continue;
     }
     const std::vector<double>& rho = pr.plan.marginal();
-    const std::vector<double> tl = restrict(pr.left, pr.meet, pr.left_at);
-    const std::vector<double> tr = restrict(pr.right, pr.meet, pr.right_at);
+    const std::vector<double>& tl = chains_[pr.left].up[pr.meet];
+    const std::vector<double>& tr = chains_[pr.right].up[pr.meet];
     const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
+    const std::size_t wl = tl.size() / d, wr = tr.size() / d;
     // h[xl][b] = sum_xr g[xl][xr] Tr[xr][b];  j[xr][a] = sum_xl g[xl][xr] Tl[xl][a]
     h.assign(d * nb, 0.0);
     j.assign(d * na, 0.0);
     for (int xl = 0; xl < d; ++xl)
       for (int xr = 0; xr < d; ++xr) {
         const double gx = g[xl * d + xr];
-        for (std::size_t b = 0; b < nb; ++b) h[xl * nb + b] += gx * tr[xr * nb + b];
-        for (std::size_t a = 0; a < na; ++a) j[xr * na + a] += gx * tl[xl * na + a];
+        for (std::size_t b = 0; b < nb; ++b) h[xl * nb + b] += gx * tr[xr * wr + pr.right_at[b]];
+        for (std::size_t a = 0; a < na; ++a) j[xr * na + a] += gx * tl[xl * wl + pr.left_at[a]];
       }
     // dF/drho[a][b] = sum_x Tl[x][a] h[x][b]; dF/dTl[x][a] = sum_b rho[a][b] h[x][b];
     // dF/dTr[x][b] = sum_a j[x][a] rho[a][b]; the chains' adjoints get them in window places.
     big_g.assign(na * nb, 0.0);
     std::vector<double>& el = chains_[pr.left].env[pr.meet];
     std::vector<double>& er = chains_[pr.right].env[pr.meet];
-    const std::size_t wl = el.size() / d, wr = er.size() / d;
     for (std::size_t a = 0; a < na; ++a)
       for (int x = 0; x < d; ++x) {
-        const double t = tl[x * na + a], ja = j[x * na + a];
+        const double t = tl[x * wl + pr.left_at[a]], ja = j[x * na + a];
         const double* hx = h.data() + x * nb;
         const double* row = rho.data() + a * nb;
         double* gr = big_g.data() + a * nb;

@@ -17,7 +17,7 @@ namespace {
 
 // Label of variable `site` of `layer`: kind 0 = layer's sites x, kind 1 = isometry outputs a.
 long label(int layer, int kind, long site) { return ((static_cast<long>(layer) * 2 + kind) << 40) + site; }
-long wrap(long i, long n) { return ((i % n) + n) % n; }
+using cone::wrap;
 
 using Tensor = ConePlan::Tensor;
 

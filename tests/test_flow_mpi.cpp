@@ -13,10 +13,10 @@
 #include <complex>
 
 #include "brute_force.hpp"
+#include "model_cases.hpp"
 #include "cmera/comm.hpp"
 #include "cmera/error.hpp"
 #include "cmera/evaluate.hpp"
-#include "cmera/init.hpp"
 #include "cmera/pair_terms.hpp"
 #include "cmera/statistics.hpp"
 
@@ -25,19 +25,12 @@ namespace {
 
 constexpr double kTol = 1e-12;
 
-struct Case {
-  long sites;
-  std::vector<int> chi;
-  bool tied;
-};
+using Case = testing::ModelCase;
+using testing::random_model;
 
 std::vector<Case> cases() {
   return {{16, {2, 2, 2}, true}, {16, {2, 2, 2}, false}, {12, {2, 2}, true},
           {12, {2, 3}, false},   {8, {3, 2}, true},      {16, {2, 2, 3}, true}};
-}
-
-Model random_model(const Case& c, std::uint64_t seed) {
-  return initialize_model(Geometry{c.sites, c.chi}, c.tied, InitKind::kRandom, 1.0, seed);
 }
 
 // <s_i s_i+r> averaged over i from the brute-force joint of layer 0.

@@ -13,28 +13,19 @@
 #include <utility>
 
 #include "brute_force.hpp"
-#include "cmera/init.hpp"
+#include "model_cases.hpp"
 #include "cmera/siteset.hpp"
 #include "cmera/window_sweep.hpp"
 
 namespace {
 
-using cmera::Geometry;
 using cmera::Model;
 
 constexpr double kTol = 1e-12;
 
-struct Case {
-  long sites;
-  std::vector<int> chi;
-  bool tied;
-};
-
-std::string label(const Case& c) {
-  std::string s = "N=" + std::to_string(c.sites) + " chi=[";
-  for (std::size_t i = 0; i < c.chi.size(); ++i) s += (i ? "," : "") + std::to_string(c.chi[i]);
-  return s + "]" + (c.tied ? " tied" : " untied");
-}
+using Case = cmera::testing::ModelCase;
+using cmera::testing::label;
+using cmera::testing::random_model;
 
 // Every valid geometry (N / 2^depth integer and >= 3) from the brief's lists, with the
 // brute-force size capped at chi_0^N <= 3^12.
@@ -49,11 +40,6 @@ std::vector<Case> cases() {
       for (bool tied : {false, true}) out.push_back({n, chi, tied});
     }
   return out;
-}
-
-Model random_model(const Case& c, std::uint64_t seed) {
-  return cmera::initialize_model(Geometry{c.sites, c.chi}, c.tied, cmera::InitKind::kRandom,
-                                 1.0, seed);
 }
 
 double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {

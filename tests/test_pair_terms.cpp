@@ -13,29 +13,17 @@
 #include <functional>
 #include <string>
 
-#include "cmera/init.hpp"
 #include "cmera/optimizer.hpp"
 #include "cmera/pair_terms.hpp"
 #include "cmera/rng.hpp"
+#include "model_cases.hpp"
 
 namespace cmera {
 namespace {
 
-struct Case {
-  long sites;
-  std::vector<int> chi;
-  bool tied;
-};
-
-std::string label(const Case& c) {
-  std::string s = "N=" + std::to_string(c.sites) + " chi=[";
-  for (std::size_t i = 0; i < c.chi.size(); ++i) s += (i ? "," : "") + std::to_string(c.chi[i]);
-  return s + "]" + (c.tied ? " tied" : " untied");
-}
-
-Model random_model(const Case& c, std::uint64_t seed) {
-  return initialize_model(Geometry{c.sites, c.chi}, c.tied, InitKind::kRandom, 1.0, seed);
-}
+using Case = testing::ModelCase;
+using testing::label;
+using testing::random_model;
 
 // Every `stride`-th left site, dyadic and odd distances; q random and positive per pair.
 PairStats random_stats(const Case& c, std::uint64_t seed, long stride = 1) {

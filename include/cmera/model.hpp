@@ -73,6 +73,8 @@ struct Model {
 
 // Site bookkeeping of §2/§3 shared by every descend and ascend.
 namespace cone {
+// Index i on a ring of n sites, in [0, n) for any integer i.
+inline long wrap(long i, long n) { return ((i % n) + n) % n; }
 // Coarse window feeding the fine window starting at s (DESIGN §3): floor((s-1)/2).
 inline long coarse_window(long s) { return (s >= 1) ? (s - 1) / 2 : -1; }
 // Disentangler producing site s of a layer with 2M sites: U_{floor((s-1)/2) mod M}.

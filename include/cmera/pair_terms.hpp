@@ -65,7 +65,6 @@ class PairTerms {
     // own[l]: which of the five tables under window[l] (W x3, U x2 of layer l-1) the
     // site's cone reads; l = 0 unused.
     std::vector<std::array<bool, 5>> own;
-    int position = 0;  // the site's place in window[0]
     int top = 0;       // highest layer a pair needs
     std::vector<std::vector<double>> up, env;
   };
@@ -78,8 +77,6 @@ class PairTerms {
   };
   std::size_t add_chain(long first, int position);
   std::vector<std::size_t> embedding(std::size_t chain, int layer) const;
-  // up[layer] of a chain at the window entries `at`: [x][at.size()].
-  std::vector<double> restrict(std::size_t chain, int layer, const std::vector<std::size_t>& at) const;
   void build_chains(const Model& model);
   void descend_chains(const Model& model, Tables& grad);
 
