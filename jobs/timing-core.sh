@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Seconds per training iteration of the core sweep (issue: N = 4096 and 65536, chi = 2
-# and 4, 1 and 2 ranks), with and without the multiscale pair terms. Writes a table to
-# bench-results/timing-core.md. Usage: jobs/timing-core.sh [iterations]
+# and 4, 1 and 2 ranks), with and without the multiscale pair terms, then seconds of
+# `cmera eval` at the default R = N/2 (exact model C(r) for every r, data C(r), KL, flow)
+# on the chi = 4 models, at 1 and 2 ranks (its cost does not depend on the tables'
+# values). Writes bench-results/timing-core.md and timing-eval.md.
+# Usage: jobs/timing-core.sh [iterations]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
@@ -33,4 +36,17 @@ for n in 4096 65536; do
     done
   done
 done
-echo "table: $table"
+eval_table=bench-results/timing-eval.md
+echo "| N | samples | R | ranks | eval seconds |" > "$eval_table"; echo "|---|---|---|---|---|" >> "$eval_table"
+for n in 4096 65536; do
+  for np in 1 2; do
+    start=$(date +%s%N)
+    mpirun --oversubscribe -n $np $cmera eval "$out/run_${n}_4_2_true/model.h5" --data "$out/ising_$n.h5" \
+      --json > "$out/eval_${n}_$np.json"
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    samples=$(( n == 4096 ? 20000 : 2000 ))
+    awk -v n=$n -v s=$samples -v np=$np -v ms=$ms \
+      'BEGIN { printf "| %d | %d | %d | %d | %.1f |\n", n, s, n / 2, np, ms / 1000 }' | tee -a "$eval_table"
+  done
+done
+echo "tables: $table $eval_table"

@@ -1,9 +1,7 @@
 // Evaluation (evaluate.hpp). Window terms reuse the training sweep (same cones, same
-// statistics pass). The model's two-point function uses the general site-set descend for
-// every pair {i, i+r}: exact at every distance, O(N R depth) small contractions, split
-// over ranks by i and over threads within a rank. The flow diagnostics are small
-// (O(N) cones, chi^3 x chi^3 matrices) and computed redundantly on every rank, which
-// keeps them free of communication and identical at every rank count.
+// statistics pass); the model's two-point function is correlation.hpp's. The flow
+// diagnostics are small (O(N) cones, chi^3 x chi^3 matrices) and computed redundantly on
+// every rank, which keeps them free of communication and identical at every rank count.
 #include "cmera/evaluate.hpp"
 
 #include <fmt/format.h>
@@ -13,6 +11,7 @@
 #include <cmath>
 #include <complex>
 
+#include "cmera/correlation.hpp"
 #include "cmera/error.hpp"
 #include "cmera/siteset.hpp"
 #include "cmera/statistics.hpp"
@@ -20,32 +19,6 @@
 #include "cmera/window_sweep.hpp"
 
 namespace cmera {
-
-std::vector<double> model_correlation(const Comm& comm, const Model& model, long max_distance) {
-  const long n = model.geometry.sites;
-  const int d = model.geometry.chi[0];
-  const BlockPartition part{n, comm.size()};
-  std::vector<double> sums(static_cast<std::size_t>(max_distance), 0.0);
-  const long first = part.begin(comm.rank()), last = part.end(comm.rank());
-#pragma omp parallel
-  {
-    std::vector<double> local(sums.size(), 0.0);
-#pragma omp for schedule(dynamic, 4)
-    for (long i = first; i < last; ++i)
-      for (long r = 1; r <= max_distance; ++r) {
-        const SiteMarginal m = site_marginal(model, 0, {i, i + r});
-        double e = 0;
-        for (int a = 0; a < d; ++a)
-          for (int b = 0; b < d; ++b) e += m.p[a * d + b] * spin_value(a, d) * spin_value(b, d);
-        local[r - 1] += e;
-      }
-#pragma omp critical
-    for (std::size_t k = 0; k < sums.size(); ++k) sums[k] += local[k];
-  }
-  comm.sum_inplace(sums.data(), sums.size());
-  for (double& s : sums) s /= static_cast<double>(n);
-  return sums;
-}
 
 Evaluation evaluate(const Comm& comm, const Model& model, const DatasetReader& data,
                     long max_distance, long chunk_samples) {

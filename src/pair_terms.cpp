@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <iterator>
 #include <map>
 #include <utility>
 
@@ -16,42 +15,7 @@
 
 namespace cmera {
 
-namespace {
-
 using cone::wrap;
-
-std::size_t cube(int chi) { return static_cast<std::size_t>(chi) * chi * chi; }
-
-// Row-major stride of place `offset` (0, 1 or 2) of a 3-site window with alphabet chi.
-std::size_t window_stride(long offset, int chi) {
-  return offset == 0 ? static_cast<std::size_t>(chi) * chi : (offset == 1 ? chi : 1);
-}
-
-bool disjoint(const std::vector<long>& a, const std::vector<long>& b) {  // both sorted
-  std::vector<long> both;
-  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
-  return both.empty();
-}
-
-// Per-thread buffers of the window kernels. Pulling a function back through a layer is
-// the adjoint that ascend_pair computes; its table gradient then goes to `sink` (unused),
-// and `zero` stands in for the coarse marginal that only that gradient reads.
-struct ChainScratch {
-  kernels::WindowScratch window;
-  std::vector<double> zero, sink, sink_rho;
-  explicit ChainScratch(int chi) {
-    window.reserve(chi, chi);
-    zero.assign(cube(chi), 0.0);
-    sink.assign(cube(chi) * chi, 0.0);
-    sink_rho.assign(cube(chi), 0.0);
-  }
-  kernels::ConeGradients sink_gradients() {
-    double* s = sink.data();
-    return {s, s, s, s, s};
-  }
-};
-
-}  // namespace
 
 std::vector<long> dyadic_distances(long sites) {
   std::vector<long> r;
@@ -65,40 +29,13 @@ long pair_stride(const Geometry& g, long requested) {
   return std::max(1L, g.sites * chi * chi / 2048);
 }
 
-// Window entry of each state of chain k's cone at `layer`: the cone's values in their
-// window places, every other window site at 0.
-std::vector<std::size_t> PairTerms::embedding(std::size_t k, int layer) const {
-  const Chain& c = chains_[k];
-  const int chi = geometry_.chi[layer];
-  std::vector<std::size_t> at{0};
-  for (long s : c.cone[layer]) {
-    const long offset = wrap(s - c.window[layer], geometry_.sites_at(layer));
-    if (offset > 2) throw Error("pair terms: a cone left its window");  // cone rule broken
-    std::vector<std::size_t> next;
-    for (std::size_t e : at)
-      for (int v = 0; v < chi; ++v) next.push_back(e + v * window_stride(offset, chi));
-    at.swap(next);
-  }
-  return at;
-}
-
 std::size_t PairTerms::add_chain(long first, int position) {
   Chain c;
-  c.window.push_back(wrap(first, geometry_.sites));
-  c.cone.push_back({wrap(first + position, geometry_.sites)});
+  c.at.push_back(site_in_window(geometry_, first, position));
   c.own.push_back({});
   for (int l = 0; l < geometry_.depth(); ++l) {
-    const long M = geometry_.sites_at(l + 1), w = wrap(cone::coarse_window(c.window.back()), M);
-    std::vector<long> parents = cone_parents(geometry_, l, c.cone.back());
-    // Which of W_w, W_w+1, W_w+2, U_w, U_w+1 the site's own cone reads at layer l.
     std::array<bool, 5> own{};
-    for (int k = 0; k < 3; ++k) own[k] = std::binary_search(parents.begin(), parents.end(), wrap(w + k, M));
-    for (long s : c.cone.back()) {
-      const long u = cone::disentangler_of(s, M);
-      for (int k = 0; k < 2; ++k) own[3 + k] = own[3 + k] || u == wrap(w + k, M);
-    }
-    c.window.push_back(w);
-    c.cone.push_back(std::move(parents));
+    c.at.push_back(ascend(geometry_, l, c.at.back(), &own));
     c.own.push_back(own);
   }
   chains_.push_back(std::move(c));
@@ -122,17 +59,17 @@ PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
       // Highest layer up to which the two cones share no site (hence no table): the
       // joint formed there has the fewest layers of dense work above it.
       int meet = 0;
-      while (meet < g.depth() && disjoint(chains_[left].cone[meet + 1], chains_[right].cone[meet + 1]))
+      while (meet < g.depth() && disjoint(chains_[left].at[meet + 1].cone, chains_[right].at[meet + 1].cone))
         ++meet;
       if (meet == 0) {
         pairs_.push_back({0, left, right, ConePlan(g, 0, {i, i + r}), {}, {}, {}});
         continue;
       }
-      std::vector<long> joint = chains_[left].cone[meet];
-      const std::vector<long>& b = chains_[right].cone[meet];
-      joint.insert(joint.end(), b.begin(), b.end());
-      pairs_.push_back({meet, left, right, ConePlan(g, meet, joint), {}, embedding(left, meet),
-                        embedding(right, meet)});
+      const ConeInWindow &a = chains_[left].at[meet], &b = chains_[right].at[meet];
+      std::vector<long> joint = a.cone;
+      joint.insert(joint.end(), b.cone.begin(), b.cone.end());
+      pairs_.push_back({meet, left, right, ConePlan(g, meet, joint), {}, window_entries(g, meet, a),
+                        window_entries(g, meet, b)});
       chains_[left].top = std::max(chains_[left].top, meet);
       chains_[right].top = std::max(chains_[right].top, meet);
     }
@@ -140,39 +77,33 @@ PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
     c.up.resize(static_cast<std::size_t>(c.top) + 1);
     c.env.resize(static_cast<std::size_t>(c.top) + 1);
     for (int l = 0; l <= c.top; ++l) {
-      c.up[l].assign(g.chi[0] * cube(g.chi[l]), 0.0);
+      c.up[l].assign(g.chi[0] * window_size(g.chi[l]), 0.0);
       c.env[l].assign(c.up[l].size(), 0.0);
     }
   }
 }
 
-// up[0] = indicator of the site's value; up[l+1][x] = adjoint of the descend from
-// window[l+1] to window[l], applied to up[l][x].
+// up[0] = indicator of the site's value; up[l+1][x] = up[l][x] pulled back to the
+// coarse window.
 void PairTerms::build_chains(const Model& model) {
   const int d = geometry_.chi[0];
   const int chi_max = *std::max_element(geometry_.chi.begin(), geometry_.chi.end());
 #pragma omp parallel
   {
-    ChainScratch s(chi_max);
+    WindowPullback pullback(chi_max);
 #pragma omp for schedule(dynamic, 4)
     for (std::size_t k = 0; k < chains_.size(); ++k) {
       Chain& c = chains_[k];
       if (c.top == 0) continue;
-      const std::size_t n0 = cube(d);
-      const std::size_t stride = window_stride(wrap(c.cone[0][0] - c.window[0], geometry_.sites), d);
+      const std::size_t n0 = window_size(d);
+      const std::size_t stride = window_stride(wrap(c.at[0].cone[0] - c.at[0].window, geometry_.sites), d);
       for (int x = 0; x < d; ++x)
         for (std::size_t w = 0; w < n0; ++w) c.up[0][x * n0 + w] = (w / stride) % d == static_cast<std::size_t>(x);
       for (int l = 0; l < c.top; ++l) {
-        const int dl = geometry_.chi[l], K = geometry_.chi[l + 1];
-        const std::size_t nl = cube(dl), nk = cube(K);
-        const kernels::ConeTables tab = kernels::cone_tables(model.tables.layers[l], c.window[l + 1]);
-        const bool odd = c.window[l] % 2 == 1;
+        const std::size_t nl = window_size(geometry_.chi[l]), nk = window_size(geometry_.chi[l + 1]);
         std::fill(c.up[l + 1].begin(), c.up[l + 1].end(), 0.0);
-        for (int x = 0; x < d; ++x) {
-          const double* g = c.up[l].data() + x * nl;
-          kernels::ascend_pair(dl, K, tab, s.zero.data(), odd ? g : nullptr, odd ? nullptr : g,
-                               c.up[l + 1].data() + x * nk, s.sink_gradients(), s.window);
-        }
+        for (int x = 0; x < d; ++x)
+          pullback.pull(model, l, c.at[l].window, c.up[l].data() + x * nl, c.up[l + 1].data() + x * nk);
       }
     }
   }
@@ -268,7 +199,7 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
   descend_chains(model, grad);
 }
 
-// Reverse pass of the chains, top down: env[l][x] is a (signed) measure on window[l];
+// Reverse pass of the chains, top down: env[l][x] is a (signed) measure on the window at l;
 // its descent through layer l-1 pairs with up[l-1][x] to give that layer's table
 // gradient, and joins env[l-1][x]. Only the tables of the site's own cone receive it:
 // a window table outside the cone has all its outputs summed, so its gradient is a
@@ -278,29 +209,32 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
 void PairTerms::descend_chains(const Model& model, Tables& grad) {
   const int d = geometry_.chi[0];
   const int chi_max = *std::max_element(geometry_.chi.begin(), geometry_.chi.end());
-  ChainScratch s(chi_max);
-  std::vector<double> child(cube(chi_max));
+  kernels::WindowScratch scratch;
+  scratch.reserve(chi_max, chi_max);
+  // Gradients of tables outside the site's own cone, and of the coarse measure (which
+  // env[l-1] already receives through descend_pair), are discarded here.
+  std::vector<double> sink(window_size(chi_max) * chi_max), sink_rho(window_size(chi_max)), child(window_size(chi_max));
   for (Chain& c : chains_)
     for (int l = c.top; l >= 1; --l) {
       const int dl = geometry_.chi[l - 1], K = geometry_.chi[l];
-      const std::size_t nl = cube(dl), nk = cube(K);
-      const kernels::ConeTables tab = kernels::cone_tables(model.tables.layers[l - 1], c.window[l]);
-      kernels::ConeGradients gt = kernels::cone_gradients(grad.layers[l - 1], c.window[l]);
+      const std::size_t nl = window_size(dl), nk = window_size(K);
+      const kernels::ConeTables tab = kernels::cone_tables(model.tables.layers[l - 1], c.at[l].window);
+      kernels::ConeGradients gt = kernels::cone_gradients(grad.layers[l - 1], c.at[l].window);
       double** slot[5] = {&gt.w0, &gt.w1, &gt.w2, &gt.u0, &gt.u1};
       for (int k = 0; k < 5; ++k)
-        if (!c.own[l][k]) *slot[k] = s.sink.data();
-      const bool odd = c.window[l - 1] % 2 == 1;
+        if (!c.own[l][k]) *slot[k] = sink.data();
+      const bool odd = c.at[l - 1].window % 2 == 1;
       for (int x = 0; x < d; ++x) {
         const double* measure = c.env[l].data() + x * nk;
         if (l > 1) {
           kernels::descend_pair(dl, K, tab, measure, odd ? child.data() : nullptr,
-                                odd ? nullptr : child.data(), s.window);
+                                odd ? nullptr : child.data(), scratch);
           double* below = c.env[l - 1].data() + x * nl;
           for (std::size_t w = 0; w < nl; ++w) below[w] += child[w];
         }
         const double* up = c.up[l - 1].data() + x * nl;
         kernels::ascend_pair(dl, K, tab, measure, odd ? up : nullptr, odd ? nullptr : up,
-                             s.sink_rho.data(), gt, s.window);
+                             sink_rho.data(), gt, scratch);
       }
     }
 }
@@ -314,7 +248,7 @@ std::vector<long> PairTerms::tables_read(int layer) const {
   const long M = geometry_.sites_at(layer + 1);
   for (const Chain& c : chains_)
     if (layer < c.top)
-      for (long k = 0; k < 3; ++k) all.push_back(wrap(c.window[layer + 1] + k, M));
+      for (long k = 0; k < 3; ++k) all.push_back(wrap(c.at[layer + 1].window + k, M));
   std::sort(all.begin(), all.end());
   all.erase(std::unique(all.begin(), all.end()), all.end());
   return all;

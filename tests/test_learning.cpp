@@ -9,7 +9,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "cmera/evaluate.hpp"
+#include "cmera/correlation.hpp"
 #include "cmera/ising1d.hpp"
 #include "ising_data.hpp"
 #include "cmera/trainer.hpp"

@@ -24,9 +24,6 @@ struct Evaluation {
 Evaluation evaluate(const Comm& comm, const Model& model, const DatasetReader& data,
                     long max_distance, long chunk_samples);
 
-// Model's <s_i s_{i+r}> averaged over i, for r = 1..max_distance (collective).
-std::vector<double> model_correlation(const Comm& comm, const Model& model, long max_distance);
-
 // The learned flow at one layer: position-averaged single-site marginal of the layer's
 // variables, and the mean over i of the mutual information I(x_i; x_i+1) (nats), both
 // exact (general cones at that layer).

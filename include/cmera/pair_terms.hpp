@@ -7,9 +7,10 @@
 // Trade-off: below the layer m where their cones meet, the cones of i and i+r are
 // independent given layer m, so p(x_i, x_j) = sum_{a,b} rho_m(a, b) T_i(x_i|a) T_j(x_j|b),
 // a and b the two sites' own cones at m. The conditionals T ("chains", one per endpoint
-// site, shared by every distance) come from the window kernels in O(chi^5) per layer
-// (each cone lies inside a 3-site window); only the joint rho_m needs a general cone
-// (ConePlan), so its dense work is paid from m upwards instead of at every layer.
+// site, shared by every distance; site_chain.hpp) come from the window kernels in
+// O(chi^5) per layer (each cone lies inside a 3-site window); only the joint rho_m needs
+// a general cone (ConePlan), so its dense work is paid from m upwards instead of at every
+// layer.
 // Pairs whose windows already touch at layer 1 keep the plain two-site ConePlan. Plans
 // are built once per run; the reverse pass accumulates serially, in plan order, so
 // results are deterministic. The unfactorized reference (one ConePlan per pair) is in
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "cmera/model.hpp"
+#include "cmera/site_chain.hpp"
 #include "cmera/siteset.hpp"
 
 namespace cmera {
@@ -56,13 +58,12 @@ class PairTerms {
   std::vector<long> tables_read(int layer) const;
 
  private:
-  // Windows above one endpoint site: window[l] is the first site of its 3-site window
-  // at layer l (window[l+1] is the coarse window feeding window[l]); up[l] holds
-  // P(site = x | window[l]) as [x][chi_l^3], env[l] its adjoint.
+  // One endpoint site from layer 0 up to `top`: at[l] its window and cone at layer l
+  // (at[l+1].window is the coarse window feeding at[l].window); up[l] holds
+  // P(site = x | window at l) as [x][chi_l^3], env[l] its adjoint.
   struct Chain {
-    std::vector<long> window;
-    std::vector<std::vector<long>> cone;  // the site's own cone, inside window[l]
-    // own[l]: which of the five tables under window[l] (W x3, U x2 of layer l-1) the
+    std::vector<ConeInWindow> at;
+    // own[l]: which of the five tables under at[l].window (W x3, U x2 of layer l-1) the
     // site's cone reads; l = 0 unused.
     std::vector<std::array<bool, 5>> own;
     int top = 0;       // highest layer a pair needs
@@ -76,7 +77,6 @@ class PairTerms {
     std::vector<std::size_t> left_at, right_at;  // window entry of each cone state
   };
   std::size_t add_chain(long first, int position);
-  std::vector<std::size_t> embedding(std::size_t chain, int layer) const;
   void build_chains(const Model& model);
   void descend_chains(const Model& model, Tables& grad);
 

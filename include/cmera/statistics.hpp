@@ -36,7 +36,8 @@ PairStats count_pair_stats(const Comm& comm, const DatasetReader& data, int alph
 inline double spin_value(int x, int alphabet) { return alphabet == 2 ? 2.0 * x - 1.0 : x; }
 
 // Data's <s_i s_{i+r}> averaged over i and samples, r = 1..max_distance (collective;
-// ranks split the sites, every rank gets the full result).
+// ranks split the samples, every rank gets the full result). O(S N log N) through the
+// power spectrum, exact (integer sums restored by rounding) for any realistic dataset.
 std::vector<double> data_correlation(const Comm& comm, const DatasetReader& data, int alphabet,
                                      long max_distance, long chunk_samples);
 
