@@ -64,7 +64,7 @@ std::vector<Group> group_by_cone(const std::vector<ConeInWindow>& at) {
 }
 
 // Group pairs whose cones are disjoint at `layer` but not one layer up (at the top: just
-// disjoint), and which hold at least one of the rank's pairs.
+// disjoint), whose left group holds some of the rank's left sites.
 std::vector<GroupPair> last_disjoint_pairs(const Geometry& g, int layer, const Span& s,
                                            const std::vector<Group>& groups) {
   const bool top = layer == g.depth();
@@ -86,15 +86,8 @@ std::vector<GroupPair> last_disjoint_pairs(const Geometry& g, int layer, const S
       std::sort(candidates.begin(), candidates.end());
       candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
     }
-    for (std::size_t b : candidates) {
-      if (b == a || !disjoint(groups[a].cone, groups[b].cone)) continue;
-      bool any = false;
-      for (long k : groups[a].members) {
-        if (k >= s.count || any) break;
-        for (const auto& [lo, hi] : partners(s, k, groups[b].members)) any = any || lo < hi;
-      }
-      if (any) out.push_back({a, b});
-    }
+    for (std::size_t b : candidates)
+      if (b != a && disjoint(groups[a].cone, groups[b].cone)) out.push_back({a, b});
   }
   return out;
 }
@@ -103,6 +96,19 @@ std::vector<GroupPair> last_disjoint_pairs(const Geometry& g, int layer, const S
 // phi[k]: offset k's function at its cone's states.
 Partial pair_sums(const Model& model, int layer, const Span& s, const Group& a, const Group& b,
                   const std::vector<std::vector<double>>& phi) {
+  // Distances grow along each partner range, so its ends bound the sums' extent; a group
+  // pair without any of the rank's pairs (all partners beyond R) costs no joint.
+  long lo = s.sites, hi = 0;
+  for (long k : a.members) {
+    if (k >= s.count) break;
+    for (const auto& [first, last] : partners(s, k, b.members))
+      if (first < last) {
+        lo = std::min(lo, s.distance(k, b.members[first]));
+        hi = std::max(hi, s.distance(k, b.members[last - 1]));
+      }
+  }
+  if (hi < lo) return {};
+  Partial out{lo, std::vector<double>(static_cast<std::size_t>(hi - lo + 1), 0.0)};
   std::vector<long> sites = a.cone;
   sites.insert(sites.end(), b.cone.begin(), b.cone.end());
   ConePlan plan(model.geometry, layer, sites);
@@ -119,17 +125,6 @@ Partial pair_sums(const Model& model, int layer, const Span& s, const Group& a, 
       vc[x] = t;
     }
   }
-  // Distances grow along each partner range, so its ends bound the sums' extent.
-  long lo = s.sites, hi = 0;
-  for (long k : a.members) {
-    if (k >= s.count) break;
-    for (const auto& [first, last] : partners(s, k, b.members))
-      if (first < last) {
-        lo = std::min(lo, s.distance(k, b.members[first]));
-        hi = std::max(hi, s.distance(k, b.members[last - 1]));
-      }
-  }
-  Partial out{lo, std::vector<double>(static_cast<std::size_t>(std::max(0L, hi - lo + 1)), 0.0)};
   for (long k : a.members) {
     if (k >= s.count) break;
     const std::vector<double>& pi = phi[k];
