@@ -15,7 +15,9 @@ mpirun="mpirun --oversubscribe -n 2"
 
 $mpirun $cmera generate ising1d --sites 128 --samples 100000 --corr 0.6 --seed 7 \
   --output "$out/ising1d.h5"
-$mpirun $cmera train inputs/ising1d.toml -P data.path="$out/ising1d.h5" -P output.dir="$out"
+# --restart latest: a second quickstart continues (here: finishes at once) the run the
+# first one left, since cmera never starts afresh over checkpoints it would have to delete.
+$mpirun $cmera train inputs/ising1d.toml -P data.path="$out/ising1d.h5" -P output.dir="$out" --restart latest
 $mpirun $cmera eval "$out/model.h5" --data "$out/ising1d.h5" --max-distance 16 | tee "$out/eval.txt"
 $mpirun $cmera eval "$out/model.h5" --data "$out/ising1d.h5" --json > "$out/eval.json"
 $mpirun $cmera sample "$out/model.h5" --count 1000 --seed 3 --output "$out/samples.h5"

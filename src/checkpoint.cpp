@@ -5,17 +5,22 @@
 // at N = 65536, chi = 4 that is still well under a second.
 #include "cmera/checkpoint.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fmt/format.h>
+#include <random>
 #include <regex>
 #include <sstream>
 #include <thread>
 
 #include "cmera/error.hpp"
 #include "cmera/io.hpp"
+#include "cmera/output_guard.hpp"
 #include "cmera/provenance.hpp"
 
 namespace cmera {
@@ -45,17 +50,6 @@ std::vector<std::pair<long, std::string>> list_checkpoints(const std::string& di
   return found;
 }
 
-// Rank 0 keeps the newest `keep` checkpoints and removes temporaries of killed writers
-// (never a complete checkpoint: those are only ever created by the rename).
-void prune(const std::string& dir, int keep) {
-  const auto all = list_checkpoints(dir);
-  for (std::size_t k = static_cast<std::size_t>(keep); k < all.size(); ++k) fs::remove(all[k].second);
-  const std::regex tmp(R"(checkpoint-\d+\.h5\.tmp\.\d+)");
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec))
-    if (std::regex_match(entry.path().filename().string(), tmp)) fs::remove(entry.path(), ec);
-}
-
 // depth as load_config leaves it (a Config built in code may still say -1 = "from chi").
 Config resolved(Config c) {
   c.depth = static_cast<int>(c.chi.size()) - 1;
@@ -76,7 +70,7 @@ Config without_run_controls(Config c) {
 }
 
 // First key whose value differs, as "section.key = a (checkpoint) vs b (this run)".
-std::string first_difference(const Config& saved, const Config& now) {
+std::string first_difference(const Config& saved, const Config& now, const std::string& saved_label) {
   std::istringstream a(without_run_controls(saved).to_toml()), b(without_run_controls(now).to_toml());
   std::string la, lb, section;
   const auto value = [](const std::string& line) { return line.substr(0, line.find(" #")); };
@@ -84,11 +78,25 @@ std::string first_difference(const Config& saved, const Config& now) {
     if (!la.empty() && la[0] == '[') section = la.substr(1, la.size() - 2);
     if (value(la) != value(lb)) {
       auto trim = [](std::string s) { return s.erase(s.find_last_not_of(' ') + 1); };
-      return fmt::format("{}.{} (checkpoint) vs {} (this run)", section, trim(value(la)),
+      return fmt::format("{}.{} ({}) vs {} (this run)", section, trim(value(la)), saved_label,
                          trim(value(lb).substr(value(lb).find('=') + 2)));
     }
   }
   return {};
+}
+
+// A fresh identity for a training run: 64 random bits from rank 0, on every rank.
+std::string new_run_id(const Comm& comm) {
+  std::string id;
+  if (comm.is_root()) {
+    std::random_device entropy;
+    const std::uint64_t bits = (std::uint64_t{entropy()} << 32) ^ entropy() ^
+                               static_cast<std::uint64_t>(getpid()) ^
+                               static_cast<std::uint64_t>(std::chrono::system_clock::now().time_since_epoch().count());
+    id = fmt::format("{:016x}", bits);
+  }
+  comm.broadcast(id);
+  return id;
 }
 
 }  // namespace
@@ -97,14 +105,49 @@ std::string checkpoint_path(const std::string& dir, long iteration) {
   return (fs::path(dir) / fmt::format("checkpoint-{:08d}.h5", iteration)).string();
 }
 
-CheckpointWrite write_checkpoint(const Comm& comm, const Config& cfg, const std::string& command,
-                                 const Model& model, const std::vector<const Tables*>& optimizer_state,
-                                 const std::vector<double>& objective_history,
-                                 const std::vector<double>& kl_history, int candidate,
-                                 long data_samples) {
+std::string config_difference(const std::string& saved_toml, const std::string& where,
+                              const Config& now, const std::string& saved_label) {
+  return first_difference(parse_config_text(saved_toml, where, {}), now, saved_label);
+}
+
+CheckpointSeries::CheckpointSeries(const Comm& comm, const Config& cfg, const TrainingState* resumed)
+    : run_id_(resumed && !resumed->run_id.empty() ? resumed->run_id : new_run_id(comm)) {
+  std::string problem;
+  if (comm.is_root()) {
+    const auto present = list_checkpoints(cfg.output_dir);
+    if (!resumed && !present.empty())
+      problem = fmt::format("output.dir '{}' already holds checkpoints (newest: {}); continue that "
+                            "run with --restart latest, or move them away, or choose another "
+                            "output.dir", cfg.output_dir, present.front().second);
+    for (const auto& [iteration, path] : resumed ? present : decltype(present){}) {
+      std::string why_not;
+      const std::optional<FileIdentity> id = identify_cmera_file(path, why_not);
+      if (id && id->kind == "checkpoint" && id->run_id == run_id_)
+        mine_.emplace_back(iteration, path);
+      else if (iteration > resumed->iteration() && problem.empty())
+        problem = fmt::format("{} was not written by the run being continued ({}), and continuing "
+                              "to iteration {} would write over it; move it away",
+                              path, id ? "another run's checkpoint" : why_not, iteration);
+    }
+  }
+  comm.broadcast(problem);
+  comm.check(problem.empty(), problem);
+}
+
+CheckpointWrite CheckpointSeries::write(const Comm& comm, const Config& cfg,
+                                        const std::string& command, const Model& model,
+                                        const std::vector<const Tables*>& optimizer_state,
+                                        const std::vector<double>& objective_history,
+                                        const std::vector<double>& kl_history, int candidate,
+                                        long data_samples) {
   const auto start = std::chrono::steady_clock::now();
   const long iteration = static_cast<long>(objective_history.size());
   CheckpointWrite result{checkpoint_path(cfg.output_dir, iteration)};
+  // A file of this name that this run did not write appeared since the start: refuse it.
+  if (std::none_of(mine_.begin(), mine_.end(), [&](const auto& c) { return c.second == result.path; }))
+    require_replaceable(comm, result.path, "checkpoint", {cfg.data_path}, [&](const FileIdentity& id) {
+      return id.run_id == run_id_ ? std::string() : std::string("another run's checkpoint");
+    });
 
   ModelFileContents contents;
   contents.model = model;  // ModelFileContents owns its model: one copy of the tables
@@ -121,6 +164,8 @@ CheckpointWrite write_checkpoint(const Comm& comm, const Config& cfg, const std:
                      {"data_samples", data_samples},
                      {"ranks", comm.size()},
                      {"optimizer_states", static_cast<long long>(optimizer_state.size())}};
+  extras.strings = {{"run_id", run_id_}};
+  extras.temporary_tag = run_id_;
   for (std::size_t k = 0; k < optimizer_state.size(); ++k) {
     extras.table_sets.push_back(state_group(k));
     extras.tables.push_back(optimizer_state[k]);
@@ -134,11 +179,28 @@ CheckpointWrite write_checkpoint(const Comm& comm, const Config& cfg, const std:
   if (comm.is_root()) {
     std::error_code ec;
     result.bytes = static_cast<long long>(fs::file_size(result.path, ec));
+    std::erase_if(mine_, [&](const auto& c) { return c.second == result.path; });
+    mine_.emplace_back(iteration, result.path);
     prune(cfg.output_dir, cfg.keep_checkpoints);
   }
   comm.barrier();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+// Rank 0: keeps this run's newest `keep` checkpoints, and removes the temporaries a killed
+// writer of this run left (named after the run: write_model's temporary_tag).
+void CheckpointSeries::prune(const std::string& dir, int keep) {
+  std::sort(mine_.rbegin(), mine_.rend());
+  for (std::size_t k = static_cast<std::size_t>(keep); k < mine_.size(); ++k) {
+    std::error_code ec;
+    fs::remove(mine_[k].second, ec);
+  }
+  if (mine_.size() > static_cast<std::size_t>(keep)) mine_.resize(static_cast<std::size_t>(keep));
+  const std::regex leftover("checkpoint-\\d+\\.h5\\.tmp\\." + run_id_);
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec))
+    if (std::regex_match(entry.path().filename().string(), leftover)) fs::remove(entry.path(), ec);
 }
 
 TrainingState read_checkpoint(const Comm& comm, const std::string& path, const Config& cfg,
@@ -148,14 +210,14 @@ TrainingState read_checkpoint(const Comm& comm, const std::string& path, const C
   extras.version = {"checkpoint_format_version", kCheckpointFormatVersion};
   extras.integers = {{"iteration", 0}, {"candidate", 0}, {"data_samples", 0},
                      {"optimizer_states", 0}};
+  extras.strings = {{"run_id", ""}};
   const auto integer = [&](const char* name) {
     for (const auto& [key, value] : extras.integers)
       if (key == name) return value;
     return 0LL;
   };
   extras.before_tables = [&](const std::string& config_toml, ModelFileExtras& self) {
-    const Config saved = parse_config_text(config_toml, path + ":/config", {});
-    const std::string diff = first_difference(saved, cfg);
+    const std::string diff = config_difference(config_toml, path + ":/config", cfg, "checkpoint");
     if (!diff.empty()) throw Error(fmt::format("{}: written for another config: {}", path, diff));
     if (integer("data_samples") != data_samples)
       throw Error(fmt::format("{}: written for a dataset of {} samples, {} has {}", path,
@@ -184,6 +246,7 @@ TrainingState read_checkpoint(const Comm& comm, const std::string& path, const C
   state.objective_history = std::move(file.objective_history);
   state.kl_history = std::move(file.kl_history);
   state.candidate = static_cast<int>(integer("candidate"));
+  state.run_id = extras.strings.front().second;
   return state;
 }
 

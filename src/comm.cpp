@@ -84,6 +84,19 @@ void Comm::replicate_blocks(std::vector<double>& data, const BlockPartition& par
                  MPI_DOUBLE, comm_);
 }
 
+std::vector<double> Comm::gather_blocks(const std::vector<double>& data, const BlockPartition& part,
+                                        std::size_t block) const {
+  std::vector<int> counts(static_cast<std::size_t>(size_)), displs(static_cast<std::size_t>(size_));
+  for (int q = 0; q < size_; ++q) {
+    counts[q] = static_cast<int>(part.count(q) * block);
+    displs[q] = static_cast<int>(part.begin(q) * block);
+  }
+  std::vector<double> all(is_root() ? data.size() : 0);
+  MPI_Gatherv(data.data() + displs[rank_], counts[rank_], MPI_DOUBLE, all.data(), counts.data(),
+              displs.data(), MPI_DOUBLE, 0, comm_);
+  return all;
+}
+
 void Comm::check(bool ok, const std::string& message_if_failed, int code) const {
   const int mine = ok ? size_ : rank_;
   int first_failed = size_;

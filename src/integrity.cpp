@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
@@ -54,6 +55,16 @@ std::string block_text(off_t length, unsigned long crc) {
 }
 
 }  // namespace
+
+void stamp_integrity(std::vector<char>& image) {
+  if (image.size() < kIntegrityBlockBytes) return;
+  const unsigned long crc = crc32_z(crc32_z(0, nullptr, 0),
+                                    reinterpret_cast<const unsigned char*>(image.data()) + kIntegrityBlockBytes,
+                                    image.size() - kIntegrityBlockBytes);
+  std::string text = block_text(static_cast<off_t>(image.size()), crc);
+  text.resize(kIntegrityBlockBytes, '\0');
+  std::copy(text.begin(), text.end(), image.begin());
+}
 
 std::string stamp_integrity(const std::string& path) {
   const Fd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));

@@ -33,12 +33,15 @@
 
 #include <fcntl.h>
 #include <hdf5.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -90,11 +93,17 @@ class Handle {
 void silence_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
 // Error agreement bound to one file: every message starts with the path.
+// `local`: work that only rank 0 does (a file built in its memory) fails at once, without
+// the collective agreement, which the other ranks are not there to join.
 struct Ctx {
   const Comm& comm;
   std::string path;
   int code = kExitUsage;
-  void require(bool ok, const std::string& what) const { comm.check(ok, path + ": " + what, code); }
+  bool local = false;
+  void require(bool ok, const std::string& what) const {
+    if (!local) return comm.check(ok, path + ": " + what, code);
+    if (!ok) throw Error(path + ": " + what, code);
+  }
 };
 
 std::string shape_string(const std::vector<hsize_t>& dims) {
@@ -342,12 +351,6 @@ void write_rows(const Ctx& ctx, hid_t dset, const std::string& name, hid_t mem_t
   ctx.require(ok, "writing dataset " + name + " failed");
 }
 
-void write_doubles(const Ctx& ctx, hid_t loc, const std::string& name,
-                   const std::vector<hsize_t>& dims, long first, long rows, const double* data) {
-  const Handle dset = create_dataset(ctx, loc, name, H5T_IEEE_F64LE, dims);
-  write_rows(ctx, dset.get(), name, H5T_NATIVE_DOUBLE, first, rows, data);
-}
-
 // Every rank reads all of dataset `name` (absolute; a floating-point array of shape
 // `dims`, or of any 1-D length if dims is empty).
 std::vector<double> read_doubles(const Ctx& ctx, hid_t file, const std::string& name,
@@ -404,15 +407,63 @@ bool sync_path(const std::string& path) {
   return ::close(fd) == 0 && ok;
 }
 
-// Writes through a temporary file that replaces `path` only once complete. fill(file)
-// writes the contents; any cmera::Error on the way removes the temporary and is
-// re-raised as a runtime failure. durable: the data reach the disk before the rename,
-// and the rename before returning (a crash of the machine then also loses nothing).
+// Test-only fault hook (tests/cli/bad_inputs.sh): CMERA_TEST_FAIL_WRITE=<text> makes every
+// write whose target path contains <text> fail before the rename, as a full disk would.
+bool fault_injected(const std::string& path) {
+  const char* fault = std::getenv("CMERA_TEST_FAIL_WRITE");
+  return fault && *fault && path.find(fault) != std::string::npos;
+}
+constexpr const char* kInjectedFault =
+    "writing failed: No space left on device (simulated by CMERA_TEST_FAIL_WRITE)";
+
+// Rank 0's last step of every writer: the complete, stamped temporary becomes `path`.
+// durable: the data reach the disk before the rename, and the rename before returning
+// (a crash of the machine then also loses nothing). Returns what failed, or "".
+std::string rename_into_place(const std::string& tmp, const std::string& path, bool durable) {
+  if (durable && !sync_path(tmp)) return "cannot fsync " + tmp;
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return fmt::format("cannot rename {} to it: {}", tmp, ec.message());
+  const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  if (durable && !sync_path(dir.empty() ? "." : dir.string()))
+    return "cannot fsync directory " + dir.string();
+  return {};
+}
+
+// Rank 0: reserves `bytes` of disk for the file being written at `tmp` (which HDF5 has
+// created), so that no collective write inside MPI-IO can meet a full disk: a collective
+// write that fails on one rank leaves the others waiting in it forever (Open MPI's OMPIO
+// aggregators, then HDF5's collective close). The reservation lies beyond the end of the
+// file (FALLOC_FL_KEEP_SIZE), so HDF5's view of the file does not change; at most the
+// metadata margin stays allocated past the end. Filesystems without fallocate get a
+// free-space check instead, which cannot see quotas or concurrent writers.
+std::string reserve_space(const std::string& tmp, double bytes) {
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return fmt::format("cannot open {}: {}", tmp, std::strerror(errno));
+  int rc = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(bytes));
+  const int err = rc == 0 ? 0 : errno;
+  ::close(fd);
+  if (err == EOPNOTSUPP || err == ENOSYS) {
+    struct statvfs fs {};
+    const std::filesystem::path dir = std::filesystem::path(tmp).parent_path();
+    if (::statvfs(dir.empty() ? "." : dir.c_str(), &fs) != 0 ||
+        static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize) >= bytes)
+      return {};
+    rc = -1;
+  }
+  if (rc == 0) return {};
+  return fmt::format("writing failed: {} (needs {:.3g} MB)", std::strerror(err ? err : ENOSPC),
+                     bytes / 1e6);
+}
+
+// Writes a dataset file collectively through MPI-IO (each rank its rows), into a temporary
+// that replaces `path` only once complete. fill(ctx, file) writes the contents; `bytes`
+// bounds the file's size (data plus a metadata margin) for reserve_space. Any
+// cmera::Error on the way removes the temporary and ends as kExitWrite.
 template <class Fill>
-void write_atomically(const Comm& comm, const std::string& path, Fill&& fill,
-                      bool durable = false, const std::function<void()>& before_close = {}) {
+void write_atomically(const Comm& comm, const std::string& path, double bytes, Fill&& fill) {
   silence_hdf5();
-  const Ctx ctx{comm, path, kExitRuntime};
+  const Ctx ctx{comm, path, kExitWrite};
   std::string tmp = comm.is_root() ? fmt::format("{}.tmp.{}", path, getpid()) : std::string();
   comm.broadcast(tmp);
   try {
@@ -423,56 +474,126 @@ void write_atomically(const Comm& comm, const std::string& path, Fill&& fill,
       Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), H5Fclose);
       ctx.require(file.ok(), "cannot create temporary file " + tmp +
                                  " (does the directory exist and is it writable?)");
+      const std::string reserved = comm.is_root() ? reserve_space(tmp, bytes) : std::string();
+      ctx.require(reserved.empty(), reserved);
       fill(ctx, file.get());
-      // Test-only fault hook (tests/cli/bad_inputs.sh): CMERA_TEST_FAIL_WRITE=<text> makes
-      // every write whose target path contains <text> fail here, as a full disk would.
-      const char* fault = std::getenv("CMERA_TEST_FAIL_WRITE");
-      ctx.require(!fault || !*fault || path.find(fault) == std::string::npos,
-                  "writing failed: No space left on device (simulated by CMERA_TEST_FAIL_WRITE)");
-      if (before_close) before_close();
+      ctx.require(!fault_injected(path), kInjectedFault);
       ctx.require(H5Fclose(file.release()) >= 0, "closing temporary file " + tmp + " failed");
     }
     std::string problem;
     if (comm.is_root()) {
-      std::error_code ec;
       problem = stamp_integrity(tmp);
-      if (problem.empty() && durable && !sync_path(tmp)) problem = "cannot fsync " + tmp;
-      if (problem.empty()) std::filesystem::rename(tmp, path, ec);
-      if (ec) problem = fmt::format("cannot rename {} to it: {}", tmp, ec.message());
-      const std::filesystem::path dir = std::filesystem::path(path).parent_path();
-      if (problem.empty() && durable && !sync_path(dir.empty() ? "." : dir.string()))
-        problem = "cannot fsync directory " + dir.string();
+      if (problem.empty()) problem = rename_into_place(tmp, path, false);
     }
     ctx.require(problem.empty(), problem);
   } catch (const Error& e) {
     if (comm.is_root()) std::remove(tmp.c_str());
     comm.barrier();
-    throw Error(e.what(), kExitRuntime);
+    throw Error(e.what(), kExitWrite);
   }
 }
 
-// Tables shaped like model m under `group` (which exists), in /model's layout. Untied
-// layers: each rank its owned block of coarse sites; tied layers and the top: rank 0.
-void write_table_set(const Ctx& c, hid_t file, const std::string& group, const Model& m,
-                     const Tables& tables) {
-  const bool root = c.comm.is_root();
+// An HDF5 file that lives in rank 0's memory (core driver, no backing store) until
+// publish() writes its bytes with plain POSIX calls. HDF5 and MPI-IO never touch the disk,
+// so a full disk or a failing server is one local error on rank 0, reported to the others
+// at the writer's single agreement point, instead of a failed collective that hangs the
+// job. Trade-off: rank 0 holds the file image (and one gathered table set) in memory, and
+// one process writes it; model and checkpoint files are the size of the tables, which
+// every rank already holds in full.
+class MemoryFile {
+ public:
+  MemoryFile(const Ctx& ctx, double expected_bytes) : ctx_(ctx) {
+    const Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    // The image grows in steps of this size: the expected size makes it one allocation.
+    H5Pset_fapl_core(fapl.get(), static_cast<std::size_t>(std::max(expected_bytes, 1.0 * (1 << 20))), false);
+    const Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+    H5Pset_userblock(fcpl.get(), kIntegrityBlockBytes);
+    file_ = Handle(H5Fcreate((ctx.path + ".in-memory").c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()),
+                   H5Fclose);
+    ctx.require(file_.ok(), "cannot create the file's image in memory");
+  }
+  hid_t get() const { return file_.get(); }
+
+  // Closes the image and writes it to `<path>.tmp.<tag>`, then renames that onto path.
+  // Any failure removes the temporary and throws; `before_rename` runs with the complete
+  // temporary in place (a test hook).
+  void publish(const std::string& tag, bool durable, const std::function<void()>& before_rename) {
+    ctx_.require(H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) >= 0, "cannot finish the file's image");
+    // The image starts at the superblock: HDF5 leaves the user block out of it.
+    const ssize_t n = H5Fget_file_image(file_.get(), nullptr, 0);
+    ctx_.require(n > 0, "cannot finish the file's image");
+    std::vector<char> image(kIntegrityBlockBytes + static_cast<std::size_t>(n));
+    ctx_.require(H5Fget_file_image(file_.get(), image.data() + kIntegrityBlockBytes,
+                                   static_cast<std::size_t>(n)) == n,
+                 "cannot copy the file's image");
+    ctx_.require(H5Fclose(file_.release()) >= 0, "cannot close the file's image");
+    stamp_integrity(image);
+    const std::string tmp = fmt::format("{}.tmp.{}", ctx_.path, tag);
+    std::string problem = write_bytes(tmp, image, durable);
+    if (problem.empty() && fault_injected(ctx_.path)) problem = kInjectedFault;
+    if (problem.empty() && before_rename) before_rename();
+    if (problem.empty()) problem = rename_into_place(tmp, ctx_.path, durable);
+    if (!problem.empty()) std::remove(tmp.c_str());
+    ctx_.require(problem.empty(), problem);
+  }
+
+ private:
+  // O_NOFOLLOW: a link planted under the temporary's name is refused, not written through.
+  static std::string write_bytes(const std::string& tmp, const std::vector<char>& bytes, bool durable) {
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd < 0) return fmt::format("cannot create temporary file {}: {}", tmp, std::strerror(errno));
+    std::string problem;
+    for (std::size_t done = 0; done < bytes.size() && problem.empty();) {
+      const ssize_t put = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (put < 0 && errno == EINTR) continue;
+      if (put <= 0) problem = fmt::format("writing failed: {}", std::strerror(put < 0 ? errno : EIO));
+      else done += static_cast<std::size_t>(put);
+    }
+    if (problem.empty() && durable && ::fsync(fd) != 0)
+      problem = fmt::format("writing failed: fsync: {}", std::strerror(errno));
+    // Network filesystems may report a full disk only here.
+    if (::close(fd) != 0 && problem.empty())
+      problem = fmt::format("writing failed: close: {}", std::strerror(errno));
+    return problem;
+  }
+
+  Ctx ctx_;
+  Handle file_;
+};
+
+// Every dataset of a table set shaped like model m, in /model's layout, written into rank
+// 0's in-memory file. Collective: the owners of untied rows send them to rank 0, one array
+// at a time; `on_root` runs rank 0's writes and keeps the first failure for later.
+template <class OnRoot>
+void write_table_set(const Comm& comm, const OnRoot& on_root, const Ctx& local, hid_t file,
+                     const std::string& group, const Model& m, const Tables& tables) {
+  const auto write = [&](const std::string& name, const std::vector<hsize_t>& dims,
+                         const double* data) {
+    on_root([&] {
+      const Handle dset = create_dataset(local, file, name, H5T_IEEE_F64LE, dims);
+      local.require(H5Dwrite(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0,
+                    "writing dataset " + name + " failed");
+    });
+  };
   for (int l = 0; l < m.depth(); ++l) {
     const LayerTables& t = tables.layers[l];
     const std::string layer = fmt::format("{}/layer_{}", group, l);
-    create_group(c, file, layer);
+    on_root([&] { create_group(local, file, layer); });
     const hsize_t n = static_cast<hsize_t>(t.count()), d = t.d, K = t.K;
-    const BlockPartition part{t.count(), c.comm.size()};
-    const long first = m.tied ? 0 : part.begin(c.comm.rank());
-    const long rows = m.tied ? (root ? 1 : 0) : part.count(c.comm.rank());
-    write_doubles(c, file, layer + "/isometry", {n, K, d, d}, first, rows,
-                  t.W.data() + first * t.w_size());
-    write_doubles(c, file, layer + "/disentangler", {n, d, d, d, d}, first, rows,
-                  t.U.data() + first * t.u_size());
+    const std::vector<hsize_t> w_dims{n, K, d, d}, u_dims{n, d, d, d, d};
+    if (m.tied) {
+      write(layer + "/isometry", w_dims, t.W.data());
+      write(layer + "/disentangler", u_dims, t.U.data());
+      continue;
+    }
+    const BlockPartition owners{t.count(), comm.size()};
+    write(layer + "/isometry", w_dims, comm.gather_blocks(t.W, owners, t.w_size()).data());
+    write(layer + "/disentangler", u_dims, comm.gather_blocks(t.U, owners, t.u_size()).data());
   }
   const Geometry& g = m.geometry;
-  const std::vector<hsize_t> top_dims(static_cast<std::size_t>(g.top_sites()),
-                                      static_cast<hsize_t>(g.chi.back()));
-  write_doubles(c, file, group + "/top", top_dims, 0, root ? g.chi.back() : 0, tables.top.data());
+  write(group + "/top",
+        std::vector<hsize_t>(static_cast<std::size_t>(g.top_sites()), static_cast<hsize_t>(g.chi.back())),
+        tables.top.data());
 }
 
 // Every rank reads the whole table set `group`, shaped like model m.
@@ -607,7 +728,7 @@ void write_dataset(const Comm& comm, const std::string& path, long total_samples
 void write_dataset(const Comm& comm, const std::string& path, long total_samples,
                    const std::vector<long>& sample_shape, int alphabet, long first_row,
                    const std::vector<std::uint8_t>& rows, const Attributes& attrs) {
-  const Ctx ctx{comm, path, kExitRuntime};
+  const Ctx ctx{comm, path, kExitWrite};
   long sites = 1;
   for (long n : sample_shape) sites = n >= 1 ? sites * n : 0;
   const bool shape_ok = !sample_shape.empty() && sites >= 1 && total_samples >= 0 &&
@@ -621,8 +742,13 @@ void write_dataset(const Comm& comm, const std::string& path, long total_samples
               fmt::format("ranks supply {} rows for a dataset of {} samples", covered,
                           total_samples));
   const Attributes shared = broadcast_attrs(comm, attrs);
+  double attr_bytes = 0;
+  for (const auto& [key, value] : shared) attr_bytes += static_cast<double>(key.size() + value.size());
+  // Object headers and attributes take a few KB; the margin covers them many times over.
+  const double bytes = static_cast<double>(total_samples) * static_cast<double>(sites) +
+                       2 * attr_bytes + (1 << 20);
 
-  write_atomically(comm, path, [&](const Ctx& c, hid_t file) {
+  write_atomically(comm, path, bytes, [&](const Ctx& c, hid_t file) {
     std::vector<hsize_t> dims = {static_cast<hsize_t>(total_samples)};
     for (long n : sample_shape) dims.push_back(static_cast<hsize_t>(n));
     const Handle dset = create_dataset(c, file, "configs", H5T_STD_U8LE, dims);
@@ -639,8 +765,9 @@ void write_dataset(const Comm& comm, const std::string& path, long total_samples
 
 void write_model(const Comm& comm, const std::string& path, const ModelFileContents& contents,
                  const ModelFileExtras* extras, bool durable,
-                 const std::function<void()>& before_close) {
-  const Ctx ctx{comm, path, kExitRuntime};
+                 const std::function<void()>& before_rename) {
+  silence_hdf5();
+  const Ctx ctx{comm, path, kExitWrite};
   const Model& m = contents.model;
   const Geometry& g = m.geometry;
   const int depth = g.depth();
@@ -658,52 +785,72 @@ void write_model(const Comm& comm, const std::string& path, const ModelFileConte
   ctx.require(extra.tables.size() == extra.table_sets.size(),
               "one table set per name expected (internal error)");
 
-  // Config and history are rank 0's; the other ranks only need their lengths.
-  std::string config = contents.config_toml;
-  comm.broadcast(config);
-  const long n_objective = static_cast<long>(root_value(comm, contents.objective_history.size()));
-  const long n_kl = static_cast<long>(root_value(comm, contents.kl_history.size()));
-  const Attributes shared = broadcast_attrs(comm, contents.provenance);
+  // Rank 0 builds the file in memory (MemoryFile) from its own config, history and
+  // provenance and every rank's table rows; its first failure is kept in `problem` while
+  // the other ranks go on sending rows, and all agree on it once, at the end.
   const bool root = comm.is_root();
-
-  write_atomically(comm, path, [&](const Ctx& c, hid_t file) {
+  const Ctx local{comm, path, kExitWrite, true};
+  std::string problem;
+  const auto on_root = [&](const auto& step) {
+    if (!root || !problem.empty()) return;
+    try {
+      step();
+    } catch (const Error& e) {
+      problem = e.what();
+    } catch (const std::bad_alloc&) {
+      problem = path + ": not enough memory on rank 0 for the file's image";
+    }
+  };
+  std::optional<MemoryFile> file;
+  on_root([&] {
+    double table_entries = static_cast<double>(m.tables.top.size());
+    for (const LayerTables& t : m.tables.layers) table_entries += static_cast<double>(t.W.size() + t.U.size());
+    file.emplace(local, 8 * table_entries * static_cast<double>(1 + extra.tables.size()) + (1 << 20));
+    const hid_t f = file->get();
     bool ok = true;
-    for (const auto& [key, value] : shared) ok = ok && put_string_attr(file, key, value);
-    ok = ok && put_string_attr(file, "cmera_kind", extra.kind) &&
-         put_int_attr(file, "format_version", kModelFormatVersion, H5T_STD_I32LE);
-    for (const auto& [key, value] : extra.integers)
-      ok = ok && put_int_attr(file, key, value, H5T_STD_I64LE);
+    for (const auto& [key, value] : contents.provenance) ok = ok && put_string_attr(f, key, value);
+    for (const auto& [key, value] : extra.strings) ok = ok && put_string_attr(f, key, value);
+    ok = ok && put_string_attr(f, "cmera_kind", extra.kind) &&
+         put_int_attr(f, "format_version", kModelFormatVersion, H5T_STD_I32LE);
+    for (const auto& [key, value] : extra.integers) ok = ok && put_int_attr(f, key, value, H5T_STD_I64LE);
     if (!extra.version.first.empty())
-      ok = ok && put_int_attr(file, extra.version.first, extra.version.second, H5T_STD_I64LE);
-    c.require(ok, "writing root attributes failed");
-
-    const Handle cfg = create_group(c, file, "/config");
-    c.require(put_string_attr(cfg.get(), "toml", config), "writing /config attribute toml failed");
-
-    const Handle model = create_group(c, file, "/model");
+      ok = ok && put_int_attr(f, extra.version.first, extra.version.second, H5T_STD_I64LE);
+    local.require(ok, "writing root attributes failed");
+    const Handle cfg = create_group(local, f, "/config");
+    local.require(put_string_attr(cfg.get(), "toml", contents.config_toml),
+                  "writing /config attribute toml failed");
+    const Handle model = create_group(local, f, "/model");
     ok = put_int_attr(model.get(), "sites", g.sites, H5T_STD_I64LE) &&
          put_int_array_attr(model.get(), "chi", g.chi) &&
          put_int_attr(model.get(), "tied", m.tied ? 1 : 0, H5T_STD_I32LE) &&
          put_int_attr(model.get(), "depth", depth, H5T_STD_I32LE);
-    c.require(ok, "writing /model attributes failed");
-
-    write_table_set(c, file, "/model", m, m.tables);
-    Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-    H5Pset_create_intermediate_group(lcpl.get(), 1);
-    for (std::size_t k = 0; k < extra.table_sets.size(); ++k) {
-      const std::string& group = extra.table_sets[k];
-      const Handle created(H5Gcreate2(file, group.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
-                           H5Gclose);
-      c.require(created.ok(), "cannot create group " + group);
-      write_table_set(c, file, group, m, *extra.tables[k]);
+    local.require(ok, "writing /model attributes failed");
+  });
+  const hid_t f = root && file ? file->get() : -1;
+  write_table_set(comm, on_root, local, f, "/model", m, m.tables);
+  for (std::size_t k = 0; k < extra.table_sets.size(); ++k) {
+    const std::string& group = extra.table_sets[k];
+    on_root([&] {
+      Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+      H5Pset_create_intermediate_group(lcpl.get(), 1);
+      const Handle created(H5Gcreate2(f, group.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      local.require(created.ok(), "cannot create group " + group);
+    });
+    write_table_set(comm, on_root, local, f, group, m, *extra.tables[k]);
+  }
+  on_root([&] {
+    create_group(local, f, "/history");
+    for (const auto& [name, values] : {std::pair{"/history/objective", &contents.objective_history},
+                                       std::pair{"/history/kl", &contents.kl_history}}) {
+      const Handle dset = create_dataset(local, f, name, H5T_IEEE_F64LE, {values->size()});
+      local.require(values->empty() || H5Dwrite(dset.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL,
+                                                H5P_DEFAULT, values->data()) >= 0,
+                    fmt::format("writing dataset {} failed", name));
     }
-
-    create_group(c, file, "/history");
-    write_doubles(c, file, "/history/objective", {static_cast<hsize_t>(n_objective)}, 0,
-                  root ? n_objective : 0, contents.objective_history.data());
-    write_doubles(c, file, "/history/kl", {static_cast<hsize_t>(n_kl)}, 0, root ? n_kl : 0,
-                  contents.kl_history.data());
-  }, durable, before_close);
+    file->publish(extra.temporary_tag.empty() ? std::to_string(getpid()) : extra.temporary_tag,
+                  durable, before_rename);
+  });
+  comm.check(problem.empty(), problem, kExitWrite);
 }
 
 ModelFileContents read_model(const Comm& comm, const std::string& path,
@@ -801,6 +948,7 @@ ModelFileContents read_model(const Comm& comm, const std::string& path,
       ctx.require(v.has_value(), "no integer attribute " + key);
       value = (*v)[0];
     }
+    for (auto& [key, value] : extras->strings) value = get_string_attr(f, key).value_or("");
     if (extras->before_tables) extras->before_tables(out.config_toml, *extras);
   }
   out.model.tables = read_table_set(ctx, f, "/model", out.model);
@@ -812,6 +960,33 @@ ModelFileContents read_model(const Comm& comm, const std::string& path,
       extras->loaded.push_back(read_table_set(ctx, f, group, out.model));
   }
   return out;
+}
+
+// File identity ---------------------------------------------------------------------
+
+std::optional<FileIdentity> identify_cmera_file(const std::string& path, std::string& why_not) {
+  silence_hdf5();
+  const IntegrityCheck check = check_integrity(path);
+  if (check.status != IntegrityStatus::verified) {
+    why_not = check.status == IntegrityStatus::absent ? "not written by cmera (no cmera integrity block)"
+                                                      : check.problem;
+    return std::nullopt;
+  }
+  const Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  const auto kind = file.ok() ? get_string_attr(file.get(), "cmera_kind") : std::nullopt;
+  if (!kind) {
+    why_not = "not a cmera file (no cmera_kind attribute)";
+    return std::nullopt;
+  }
+  FileIdentity id;
+  id.kind = *kind;
+  id.parameters = get_string_attr(file.get(), "parameters").value_or("");
+  id.run_id = get_string_attr(file.get(), "run_id").value_or("");
+  if (has_link(file.get(), "config")) {
+    const Handle cfg(H5Gopen2(file.get(), "config", H5P_DEFAULT), H5Gclose);
+    if (cfg.ok()) id.config_toml = get_string_attr(cfg.get(), "toml").value_or("");
+  }
+  return id;
 }
 
 // File summary ---------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include "cmera/error.hpp"
 #include "cmera/io.hpp"
 #include "cmera/ising2d.hpp"
+#include "cmera/output_guard.hpp"
 
 namespace cmera::ising2d {
 
@@ -21,9 +22,6 @@ void generate(const Comm& comm, const Params& params, const std::string& path, b
   const long first = rows.begin(static_cast<int>(first_chain));
   const long mine = rows.begin(static_cast<int>(last_chain)) - first;
   const long L = p.size;
-  std::vector<std::uint8_t> data(static_cast<std::size_t>(mine * L * L));
-  run_chains(p, first_chain, last_chain, data.data());
-
   const std::string params_toml = fmt::format(
       "generator = \"ising2d\"\nalgorithm = \"swendsen-wang\"\nsize = {}\nbeta = {:.17g}\n"
       "samples = {}\nchains = {}\nthermalization = {}\nsweeps_between = {}\nseed = {}\n"
@@ -31,6 +29,9 @@ void generate(const Comm& comm, const Params& params, const std::string& path, b
       "in time order\"\n",
       L, p.beta, p.samples, p.chains, p.thermalization, p.sweeps_between, p.seed,
       as_rows ? "rows [S*L, L]" : "[S, L, L]");
+  require_replaceable(comm, path, "dataset", {}, same_parameters(params_toml));
+  std::vector<std::uint8_t> data(static_cast<std::size_t>(mine * L * L));
+  run_chains(p, first_chain, last_chain, data.data());
   const Attributes attrs = provenance(command, params_toml);
   // A configuration's bytes are its L rows in order, so the same buffer serves both
   // layouts.

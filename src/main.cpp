@@ -17,11 +17,13 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "cmera/checkpoint.hpp"
 #include "cmera/comm.hpp"
 #include "cmera/config.hpp"
 #include "cmera/error.hpp"
 #include "cmera/evaluate.hpp"
 #include "cmera/io.hpp"
+#include "cmera/output_guard.hpp"
 #include "cmera/ising1d.hpp"
 #include "cmera/ising2d.hpp"
 #include "cmera/provenance.hpp"
@@ -42,29 +44,6 @@ void require_positive(long value, const char* option) {
   if (value <= 0) throw Error(fmt::format("{} must be a positive integer, got {}", option, value));
 }
 
-// Creates the output directory (rank 0) and agrees on success on every rank.
-void prepare_output_dir(const Comm& comm, const std::string& dir) {
-  std::string problem;
-  if (comm.is_root()) {
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (!std::filesystem::is_directory(dir)) {
-      problem = fmt::format("output.dir '{}' is not a directory and cannot be created{}", dir,
-                            ec ? " (" + ec.message() + ")" : "");
-    } else {
-      // Probe with a real file: access(2) says yes to root even where writes fail.
-      const std::string probe = (std::filesystem::path(dir) / fmt::format(".cmera-probe.{}", getpid())).string();
-      const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-      if (fd < 0)
-        problem = fmt::format("output.dir '{}' is not writable ({})", dir, std::strerror(errno));
-      else
-        ::close(fd), ::unlink(probe.c_str());
-    }
-  }
-  comm.broadcast(problem);
-  comm.check(problem.empty(), problem);
-}
-
 struct GenerateArgs {
   std::string model = "ising1d";
   long sites = 128, samples = 10000;
@@ -79,6 +58,10 @@ int run_generate(const Comm& comm, const GenerateArgs& a, const std::string& com
   if (!(a.corr >= 0 && a.corr < 1))
     throw Error(fmt::format("--corr must be in [0, 1), got {}", a.corr));
   const double u = ising1d::bond_parameter_for(a.corr, a.sites);
+  const std::string params = fmt::format(
+      "generator = \"ising1d\"\nsites = {}\nsamples = {}\ncorr = {:.17g}\nbond_tanh = {:.17g}\nseed = {}\n",
+      a.sites, a.samples, a.corr, u, a.seed);
+  require_replaceable(comm, a.output, "dataset", {}, same_parameters(params));
   const BlockPartition rows{a.samples, comm.size()};
   const long first = rows.begin(comm.rank()), count = rows.count(comm.rank());
   std::vector<std::uint8_t> data(static_cast<std::size_t>(count * a.sites));
@@ -86,9 +69,6 @@ int run_generate(const Comm& comm, const GenerateArgs& a, const std::string& com
   for (long k = 0; k < count; ++k)
     ising1d::draw(u, a.sites, a.seed, static_cast<std::uint64_t>(first + k),
                   data.data() + k * a.sites);
-  const std::string params = fmt::format(
-      "generator = \"ising1d\"\nsites = {}\nsamples = {}\ncorr = {:.17g}\nbond_tanh = {:.17g}\nseed = {}\n",
-      a.sites, a.samples, a.corr, u, a.seed);
   write_dataset(comm, a.output, a.samples, a.sites, 2, first, data, provenance(command, params));
   if (comm.is_root())
     fmt::print("wrote {} ({} samples x {} sites, periodic Ising chain, <s_i s_i+1> = {})\n",
@@ -109,6 +89,14 @@ int run_train(const Comm& comm, const std::string& config_path,
   if (flags.max_hours < 0)
     throw Error(fmt::format("--max-hours must be positive, got {}", flags.max_hours));
   prepare_output_dir(comm, cfg.output_dir);
+  const OutputDirLock lock(comm, cfg.output_dir);
+  const std::string path = (std::filesystem::path(cfg.output_dir) / "model.h5").string();
+  const auto require_model_replaceable = [&] {
+    require_replaceable(comm, path, "model", {cfg.data_path}, [&](const FileIdentity& id) {
+      const std::string diff = config_difference(id.config_toml, path + ":/config", cfg, "model.h5");
+      return diff.empty() ? diff : "it was trained with another config: " + diff;
+    });
+  };
   install_stop_handlers();
   const StopMonitor stop((std::filesystem::path(cfg.output_dir) / "STOP").string(), flags.max_hours);
   TrainOptions options;
@@ -116,6 +104,7 @@ int run_train(const Comm& comm, const std::string& config_path,
   options.restart = flags.restart;
   options.command = command;
   options.stop = &stop;
+  options.before_work = require_model_replaceable;
   TrainResult res = train(comm, cfg, options);
   if (res.stopped) {
     if (comm.is_root())
@@ -124,7 +113,7 @@ int run_train(const Comm& comm, const std::string& config_path,
                  res.stop_reason, res.checkpoint, static_cast<int>(kExitCheckpointed));
     return kExitCheckpointed;
   }
-  const std::string path = (std::filesystem::path(cfg.output_dir) / "model.h5").string();
+  require_model_replaceable();  // a file may have appeared there while it trained
   ModelFileContents out;
   out.model = std::move(res.model);
   out.config_toml = cfg.to_toml();
@@ -204,6 +193,10 @@ int run_eval(const Comm& comm, const std::string& model_path, const std::string&
 int run_sample(const Comm& comm, const std::string& model_path, long count, std::uint64_t seed,
                const std::string& output, const std::string& command) {
   require_positive(count, "--count");
+  const std::string params =
+      fmt::format("generator = \"cmera-sample\"\nmodel = \"{}\"\ncount = {}\nseed = {}\n",
+                  model_path, count, seed);
+  require_replaceable(comm, output, "dataset", {model_path}, same_parameters(params));
   const ModelFileContents mf = read_model(comm, model_path);
   const Model& m = mf.model;
   const long n = m.geometry.sites;
@@ -214,9 +207,6 @@ int run_sample(const Comm& comm, const std::string& model_path, long count, std:
 #pragma omp parallel for schedule(static)
   for (long k = 0; k < mine; ++k)
     sampler.draw(seed, static_cast<std::uint64_t>(first + k), data.data() + k * n);
-  const std::string params =
-      fmt::format("generator = \"cmera-sample\"\nmodel = \"{}\"\ncount = {}\nseed = {}\n",
-                  model_path, count, seed);
   write_dataset(comm, output, count, n, m.geometry.chi[0], first, data, provenance(command, params));
   if (comm.is_root()) fmt::print("wrote {} ({} samples x {} sites)\n", output, count, n);
   return 0;

@@ -230,6 +230,24 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
                             "tables, gradient and optimizer state; this node has {:.1f} GiB",
                             fmt::join(g.chi, ", "), g.sites, need / (1 << 30), node / (1 << 30)));
 
+  // The checkpoint to continue, and the checkpoints this run may write and rotate, are
+  // settled before any work, so that a refusal costs nothing.
+  const long samples = data.shape().samples;
+  std::optional<TrainingState> resumed;
+  if (!opt.restart.empty()) {
+    const auto t = Clock::now();
+    std::string path;
+    resumed = find_restart(comm, opt.restart, cfg, samples, &path);
+    if (comm.is_root())
+      fmt::print("{}\n", resumed ? fmt::format("restart: continuing from {} (iteration {}, read in "
+                                               "{:.3f} s)", path, resumed->iteration(), seconds_since(t))
+                                 : fmt::format("restart: no checkpoint in {}, starting afresh",
+                                               cfg.output_dir));
+  }
+  std::optional<CheckpointSeries> series;
+  if (opt.checkpoints) series.emplace(comm, cfg, resumed ? &*resumed : nullptr);
+  if (opt.before_work) opt.before_work();
+
   const auto t0 = Clock::now();
   const BlockPartition windows{g.sites, comm.size()};
   const long first = windows.begin(comm.rank()), count = windows.count(comm.rank());
@@ -251,21 +269,9 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   Problem prob(comm, g, cfg.tied, stats, pair_stats, cfg.pair_weight * static_cast<double>(stride));
   const InitKind init = parse_init_kind(cfg.init);
 
-  const long samples = data.shape().samples;
   TrainResult res;
   Candidate best;
   int chosen = 0;  // with train.seed, the whole RNG state (checkpoint.hpp)
-  std::optional<TrainingState> resumed;
-  if (!opt.restart.empty()) {
-    const auto t = Clock::now();
-    std::string path;
-    resumed = find_restart(comm, opt.restart, cfg, samples, &path);
-    if (comm.is_root())
-      fmt::print("{}\n", resumed ? fmt::format("restart: continuing from {} (iteration {}, read in "
-                                               "{:.3f} s)", path, resumed->iteration(), seconds_since(t))
-                                 : fmt::format("restart: no checkpoint in {}, starting afresh",
-                                               cfg.output_dir));
-  }
   const auto t_candidates = Clock::now();
   // Candidate starts: each runs restart_iterations, the best objective continues.
   const long probe = std::min(cfg.restart_iterations, cfg.iterations);
@@ -315,10 +321,10 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   long last_written = resumed ? first_main : -1;
   const auto save = [&] {
     const long done = static_cast<long>(best.objective.size());
-    if (!opt.checkpoints || done == last_written) return;
-    const CheckpointWrite w = write_checkpoint(comm, cfg, opt.command, best.model,
-                                               best.optimizer->state(), best.objective, best.kl,
-                                               chosen, samples);
+    if (!series || done == last_written) return;
+    const CheckpointWrite w = series->write(comm, cfg, opt.command, best.model,
+                                            best.optimizer->state(), best.objective, best.kl,
+                                            chosen, samples);
     last_written = done;
     last_checkpoint_seconds = w.seconds;
     checkpoint_seconds += w.seconds;

@@ -208,7 +208,7 @@ TEST_F(IoTest, FailedWriteLeavesExistingFileAlone_mpi) {
   std::vector<std::uint8_t> ragged = data;
   if (comm.is_root()) ragged.push_back(1);
   expect_error([&] { write_dataset(comm, path, 4, N, 3, first, ragged, {}); }, path,
-               "do not fit", kExitRuntime);
+               "do not fit", kExitWrite);
 
   // A failure after the temporary file is complete (the final name is a directory).
   const std::string occupied = file("occupied");
@@ -218,11 +218,11 @@ TEST_F(IoTest, FailedWriteLeavesExistingFileAlone_mpi) {
   }
   comm.barrier();
   expect_error([&] { write_dataset(comm, occupied, 4, N, 3, first, data, {}); }, occupied,
-               "cannot rename", kExitRuntime);
+               "cannot rename", kExitWrite);
 
   const std::string nowhere = file("no/such/dir/data.h5");
   expect_error([&] { write_dataset(comm, nowhere, 4, N, 3, first, data, {}); }, nowhere,
-               "cannot create", kExitRuntime);
+               "cannot create", kExitWrite);
 
   comm.barrier();
   if (comm.is_root()) {

@@ -30,6 +30,7 @@ struct TrainingState {
   std::vector<Tables> optimizer_state;  // Optimizer::state() order
   std::vector<double> objective_history, kl_history;
   int candidate = 0;
+  std::string run_id;  // the run that wrote it ("" from a cmera that did not record it)
 
   long iteration() const { return static_cast<long>(objective_history.size()); }
 };
@@ -44,16 +45,44 @@ constexpr int kCheckpointFormatVersion = 1;
 
 std::string checkpoint_path(const std::string& dir, long iteration);
 
-// Collective: writes the checkpoint of `state` (optimizer state taken from `optimizer_state`,
-// pointers into the live optimizer, to avoid copies) into cfg.output_dir, then deletes all
-// but the newest cfg.keep_checkpoints and any temporary left by a killed writer.
-// Test hook: CMERA_TEST_CHECKPOINT_DELAY=<seconds> holds the write open (temporary file
-// complete, not yet renamed) for that long, so a test can kill the job inside the window.
-CheckpointWrite write_checkpoint(const Comm& comm, const Config& cfg, const std::string& command,
-                                 const Model& model, const std::vector<const Tables*>& optimizer_state,
-                                 const std::vector<double>& objective_history,
-                                 const std::vector<double>& kl_history, int candidate,
-                                 long data_samples);
+// How a saved config (TOML read from `where`) differs from `now` in the keys a continued
+// run may not change ("section.key = a (<saved_label>) vs b (this run)"), or "" if it
+// does not.
+std::string config_difference(const std::string& saved_toml, const std::string& where,
+                              const Config& now, const std::string& saved_label);
+
+// The checkpoints of one training run in cfg.output_dir. A run has an identity (run_id,
+// recorded in every checkpoint it writes, kept across restarts); rotation deletes only
+// checkpoints of the same run, so a user's file, or another run's checkpoint, is never
+// touched whatever its name. Rank 0 keeps the list of this run's checkpoints present.
+class CheckpointSeries {
+ public:
+  // Collective; call before any work. `resumed`: the state a restart continues (its run id
+  // is kept), or null for a fresh start, which gets a new run id. Refuses (cmera::Error,
+  // exit 2, naming the file) a fresh start in a directory that holds checkpoint files
+  // (continue them with --restart latest, or move them away), and a restart where a
+  // checkpoint file of a later iteration was not written by this run (continuing would
+  // have to write over it).
+  CheckpointSeries(const Comm& comm, const Config& cfg, const TrainingState* resumed);
+  const std::string& run_id() const { return run_id_; }
+
+  // Collective: writes the checkpoint (optimizer state taken from `optimizer_state`,
+  // pointers into the live optimizer, to avoid copies) into cfg.output_dir, then deletes
+  // this run's checkpoints but the newest cfg.keep_checkpoints, and this run's temporaries
+  // left by a killed writer. Test hook: CMERA_TEST_CHECKPOINT_DELAY=<seconds> holds the
+  // write open (temporary file complete, not yet renamed) for that long, so a test can
+  // kill the job inside the window.
+  CheckpointWrite write(const Comm& comm, const Config& cfg, const std::string& command,
+                        const Model& model, const std::vector<const Tables*>& optimizer_state,
+                        const std::vector<double>& objective_history,
+                        const std::vector<double>& kl_history, int candidate, long data_samples);
+
+ private:
+  void prune(const std::string& dir, int keep);
+
+  std::string run_id_;
+  std::vector<std::pair<long, std::string>> mine_;  // rank 0: (iteration, path), this run's
+};
 
 // Collective: reads and validates the checkpoint at `path` against the run's config:
 // kind, format version, the same model, data and training settings (only train.iterations,

@@ -33,6 +33,10 @@ class Comm {
   // are copied to every rank (an allgatherv of a block-partitioned array).
   void replicate_blocks(std::vector<double>& data, const BlockPartition& part,
                         std::size_t block) const;
+  // Rank r's entries [part.begin(r) * block, part.end(r) * block) of `data`, gathered into
+  // one full-length array on rank 0 (an MPI_Gatherv); other ranks get an empty array.
+  std::vector<double> gather_blocks(const std::vector<double>& data, const BlockPartition& part,
+                                    std::size_t block) const;
   // Concatenation of every rank's list, in rank order, with per-rank offsets.
   std::vector<long> allgatherv(const std::vector<long>& mine, std::vector<long>& offsets) const;
 

@@ -11,7 +11,10 @@ namespace cmera {
 enum ExitCode : int {
   kExitOk = 0,
   kExitUsage = 2,       // bad command line, config or input file
-  kExitRuntime = 3,     // failure while running (I/O error, numerical breakdown)
+  kExitRuntime = 3,     // failure while running (numerical breakdown)
+  kExitWrite = 74,      // an output file could not be written (full disk, quota, I/O error);
+                        // its temporary is removed and the files already there are intact
+                        // (74 is EX_IOERR of sysexits.h)
   kExitCheckpointed = 85,  // stopped early on request after writing a checkpoint
 };
 

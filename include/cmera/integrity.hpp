@@ -14,6 +14,7 @@
 #pragma once
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace cmera {
 
@@ -22,6 +23,9 @@ constexpr std::size_t kIntegrityBlockBytes = 512;
 // Writes the integrity block of a closed HDF5 file created with a user block of
 // kIntegrityBlockBytes. Returns an empty string, or what went wrong.
 std::string stamp_integrity(const std::string& path);
+// The same for a whole file image in memory (its first kIntegrityBlockBytes are the user
+// block); an image shorter than the block is left as it is.
+void stamp_integrity(std::vector<char>& image);
 
 enum class IntegrityStatus { verified, absent, failed };
 struct IntegrityCheck {

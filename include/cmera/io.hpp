@@ -1,12 +1,14 @@
-// HDF5 files, always opened through MPI-IO. Datasets (/configs uint8 [S, N]) are read in
-// collective hyperslabs: each rank its cyclic column slab, in sample chunks, so memory
-// is bounded by chunk * slab. Models are written collectively (each rank its owned
-// block of every layer) to a temporary name and renamed, so a failed write never
+// HDF5 files. Datasets (/configs uint8 [S, N]) are read in collective hyperslabs through
+// MPI-IO: each rank its cyclic column slab, in sample chunks, so memory is bounded by
+// chunk * slab; they are written collectively into disk space reserved beforehand. Models
+// and checkpoints are built in rank 0's memory and written by it. Every writer goes
+// through a temporary name that is renamed once complete, so a failed write never
 // damages an existing file. Every reader validates kind, shape and dtype and raises
 // cmera::Error naming the file and what was expected.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,6 +73,10 @@ struct ModelFileExtras {
   std::pair<std::string, long long> version;  // root attribute a read checks before all else
   std::vector<std::pair<std::string, long long>> integers;  // root int64 attributes; a read
                                                             // fills in the named ones' values
+  std::vector<std::pair<std::string, std::string>> strings;  // root string attributes; a read
+                                                             // fills in the named ones ("" if absent)
+  std::string temporary_tag;  // write: names the temporary `<path>.tmp.<tag>` (default: the
+                              // writer's pid), so that the writer's run can find its leftovers
   std::vector<std::string> table_sets;  // groups laid out like /model (layers and top);
                                         // missing parent groups are created
   std::vector<const Tables*> tables;    // write: one per table set (shaped like the model)
@@ -81,18 +87,35 @@ struct ModelFileExtras {
   std::function<void(const std::string& config_toml, ModelFileExtras& self)> before_tables;
 };
 
-// Collective. For untied layers rank r writes its owned block (BlockPartition of the
-// coarse sites over ranks); everything else is written by rank 0. With extras, every
-// table set is written the same way. before_close runs with the temporary file complete
-// but not yet closed or renamed (a test hook to make that window reachable). durable:
-// fsync the file before the rename and the directory after it.
+// Collective. Rank 0 builds the whole file in its memory (untied layers: each rank sends it
+// the rows it owns, BlockPartition of the coarse sites over ranks; everything else is rank
+// 0's) and writes it to a temporary that is renamed onto `path` once complete, so a full
+// disk or an I/O error is one clean failure (exit kExitWrite, the temporary removed, an
+// existing `path` untouched) and never a hung collective. With extras, every table set is
+// written the same way. before_rename runs on rank 0 with the temporary complete but not
+// yet renamed (a test hook to make that window reachable). durable: fsync the file before
+// the rename and the directory after it.
 void write_model(const Comm& comm, const std::string& path, const ModelFileContents& contents,
                  const ModelFileExtras* extras = nullptr, bool durable = false,
-                 const std::function<void()>& before_close = {});
+                 const std::function<void()>& before_rename = {});
 // Collective; every rank gets the whole model. With extras, the file must be of kind
 // extras->kind and every named integer and table set is read (refused if absent).
 ModelFileContents read_model(const Comm& comm, const std::string& path,
                              ModelFileExtras* extras = nullptr);
+
+// What a file that cmera wrote says about itself: enough to decide whether a command may
+// replace it (output_guard.hpp) or a run may rotate it (checkpoint.hpp).
+struct FileIdentity {
+  std::string kind;         // cmera_kind: dataset, model, checkpoint
+  std::string config_toml;  // /config toml (models and checkpoints; "" for datasets)
+  std::string parameters;   // provenance attribute "parameters"
+  std::string run_id;       // checkpoints: the training run that wrote it
+};
+
+// Local (one rank, no MPI): the identity of the cmera file at `path`, or nullopt with
+// `why_not` saying why it is not one (no integrity block, damaged, not HDF5, no
+// cmera_kind). The integrity block is verified before HDF5 reads any attribute.
+std::optional<FileIdentity> identify_cmera_file(const std::string& path, std::string& why_not);
 
 // Collective; a human-readable summary of any HDF5 file (kind, format version, iteration
 // and the other integer attributes, every dataset's type and shape, the last objective,

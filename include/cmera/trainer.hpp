@@ -2,6 +2,7 @@
 // (objective, reverse pass, table-gradient reduction to owners, update, halo refresh),
 // progress lines and the objective history.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,9 @@ struct TrainOptions {
   const StopMonitor* stop = nullptr;  // polled at every iteration boundary of the main phase
   long stop_after = -1;               // stop with a checkpoint once this many iterations
                                       // are done (tests: a run in two parts)
+  std::function<void()> before_work;  // collective; runs once the inputs, the restart and the
+                                      // checkpoints are settled, before the statistics pass
+                                      // (the CLI checks there that it may write model.h5)
 };
 
 struct TrainResult {

@@ -117,8 +117,23 @@ cases=(
   "cli_negative_sites|2|2|--sites must be a positive integer, got -4|negative --sites"
   "cli_negative_distance|2|2|--max-distance must be >= 1, got -1|negative --max-distance"
   "too_many_ranks|7|2|7 MPI ranks for a lattice of 6 sites: use at most 6 ranks|more ranks than sites"
-  "write_fails_checkpoint|2|3|No space left on device (simulated by CMERA_TEST_FAIL_WRITE)|full disk at a checkpoint"
-  "write_fails_model|2|3|model.h5: writing failed: No space left on device|full disk at model.h5"
+  "write_fails_checkpoint|2|74|No space left on device (simulated by CMERA_TEST_FAIL_WRITE)|full disk at a checkpoint"
+  "write_fails_model|2|74|model.h5: writing failed: No space left on device|full disk at model.h5"
+  "own_data_as_model|1 2|2|is also this command's input ($W/own1/model.h5)|data.path is output.dir/model.h5"
+  "own_model_text|2|2|own2/model.h5 exists and cmera will not replace it: not written by cmera (no cmera integrity block)|a text file named model.h5 in output.dir"
+  "own_model_foreign_hdf5|2|2|own3/model.h5 exists and cmera will not replace it: not written by cmera|a user's HDF5 file named model.h5 in output.dir"
+  "own_model_other_config|2|2|it was trained with another config: model.chi = [2, 3, 2] (model.h5) vs [2, 2, 2] (this run)|another config's model.h5 in output.dir"
+  "own_model_is_dir|2|2|own5/model.h5 is a directory; the output must be a file name|model.h5 in output.dir is a directory"
+  "own_model_symlink|2|2|own6/model.h5 exists and is a symbolic link|model.h5 in output.dir is a symbolic link"
+  "own_fresh_over_checkpoints|2|2|already holds checkpoints (newest: $W/out/checkpoint-00000006.h5); continue that run with --restart latest|a fresh train where checkpoints exist"
+  "own_user_checkpoint_ahead|2|2|checkpoint-00000050.h5 was not written by the run being continued|a user's checkpoint-<n>.h5 ahead of the run being continued"
+  "own_sample_over_model|1 2|2|m-copy.h5 is also this command's input|sample --output naming its own model"
+  "own_sample_over_user_file|2|2|notes.txt exists and cmera will not replace it: not written by cmera|sample --output naming a user's file"
+  "own_sample_other_params|2|2|s-prev.h5 exists and cmera will not replace it: it was written with other parameters|sample --output naming an earlier sample of other parameters"
+  "own_generate_over_dataset|2|2|d.h5 exists and cmera will not replace it: it was written with other parameters|generate --output naming another dataset"
+  "own_output_is_dir|2|2|$W/adir is a directory; the output must be a file name|generate --output naming a directory"
+  "own_output_name_too_long|2|2|cannot be written (File name too long)|generate --output naming a path too long"
+  "own_concurrent_train|2|2|is in use by another cmera train (host|a second train on an output.dir in use"
 )
 
 case_config_missing() { mpi train "$W/nothere.toml"; }
@@ -155,9 +170,9 @@ case_data_no_configs() { $py -c 'import sys, h5py; h5py.File(sys.argv[1], "w")["
 case_data_rank1() { dataset_py "$W/rank1.h5" 'np.zeros(16, np.uint8)'; train_data "$W/rank1.h5"; }
 case_data_rank3() { dataset_py "$W/rank3.h5" 'np.zeros((4, 4, 4), np.uint8)'; train_data "$W/rank3.h5"; }
 case_data_dtype() { dataset_py "$W/float.h5" 'np.zeros((40, 16))'; train_data "$W/float.h5"; }
-case_data_alphabet() {
+case_data_alphabet() {  # found by the statistics pass, after the outputs are checked: a fresh output.dir
   dataset_py "$W/values.h5" 'np.where(np.arange(40 * 16).reshape(40, 16) == 3 * 16 + 5, 7, 0).astype(np.uint8)'
-  train_data "$W/values.h5"; }
+  train_data "$W/values.h5" -P output.dir="$W/scratch"; }
 case_data_alphabet_attr() { h5edit "$W/d.h5" "$W/attr.h5" 'f["configs"].attrs["alphabet"] = 3'
   train_data "$W/attr.h5"; }
 case_data_zero_samples() { dataset_py "$W/empty.h5" 'np.zeros((0, 16), np.uint8)'; train_data "$W/empty.h5"; }
@@ -201,8 +216,49 @@ case_cli_negative_sites() { mpi generate ising1d --sites -4 --samples 10 --corr 
 case_cli_negative_distance() { mpi eval "$W/out/model.h5" --data "$W/d.h5" --max-distance -1; }
 case_too_many_ranks() { dataset_py "$W/n6.h5" 'np.zeros((40, 6), np.uint8)'
   train_data "$W/n6.h5" -P model.chi=[2,2]; }
-case_write_fails_checkpoint() { CMERA_TEST_FAIL_WRITE=checkpoint- mpi train "$W/good.toml"; }
+case_write_fails_checkpoint() {
+  CMERA_TEST_FAIL_WRITE=checkpoint- mpi train "$W/good.toml" --restart latest -P train.iterations=9; }
 case_write_fails_model() { CMERA_TEST_FAIL_WRITE=model.h5 mpi train "$W/good.toml" -P output.dir="$W/out2"; }
+
+# The user's files a case sets up must come out byte-identical: protect FILE...
+protect() { sha256sum "$@" >> "$W/case.sha"; }
+case_own_data_as_model() { mkdir -p "$W/own1"; cp "$W/d.h5" "$W/own1/model.h5"; protect "$W/own1/model.h5"
+  train_data "$W/own1/model.h5" -P output.dir="$W/own1"; }
+case_own_model_text() { mkdir -p "$W/own2"; echo "my notes" > "$W/own2/model.h5"; protect "$W/own2/model.h5"
+  mpi train "$W/good.toml" -P output.dir="$W/own2"; }
+case_own_model_foreign_hdf5() { mkdir -p "$W/own3"; dataset_py "$W/own3/model.h5" 'np.zeros((4, 16), np.uint8)'
+  protect "$W/own3/model.h5"; mpi train "$W/good.toml" -P output.dir="$W/own3"; }
+case_own_model_other_config() { mkdir -p "$W/own4"; cp "$W/other/model.h5" "$W/own4/model.h5"
+  protect "$W/own4/model.h5"; mpi train "$W/good.toml" -P output.dir="$W/own4"; }
+case_own_model_is_dir() { mkdir -p "$W/own5/model.h5"; mpi train "$W/good.toml" -P output.dir="$W/own5"; }
+case_own_model_symlink() { mkdir -p "$W/own6"; ln -sf "$W/d.h5" "$W/own6/model.h5"
+  mpi train "$W/good.toml" -P output.dir="$W/own6"; }
+case_own_fresh_over_checkpoints() { mpi train "$W/good.toml"; }
+case_own_user_checkpoint_ahead() { mkdir -p "$W/own7"; cp "$W"/out/checkpoint-*.h5 "$W/own7/"
+  echo "mine" > "$W/own7/checkpoint-00000050.h5"; protect "$W"/own7/checkpoint-*.h5
+  mpi train "$W/good.toml" -P output.dir="$W/own7" -P train.iterations=60 --restart latest; }
+case_own_sample_over_model() { cp "$W/out/model.h5" "$W/m-copy.h5"; protect "$W/m-copy.h5"
+  mpi sample "$W/m-copy.h5" --count 10 --output "$W/m-copy.h5"; }
+case_own_sample_over_user_file() { echo "keep me" > "$W/notes.txt"; protect "$W/notes.txt"
+  mpi sample "$W/out/model.h5" --count 10 --output "$W/notes.txt"; }
+case_own_sample_other_params() { [ -e "$W/s-prev.h5" ] ||
+    mpi sample "$W/out/model.h5" --count 10 --seed 1 --output "$W/s-prev.h5" >/dev/null
+  protect "$W/s-prev.h5"; mpi sample "$W/out/model.h5" --count 10 --seed 2 --output "$W/s-prev.h5"; }
+case_own_generate_over_dataset() { protect "$W/d.h5"; mpi generate ising1d --sites 16 --samples 400 --corr 0.9 --output "$W/d.h5"; }
+case_own_output_is_dir() { mkdir -p "$W/adir"
+  mpi generate ising1d --sites 16 --samples 40 --corr 0.5 --output "$W/adir"; }
+case_own_output_name_too_long() {
+  mpi generate ising1d --sites 16 --samples 40 --corr 0.5 --output "$W/$(printf 'x%.0s' {1..300}).h5"; }
+case_own_concurrent_train() {  # the first run holds the lock while it sits in a checkpoint write
+  rm -rf "$W/own8"; mkdir -p "$W/own8"
+  CMERA_TEST_CHECKPOINT_DELAY=4 timeout 60 mpirun --oversubscribe -n 2 "$cmera" train "$W/good.toml" \
+    -P output.dir="$W/own8" > "$W/own8.log" 2>&1 &
+  local first=$! k
+  for k in $(seq 300); do ls "$W"/own8/*.tmp.* >/dev/null 2>&1 && break; sleep 0.1; done
+  mpi train "$W/good.toml" -P output.dir="$W/own8"; local rc=$?
+  # The first run is not disturbed: it finishes with its model.
+  wait $first && [ -s "$W/own8/model.h5" ] || echo "cmera: error: the first run failed" >&2
+  return $rc; }
 
 # ---- run ----
 failures=0
@@ -227,6 +283,10 @@ for row in "${cases[@]}"; do
     fi
     sha256sum --quiet -c "$W/protected.sha" >/dev/null 2>&1 ||
       fail "$name" "np $np: a pre-existing model or checkpoint changed"
+    if [ -e "$W/case.sha" ]; then
+      sha256sum --quiet -c "$W/case.sha" >/dev/null 2>&1 || fail "$name" "np $np: a user's file changed"
+      rm -f "$W/case.sha"
+    fi
     ! ls "$W"/out/*.tmp.* "$W"/out2/*.tmp.* >/dev/null 2>&1 ||
       fail "$name" "np $np: temporary file left behind"
     [ -z "$first" ] && first="$line"
