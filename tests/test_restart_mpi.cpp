@@ -10,6 +10,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "cmera/checkpoint.hpp"
 #include "cmera/integrity.hpp"
@@ -183,6 +185,11 @@ TEST_F(Restart, BadCheckpointsAreRefusedAndLatestFallsBack) {
   ASSERT_TRUE(state.has_value());
   EXPECT_EQ(used, checkpoint_path(cfg.output_dir, 5));
   EXPECT_EQ(state->iteration(), 5);
+  // Continuing from 5 would write over 15, which no longer verifies, so it cannot be known
+  // to be this run's: refused until the user moves it away.
+  EXPECT_THROW(run(*world_, cfg, -1, "latest"), Error);
+  if (world_->is_root()) fs::rename(c15, cfg.output_dir + "/damaged-15.h5");
+  world_->barrier();
   expect_bitwise_equal(run(*world_, config("adam", true, "bad-ref")),
                        run(*world_, cfg, -1, "latest"));
 
@@ -191,6 +198,39 @@ TEST_F(Restart, BadCheckpointsAreRefusedAndLatestFallsBack) {
   // Nothing to restart from: a fresh start.
   const TrainResult fresh = run(*world_, config("em", true, "empty"), -1, "latest");
   EXPECT_EQ(fresh.objective_history.size(), 24u);
+}
+
+// Rotation deletes only the checkpoints of the run being continued: a user's file named
+// like a checkpoint and another run's checkpoint (same config, its own run id) survive,
+// byte for byte, however many newer checkpoints the run writes.
+TEST_F(Restart, RotationTouchesOnlyThisRunsCheckpoints) {
+  Config cfg = config("em", true, "rotation");
+  cfg.keep_checkpoints = 1;
+  Config elsewhere = cfg;
+  elsewhere.output_dir = config("em", true, "rotation-other").output_dir;
+  EXPECT_TRUE(run(*world_, elsewhere, 5).stopped);
+  EXPECT_TRUE(run(*world_, cfg, 10).stopped);
+  const std::string user_file = checkpoint_path(cfg.output_dir, 2);
+  const std::string other_run = checkpoint_path(cfg.output_dir, 3);
+  if (world_->is_root()) {
+    std::ofstream(user_file) << "a user's notes";
+    fs::copy_file(checkpoint_path(elsewhere.output_dir, 5), other_run);
+  }
+  world_->barrier();
+  const auto bytes = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string user_bytes = bytes(user_file), other_bytes = bytes(other_run);
+  const TrainResult done = run(*world_, cfg, -1, "latest");
+  EXPECT_EQ(done.objective_history.size(), 24u);
+  world_->barrier();
+  EXPECT_EQ(bytes(user_file), user_bytes);
+  EXPECT_EQ(bytes(other_run), other_bytes);
+  EXPECT_FALSE(fs::exists(checkpoint_path(cfg.output_dir, 10)));  // this run's: rotated
+  EXPECT_TRUE(fs::exists(checkpoint_path(cfg.output_dir, 24)));
+  // A fresh start there is refused: it would have to rotate a run it does not continue.
+  EXPECT_THROW(run(*world_, cfg), Error);
 }
 
 }  // namespace
