@@ -123,8 +123,8 @@ CheckpointWrite write_checkpoint(const Comm& comm, const Config& cfg, const std:
   ModelFileContents contents;
   contents.model = model;  // ModelFileContents owns its model: one copy of the tables
   contents.config_toml = resolved(cfg).to_toml();
-  contents.objective_history = concatenated(objective_history, best_objective);
-  contents.kl_history = concatenated(kl_history, has_best ? *candidates->best_kl_history : none);
+  contents.objective_history = concatenated(best_objective, objective_history);
+  contents.kl_history = concatenated(has_best ? *candidates->best_kl_history : none, kl_history);
   contents.provenance = provenance(command, contents.config_toml);
   ModelFileExtras extras;
   extras.kind = "checkpoint";
@@ -216,12 +216,12 @@ TrainingState read_checkpoint(const Comm& comm, const std::string& path, const C
   ModelFileContents file = read_model(comm, path, &extras);
   if (file.model.geometry.chi != cfg.chi || file.model.tied != cfg.tied)
     throw Error(fmt::format("{}: its model does not match model.chi / model.tied", path));
-  // Main phase: the history is the run's. Candidate phase: the start in progress's, then
-  // best_iterations of the best start's.
+  // Main phase: the history is the run's. Candidate phase: best_iterations of the best
+  // start's, then the start in progress's.
   const bool candidates = integer("phase") == 1;
   const long long length = static_cast<long long>(file.objective_history.size());
-  const long long own = length - integer("best_iterations");
-  if (integer("iteration") != (candidates ? 0 : length) || own < 0 ||
+  const long long best_length = integer("best_iterations");
+  if (integer("iteration") != (candidates ? 0 : length) || best_length < 0 || best_length > length ||
       (integer("best_candidate") >= 0) != (integer("best_iterations") > 0) ||
       file.kl_history.size() != file.objective_history.size())
     throw Error(fmt::format("{}: iteration {} and best_iterations {} do not match its history "
@@ -229,9 +229,9 @@ TrainingState read_checkpoint(const Comm& comm, const std::string& path, const C
                             integer("best_iterations"), length));
 
   TrainingState state;
-  const auto split = [own](std::vector<double>& all, std::vector<double>& best) {
-    best.assign(all.begin() + own, all.end());
-    all.resize(static_cast<std::size_t>(own));
+  const auto split = [best_length](std::vector<double>& all, std::vector<double>& best) {
+    best.assign(all.begin(), all.begin() + best_length);
+    all.erase(all.begin(), all.begin() + best_length);
   };
   split(file.objective_history, state.best.objective_history);
   split(file.kl_history, state.best.kl_history);

@@ -294,16 +294,15 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
     const auto t = Clock::now();
     std::string path;
     resumed = find_restart(comm, opt.restart, cfg, samples, &path);
-    if (comm.is_root())
-      fmt::print("{}\n", !resumed ? fmt::format("restart: no checkpoint in {}, starting afresh",
-                                                cfg.output_dir)
-                                  : fmt::format("restart: continuing from {} ({}, read in {:.3f} s)",
-                                                path, resumed->candidate_phase
-                                                          ? fmt::format("candidate start {}/{}, iteration {}",
-                                                                        resumed->candidate + 1, cfg.restarts,
-                                                                        resumed->objective_history.size())
-                                                          : fmt::format("iteration {}", resumed->iteration()),
-                                                seconds_since(t)));
+    if (comm.is_root() && !resumed)
+      fmt::print("restart: no checkpoint in {}, starting afresh\n", cfg.output_dir);
+    else if (comm.is_root())
+      fmt::print("restart: continuing from {} ({}, read in {:.3f} s)\n", path,
+                 resumed->candidate_phase
+                     ? fmt::format("candidate start {}/{}, iteration {}", resumed->candidate + 1,
+                                   cfg.restarts, resumed->objective_history.size())
+                     : fmt::format("iteration {}", resumed->iteration()),
+                 seconds_since(t));
   }
   if (resumed && resumed->iteration() > cfg.iterations)
     throw Error(fmt::format("the checkpoint is at iteration {}, beyond train.iterations = {}; "

@@ -212,7 +212,10 @@ TEST_F(Restart, BadCheckpointsAreRefusedAndLatestFallsBack) {
   other.seed = 99;
   EXPECT_NE(refusal(*world_, c15, other).find("train.seed"), std::string::npos);
 
+  const std::string odd = cfg.output_dir + "/odd-phase.h5";  // not a name `latest` lists
   if (world_->is_root()) {
+    fs::copy_file(c10, odd);
+    set_int_attribute(odd, "phase", 7);
     set_int_attribute(c10, "checkpoint_format_version", kCheckpointFormatVersion + 1);
     fs::resize_file(c15, fs::file_size(c15) / 2);  // truncated
   }
@@ -222,6 +225,8 @@ TEST_F(Restart, BadCheckpointsAreRefusedAndLatestFallsBack) {
                                   kCheckpointFormatVersion + 1, kCheckpointFormatVersion)),
             std::string::npos) << refusal(*world_, c10, cfg);
   EXPECT_NE(refusal(*world_, c15, cfg), "");
+  EXPECT_NE(refusal(*world_, odd, cfg).find("inconsistent phase = 7"), std::string::npos)
+      << refusal(*world_, odd, cfg);
 
   // latest skips 15 (truncated) and 10 (future format), continues from 5, and ends where
   // an uninterrupted run ends.

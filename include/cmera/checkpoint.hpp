@@ -19,13 +19,13 @@
 //                          first moments, second moments, per-row step counts; EM: none)
 //   candidate phase only, when best_candidate >= 0:
 //   /best/model, /best/optimizer/state_<k>   the best finished start's tables and state
-// In the candidate phase /model, /optimizer and the first (length - best_iterations)
-// entries of /history are the start in progress, the last best_iterations entries the best
-// start's history. Trade-off: the two starts share the model file's one history instead of
-// a new dataset kind in io.cpp, and every candidate-phase checkpoint is named
-// checkpoint-00000000.h5 (iteration 0: no iteration of the run's history is final before
-// selection), so each one replaces the last by an atomic rename and is always older than
-// the post-selection checkpoint-<restart_iterations>.h5, whatever rotation keeps.
+// In the candidate phase /model, /optimizer and the entries of /history after the first
+// best_iterations are the start in progress; those first entries are the best start's.
+// Trade-off: the two starts share the model file's one history instead of a new dataset
+// kind in io.cpp, and every candidate-phase checkpoint is named checkpoint-00000000.h5
+// (iteration 0: no iteration of the run's history is final before selection), so each one
+// replaces the last by an atomic rename and is always older than the post-selection
+// checkpoint-<restart_iterations>.h5, whatever rotation keeps.
 // Version 1 (main phase only) is refused; a run checkpointed by it continues with the cmera
 // that wrote it.
 // RNG state: training draws random numbers only for the candidate starts' initial tables,
