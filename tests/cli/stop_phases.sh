@@ -49,7 +49,7 @@ EOF
 # start NP [flags]: a job in its own session (mpirun and its ranks), output in $work/log.
 start() {
   local np="$1"; shift
-  : > "$work/log"
+  : > "$work/log"  # now, so that await never reads the previous job's log
   setsid mpirun --oversubscribe -n "$np" "$cmera" train "$work/c.toml" --restart latest "$@" \
     > "$work/log" 2>&1 &
   job=$!
