@@ -34,7 +34,18 @@ const std::regex kCheckpointName(R"(checkpoint-(\d+)\.h5)");
 // More state tables than any optimizer keeps (Adam: logits, two moments, step counts).
 constexpr long long kMaxOptimizerStates = 16;
 
-std::string state_group(std::size_t k) { return fmt::format("/optimizer/state_{}", k); }
+std::string state_group(std::size_t k, const char* prefix = "") {
+  return fmt::format("{}/optimizer/state_{}", prefix, k);
+}
+// The candidate phase's best finished start (checkpoint.hpp).
+constexpr const char* kBest = "/best";
+const std::string kBestModel = std::string(kBest) + "/model";
+
+template <class T>
+std::vector<T> concatenated(std::vector<T> a, const std::vector<T>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
 
 // Checkpoints in `dir` (rank 0's view), newest first.
 std::vector<std::pair<long, std::string>> list_checkpoints(const std::string& dir) {
@@ -139,21 +150,26 @@ CheckpointWrite CheckpointSeries::write(const Comm& comm, const Config& cfg,
                                         const std::vector<const Tables*>& optimizer_state,
                                         const std::vector<double>& objective_history,
                                         const std::vector<double>& kl_history, int candidate,
-                                        long data_samples) {
+                                        long data_samples, const CandidatePhaseWrite* candidates) {
   const auto start = std::chrono::steady_clock::now();
-  const long iteration = static_cast<long>(objective_history.size());
+  const long iteration = candidates ? 0 : static_cast<long>(objective_history.size());
   CheckpointWrite result{checkpoint_path(cfg.output_dir, iteration)};
   // A file of this name that this run did not write appeared since the start: refuse it.
-  if (std::none_of(mine_.begin(), mine_.end(), [&](const auto& c) { return c.second == result.path; }))
+  // (Rank 0 keeps the list; all ranks must take the same branch into the collective check.)
+  const bool known = std::any_of(mine_.begin(), mine_.end(), [&](const auto& c) { return c.second == result.path; });
+  if (comm.max(known ? 1LL : 0LL) == 0)
     require_replaceable(comm, result.path, "checkpoint", {cfg.data_path}, [&](const FileIdentity& id) {
       return id.run_id == run_id_ ? std::string() : std::string("another run's checkpoint");
     });
+  const bool has_best = candidates && candidates->best_candidate >= 0;
+  const std::vector<double> none;
+  const std::vector<double>& best_objective = has_best ? *candidates->best_objective_history : none;
 
   ModelFileContents contents;
   contents.model = model;  // ModelFileContents owns its model: one copy of the tables
   contents.config_toml = resolved(cfg).to_toml();
-  contents.objective_history = objective_history;
-  contents.kl_history = kl_history;
+  contents.objective_history = concatenated(best_objective, objective_history);
+  contents.kl_history = concatenated(has_best ? *candidates->best_kl_history : none, kl_history);
   contents.provenance = provenance(command, contents.config_toml);
   ModelFileExtras extras;
   extras.kind = "checkpoint";
@@ -163,12 +179,23 @@ CheckpointWrite CheckpointSeries::write(const Comm& comm, const Config& cfg,
                      {"seed", static_cast<long long>(cfg.seed)},
                      {"data_samples", data_samples},
                      {"ranks", comm.size()},
-                     {"optimizer_states", static_cast<long long>(optimizer_state.size())}};
+                     {"optimizer_states", static_cast<long long>(optimizer_state.size())},
+                     {"phase", candidates ? 1 : 0},
+                     {"best_candidate", has_best ? candidates->best_candidate : -1},
+                     {"best_iterations", static_cast<long long>(best_objective.size())}};
   extras.strings = {{"run_id", run_id_}};
   extras.temporary_tag = run_id_;
   for (std::size_t k = 0; k < optimizer_state.size(); ++k) {
     extras.table_sets.push_back(state_group(k));
     extras.tables.push_back(optimizer_state[k]);
+  }
+  if (has_best) {
+    extras.table_sets.push_back(kBestModel);
+    extras.tables.push_back(&candidates->best_model->tables);
+    for (std::size_t k = 0; k < candidates->best_optimizer_state.size(); ++k) {
+      extras.table_sets.push_back(state_group(k, kBest));
+      extras.tables.push_back(candidates->best_optimizer_state[k]);
+    }
   }
   std::function<void()> hold;
   if (const char* delay = std::getenv("CMERA_TEST_CHECKPOINT_DELAY"))
@@ -208,8 +235,9 @@ TrainingState read_checkpoint(const Comm& comm, const std::string& path, const C
   ModelFileExtras extras;
   extras.kind = "checkpoint";
   extras.version = {"checkpoint_format_version", kCheckpointFormatVersion};
-  extras.integers = {{"iteration", 0}, {"candidate", 0}, {"data_samples", 0},
-                     {"optimizer_states", 0}};
+  extras.integers = {{"iteration", 0},      {"candidate", 0},      {"data_samples", 0},
+                     {"optimizer_states", 0}, {"phase", 0},          {"best_candidate", 0},
+                     {"best_iterations", 0}};
   extras.strings = {{"run_id", ""}};
   const auto integer = [&](const char* name) {
     for (const auto& [key, value] : extras.integers)
@@ -229,24 +257,64 @@ TrainingState read_checkpoint(const Comm& comm, const std::string& path, const C
     if (states < 0 || states > kMaxOptimizerStates)
       throw Error(fmt::format("{}: optimizer_states = {} is outside 0..{}", path, states,
                               kMaxOptimizerStates));
+    // Candidate phase: start `candidate` is in progress, so starts 0..candidate-1 have
+    // finished and the best of them is recorded, unless there are none.
+    const long long phase = integer("phase"), candidate = integer("candidate"),
+                    best = integer("best_candidate");
+    const bool consistent =
+        phase == 0 ? best == -1 && integer("best_iterations") == 0
+        : phase == 1 ? candidate >= 0 && candidate < cfg.restarts &&
+                           (candidate == 0 ? best == -1 : best >= 0 && best < candidate)
+                     : false;
+    if (!consistent)
+      throw Error(fmt::format("{}: inconsistent phase = {}, candidate = {}, best_candidate = {}, "
+                              "best_iterations = {}", path, phase, candidate, best,
+                              integer("best_iterations")));
     for (long long k = 0; k < states; ++k)
       self.table_sets.push_back(state_group(static_cast<std::size_t>(k)));
+    if (best < 0) return;
+    self.table_sets.push_back(kBestModel);
+    for (long long k = 0; k < states; ++k)
+      self.table_sets.push_back(state_group(static_cast<std::size_t>(k), kBest));
   };
   ModelFileContents file = read_model(comm, path, &extras);
   if (file.model.geometry.chi != cfg.chi || file.model.tied != cfg.tied)
     throw Error(fmt::format("{}: its model does not match model.chi / model.tied", path));
-  if (integer("iteration") != static_cast<long long>(file.objective_history.size()) ||
+  // Main phase: the history is the run's. Candidate phase: best_iterations of the best
+  // start's, then the start in progress's.
+  const bool candidates = integer("phase") == 1;
+  const long long length = static_cast<long long>(file.objective_history.size());
+  const long long best_length = integer("best_iterations");
+  if (integer("iteration") != (candidates ? 0 : length) || best_length < 0 || best_length > length ||
+      (integer("best_candidate") >= 0) != (integer("best_iterations") > 0) ||
       file.kl_history.size() != file.objective_history.size())
-    throw Error(fmt::format("{}: iteration {} does not match its history ({} entries)", path,
-                            integer("iteration"), file.objective_history.size()));
+    throw Error(fmt::format("{}: iteration {} and best_iterations {} do not match its history "
+                            "({} entries)", path, integer("iteration"),
+                            integer("best_iterations"), length));
 
   TrainingState state;
+  const auto split = [best_length](std::vector<double>& all, std::vector<double>& best) {
+    best.assign(all.begin(), all.begin() + best_length);
+    all.erase(all.begin(), all.begin() + best_length);
+  };
+  split(file.objective_history, state.best.objective_history);
+  split(file.kl_history, state.best.kl_history);
   state.model = std::move(file.model);
-  state.optimizer_state = std::move(extras.loaded);
   state.objective_history = std::move(file.objective_history);
   state.kl_history = std::move(file.kl_history);
   state.candidate = static_cast<int>(integer("candidate"));
   state.run_id = extras.strings.front().second;
+  state.candidate_phase = candidates;
+  state.best_candidate = static_cast<int>(integer("best_candidate"));
+  const auto states = static_cast<std::ptrdiff_t>(integer("optimizer_states"));
+  auto loaded = std::make_move_iterator(extras.loaded.begin());
+  state.optimizer_state.assign(loaded, loaded + states);
+  if (state.best_candidate >= 0) {
+    state.best.model.geometry = state.model.geometry;
+    state.best.model.tied = state.model.tied;
+    state.best.model.tables = *(loaded + states);
+    state.best.optimizer_state.assign(loaded + states + 1, loaded + 2 * states + 1);
+  }
   return state;
 }
 

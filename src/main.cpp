@@ -85,6 +85,7 @@ struct TrainFlags {
 int run_train(const Comm& comm, const std::string& config_path,
               const std::vector<std::string>& overrides, const TrainFlags& flags,
               const std::string& command) {
+  install_stop_handlers();  // first: a signal during setup is a stop request, not a kill
   const Config cfg = load_config(config_path, overrides);
   if (flags.max_hours < 0)
     throw Error(fmt::format("--max-hours must be positive, got {}", flags.max_hours));
@@ -97,7 +98,6 @@ int run_train(const Comm& comm, const std::string& config_path,
       return diff.empty() ? diff : "it was trained with another config: " + diff;
     });
   };
-  install_stop_handlers();
   const StopMonitor stop((std::filesystem::path(cfg.output_dir) / "STOP").string(), flags.max_hours);
   TrainOptions options;
   options.checkpoints = true;
@@ -107,10 +107,13 @@ int run_train(const Comm& comm, const std::string& config_path,
   options.before_work = require_model_replaceable;
   TrainResult res = train(comm, cfg, options);
   if (res.stopped) {
+    // Before the first iteration there is nothing new to save: --restart latest then
+    // continues from the checkpoint it started from, or starts afresh.
     if (comm.is_root())
-      fmt::print("stopped at iteration {} of {}: {}; checkpoint {}; exit status {} (continue with "
-                 "--restart latest)\n", res.objective_history.size(), cfg.iterations,
-                 res.stop_reason, res.checkpoint, static_cast<int>(kExitCheckpointed));
+      fmt::print("stopped {}: {}; {}; exit status {} (continue with --restart latest)\n",
+                 res.stopped_at, res.stop_reason,
+                 res.checkpoint.empty() ? "nothing new to checkpoint" : "checkpoint " + res.checkpoint,
+                 static_cast<int>(kExitCheckpointed));
     return kExitCheckpointed;
   }
   require_model_replaceable();  // a file may have appeared there while it trained

@@ -22,6 +22,7 @@ const char* signal_name(int sig) {
   switch (sig) {
     case SIGUSR1: return "SIGUSR1";
     case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
     default: return "a signal";
   }
 }
@@ -35,6 +36,7 @@ void install_stop_handlers() {
   sa.sa_flags = SA_RESTART;  // system calls in MPI and HDF5 resume instead of failing
   sigaction(SIGUSR1, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
 }
 
 int stop_signal_received() { return g_stop_signal.load(std::memory_order_relaxed); }

@@ -3,8 +3,12 @@
 // to the owning rank), update of owned rows, refresh of the halo tables other ranks'
 // cones read. Candidate starts ("restarts") run the same loop for a few iterations and
 // the best objective continues: random and even decimation starts can stall (DESIGN §4).
-// Checkpoints capture the main phase only (the candidate phase is deterministic and short),
-// so a restart needs the chosen model and optimizer state, nothing about the candidates.
+// Stop requests are polled at every iteration boundary of both phases. Trade-off: the
+// candidate phase is deterministic, so it could be replayed instead of saved, but a long
+// one (large train.restart_iterations) must not run twice; a stop there saves the start in
+// progress and the best finished start (twice a main-phase checkpoint's size), and the
+// periodic train.checkpoint_every checkpoints stay in the main phase, so a hard kill during
+// the candidate phase still restarts it from the beginning.
 #include "cmera/trainer.hpp"
 
 #include <unistd.h>
@@ -168,6 +172,21 @@ struct Candidate {
   std::vector<double> objective, kl;
 };
 
+// A trajectory read from a checkpoint, with its optimizer state put back in place.
+Candidate restore(const Comm& comm, const Config& cfg, RunState&& saved, long samples) {
+  Candidate c;
+  c.model = std::move(saved.model);
+  c.optimizer = make_optimizer(cfg, c.model, samples);
+  const std::vector<Tables*> slots = c.optimizer->mutable_state();
+  comm.check(slots.size() == saved.optimizer_state.size(),
+             fmt::format("the checkpoint holds {} optimizer state tables, the {} optimizer "
+                         "keeps {}", saved.optimizer_state.size(), cfg.optimizer, slots.size()));
+  for (std::size_t k = 0; k < slots.size(); ++k) *slots[k] = std::move(saved.optimizer_state[k]);
+  c.objective = std::move(saved.objective_history);
+  c.kl = std::move(saved.kl_history);
+  return c;
+}
+
 // Runs `iterations` more steps on a candidate, printing progress when `report` is set.
 // After each step, `boundary` (if set) may end the run early by returning true.
 void run(const Comm& comm, Problem& prob, Candidate& cand, long iterations, const Config& cfg,
@@ -238,11 +257,15 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
     const auto t = Clock::now();
     std::string path;
     resumed = find_restart(comm, opt.restart, cfg, samples, &path);
-    if (comm.is_root())
-      fmt::print("{}\n", resumed ? fmt::format("restart: continuing from {} (iteration {}, read in "
-                                               "{:.3f} s)", path, resumed->iteration(), seconds_since(t))
-                                 : fmt::format("restart: no checkpoint in {}, starting afresh",
-                                               cfg.output_dir));
+    if (comm.is_root() && !resumed)
+      fmt::print("restart: no checkpoint in {}, starting afresh\n", cfg.output_dir);
+    else if (comm.is_root())
+      fmt::print("restart: continuing from {} ({}, read in {:.3f} s)\n", path,
+                 resumed->candidate_phase
+                     ? fmt::format("candidate start {}/{}, iteration {}", resumed->candidate + 1,
+                                   cfg.restarts, resumed->objective_history.size())
+                     : fmt::format("iteration {}", resumed->iteration()),
+                 seconds_since(t));
   }
   std::optional<CheckpointSeries> series;
   if (opt.checkpoints) series.emplace(comm, cfg, resumed ? &*resumed : nullptr);
@@ -268,42 +291,116 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   // Pairs at every stride-th site stand for all sites: weight them up by the stride.
   Problem prob(comm, g, cfg.tied, stats, pair_stats, cfg.pair_weight * static_cast<double>(stride));
   const InitKind init = parse_init_kind(cfg.init);
-
   TrainResult res;
+
+  // Stop requests: polled collectively at every iteration boundary of both phases and once
+  // here. The statistics pass itself is not interrupted (it reads each sample once, see
+  // statistics.cpp); a stop requested during it ends the run before its first iteration,
+  // with nothing new to checkpoint.
+  double per_iteration = 0, checkpoint_seconds = 0, last_checkpoint_seconds = 0;
+  const auto stop_reason = [&] {
+    return opt.stop ? opt.stop->poll(comm, 1.5 * (per_iteration + last_checkpoint_seconds))
+                    : std::string();
+  };
+  res.stop_reason = stop_reason();
+  if (!res.stop_reason.empty()) {
+    res.stopped = true;
+    res.stopped_at = "after the statistics pass, before the first iteration";
+    return res;
+  }
+
+  const long probe = std::min(cfg.restart_iterations, cfg.iterations);  // iterations per start
+  if (resumed && resumed->iteration() > cfg.iterations)
+    throw Error(fmt::format("the checkpoint is at iteration {}, beyond train.iterations = {}; "
+                            "raise train.iterations to continue", resumed->iteration(),
+                            cfg.iterations));
+  // A start's length is min(train.restart_iterations, train.iterations): a checkpoint of the
+  // candidate phase continues only with the same length.
+  if (resumed && resumed->candidate_phase &&
+      (static_cast<long>(resumed->objective_history.size()) > probe ||
+       (resumed->best_candidate >= 0 &&
+        static_cast<long>(resumed->best.objective_history.size()) != probe)))
+    throw Error(fmt::format("the checkpoint was written during candidate start {}/{}, and "
+                            "train.iterations = {} changes the starts' length to {} iterations; "
+                            "keep train.iterations as it was until the starts are done",
+                            resumed->candidate + 1, cfg.restarts, cfg.iterations, probe));
+  const bool resumed_main = resumed && !resumed->candidate_phase;
+
+  // Checkpoint bookkeeping shared by both phases.
+  const auto record = [&](const CheckpointWrite& w, const std::string& where) {
+    last_checkpoint_seconds = w.seconds;
+    checkpoint_seconds += w.seconds;
+    res.checkpoint = w.path;
+    if (comm.is_root())
+      fmt::print("checkpoint: wrote {} ({}, {:.2f} MB, {:.3f} s)\n", w.path, where,
+                 static_cast<double>(w.bytes) / 1e6, w.seconds);
+  };
+
+  // Candidate starts: each runs `probe` iterations, the best objective continues. A stop
+  // between two iterations of a start saves that start and the best finished one so far
+  // (checkpoint.hpp), so a continued run makes the same choice with the same numbers.
   Candidate best;
-  int chosen = 0;  // with train.seed, the whole RNG state (checkpoint.hpp)
-  const auto t_candidates = Clock::now();
-  // Candidate starts: each runs restart_iterations, the best objective continues.
-  const long probe = std::min(cfg.restart_iterations, cfg.iterations);
-  if (resumed) {
-    if (resumed->iteration() > cfg.iterations)
-      throw Error(fmt::format("the checkpoint is at iteration {}, beyond train.iterations = {}; "
-                              "raise train.iterations to continue", resumed->iteration(),
-                              cfg.iterations));
-    best.model = std::move(resumed->model);
-    best.optimizer = make_optimizer(cfg, best.model, samples);
-    const std::vector<Tables*> slots = best.optimizer->mutable_state();
-    comm.check(slots.size() == resumed->optimizer_state.size(),
-               fmt::format("the checkpoint holds {} optimizer state tables, the {} optimizer "
-                           "keeps {}", resumed->optimizer_state.size(), cfg.optimizer,
-                           slots.size()));
-    for (std::size_t k = 0; k < slots.size(); ++k) *slots[k] = std::move(resumed->optimizer_state[k]);
-    best.objective = std::move(resumed->objective_history);
-    best.kl = std::move(resumed->kl_history);
+  int chosen = -1;  // the best finished start; with train.seed, the whole RNG state (checkpoint.hpp)
+  if (resumed_main) {
     chosen = resumed->candidate;
+    best = restore(comm, cfg, std::move(*resumed), samples);
   } else {
+    const auto t_candidates = Clock::now();
+    long timed = 0;  // candidate iterations run by this process
     double best_objective = -INFINITY;
-    for (int r = 0; r < cfg.restarts; ++r) {
+    int first = 0;
+    Candidate resumed_start;
+    if (resumed) {
+      first = resumed->candidate;
+      if (resumed->best_candidate >= 0) {
+        chosen = resumed->best_candidate;
+        best = restore(comm, cfg, std::move(resumed->best), samples);
+        best_objective = best.objective.back();
+      }
+      resumed_start = restore(comm, cfg, std::move(*resumed), samples);
+    }
+    for (int r = first; r < cfg.restarts; ++r) {
       Candidate c;
-      const std::uint64_t seed = splitmix64(cfg.seed ^ splitmix64(static_cast<std::uint64_t>(r)));
-      c.model = initialize_model(g, cfg.tied, init, cfg.init_noise, seed);
-      c.optimizer = make_optimizer(cfg, c.model, samples);
-      run(comm, prob, c, probe, cfg, cfg.restarts == 1, cfg.iterations);
+      if (resumed && r == first) {
+        c = std::move(resumed_start);
+      } else {
+        const std::uint64_t seed = splitmix64(cfg.seed ^ splitmix64(static_cast<std::uint64_t>(r)));
+        c.model = initialize_model(g, cfg.tied, init, cfg.init_noise, seed);
+        c.optimizer = make_optimizer(cfg, c.model, samples);
+      }
+      const auto where = [&] {
+        return fmt::format("candidate start {}/{}, iteration {} of {}", r + 1, cfg.restarts,
+                           c.objective.size(), probe);
+      };
+      run(comm, prob, c, probe - static_cast<long>(c.objective.size()), cfg, cfg.restarts == 1,
+          cfg.iterations, [&] {
+            const long k = static_cast<long>(c.objective.size());
+            // The last start's last boundary is the post-selection one of the main phase.
+            if (r + 1 == cfg.restarts && k == probe) return false;
+            per_iteration = seconds_since(t_candidates) / static_cast<double>(++timed);
+            std::string why = stop_reason();
+            if (why.empty() && r * probe + k == opt.stop_in_candidates)
+              why = fmt::format("reached {} candidate iterations", r * probe + k);
+            if (why.empty()) return false;
+            if (series) {
+              CandidatePhaseWrite phase;
+              if (chosen >= 0)
+                phase = {chosen, &best.model, best.optimizer->state(), &best.objective, &best.kl};
+              record(series->write(comm, cfg, opt.command, c.model, c.optimizer->state(),
+                                   c.objective, c.kl, r, samples, &phase),
+                     where());
+            }
+            res.stopped = true;
+            res.stop_reason = why;
+            res.stopped_at = "in " + where();
+            return true;
+          });
+      if (res.stopped) return res;
       const double obj = c.objective.empty() ? prob.objective(c.model) : c.objective.back();
       if (cfg.restarts > 1 && comm.is_root())
         fmt::print("start {}/{}: objective {:.10f} after {} iterations\n", r + 1, cfg.restarts,
                    obj, probe);
-      if (obj > best_objective || r == 0) {
+      if (obj > best_objective || chosen < 0) {
         best_objective = obj;
         best = std::move(c);
         chosen = r;
@@ -315,36 +412,27 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   // on every rank (the stop poll is collective), and never change the numbers.
   const auto t1 = Clock::now();
   const long first_main = static_cast<long>(best.objective.size());
-  double per_iteration = seconds_since(t_candidates) /
-                         static_cast<double>(std::max<long>(1, cfg.restarts * probe));
-  double checkpoint_seconds = 0, last_checkpoint_seconds = 0;
-  long last_written = resumed ? first_main : -1;
+  long last_written = resumed_main ? first_main : -1;
   const auto save = [&] {
     const long done = static_cast<long>(best.objective.size());
     if (!series || done == last_written) return;
-    const CheckpointWrite w = series->write(comm, cfg, opt.command, best.model,
-                                            best.optimizer->state(), best.objective, best.kl,
-                                            chosen, samples);
+    record(series->write(comm, cfg, opt.command, best.model, best.optimizer->state(),
+                         best.objective, best.kl, chosen, samples),
+           fmt::format("iteration {}", done));
     last_written = done;
-    last_checkpoint_seconds = w.seconds;
-    checkpoint_seconds += w.seconds;
-    res.checkpoint = w.path;
-    if (comm.is_root())
-      fmt::print("checkpoint: wrote {} (iteration {}, {:.2f} MB, {:.3f} s)\n", w.path, done,
-                 static_cast<double>(w.bytes) / 1e6, w.seconds);
   };
   // True (after a checkpoint) when the run must stop at this boundary.
   const auto stop_here = [&] {
     const long done = static_cast<long>(best.objective.size());
     if (done > first_main)
       per_iteration = (seconds_since(t1) - checkpoint_seconds) / static_cast<double>(done - first_main);
-    std::string why = opt.stop ? opt.stop->poll(comm, 1.5 * (per_iteration + last_checkpoint_seconds))
-                               : std::string();
+    std::string why = stop_reason();
     if (why.empty() && done == opt.stop_after) why = fmt::format("reached {} iterations", done);
     if (why.empty() || done >= cfg.iterations) return false;
     save();
     res.stopped = true;
     res.stop_reason = why;
+    res.stopped_at = fmt::format("at iteration {} of {}", done, cfg.iterations);
     return true;
   };
   save();  // the state right after candidate selection

@@ -1,8 +1,9 @@
 // Checkpoint and restart through the library API, at whatever rank count ctest runs it.
 // A run stopped part way (TrainOptions::stop_after) and continued from its checkpoint must
 // equal the uninterrupted run bitwise at the same rank count (tables, both histories),
-// for EM and Adam, tied and untied; continued on another rank count (the first part on
-// one rank) it agrees to the rank-count tolerance, 1e-10 relative. Damaged, foreign and
+// for EM and Adam, tied and untied, stopped in the main phase or during the candidate
+// starts; continued on another rank count (the first part on one rank) it agrees to the
+// rank-count tolerance, 1e-10 relative. Damaged, foreign and
 // future-format checkpoints are refused, and `latest` falls back past them.
 #include <gtest/gtest.h>
 #include <hdf5.h>
@@ -10,6 +11,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fmt/format.h>
 #include <fstream>
 #include <iterator>
 
@@ -53,10 +55,11 @@ class Restart : public ::testing::Test {
     return cfg;
   }
   static TrainResult run(const Comm& comm, const Config& cfg, long stop_after = -1,
-                         const std::string& restart = "") {
+                         const std::string& restart = "", long stop_in_candidates = -1) {
     TrainOptions opt;
     opt.checkpoints = true;
     opt.stop_after = stop_after;
+    opt.stop_in_candidates = stop_in_candidates;
     opt.restart = restart;
     return train(comm, cfg, opt);
   }
@@ -107,6 +110,48 @@ TEST_F(Restart, TwoPartsEqualOnePartBitwise) {
       direct.iterations = 30;
       expect_bitwise_equal(run(*world_, direct), extended);
     }
+}
+
+// Stops during the candidate starts, each continued from the candidate-phase checkpoint
+// (always checkpoint-00000000.h5): in start 1 before any start has finished, at the end of
+// start 1, in start 2 with a best start saved beside it, in the last start; then to the
+// end. The result equals the uninterrupted run bitwise, and a stop at the last start's
+// last iteration is the post-selection checkpoint of the main phase.
+TEST_F(Restart, StopsDuringCandidateStartsContinueBitwise) {
+  // Adam untied keeps the most state (logits, moments, step counts, owner-exchanged rows).
+  for (const auto& [optimizer, tied] : {std::pair{"em", true}, std::pair{"adam", false}}) {
+    SCOPED_TRACE(std::string(optimizer) + (tied ? " tied" : " untied"));
+    const std::string tag = std::string(optimizer) + (tied ? "-tied" : "-untied");
+    Config whole_cfg = config(optimizer, tied, "cwhole-" + tag);
+    whole_cfg.restarts = 3;
+    const TrainResult whole = run(*world_, whole_cfg);
+    Config cfg = config(optimizer, tied, "cparts-" + tag);
+    cfg.restarts = 3;
+    for (long at : {2, 4, 6, 9}) {  // start r, iteration k: at = 4 r + k
+      const TrainResult part = run(*world_, cfg, -1, "latest", at);
+      EXPECT_TRUE(part.stopped);
+      EXPECT_EQ(part.checkpoint, checkpoint_path(cfg.output_dir, 0));
+      EXPECT_EQ(part.stopped_at, fmt::format("in candidate start {}/3, iteration {} of 4",
+                                             (at - 1) / 4 + 1, at - 4 * ((at - 1) / 4)));
+      std::string used;
+      const auto state = find_restart(*world_, "latest", cfg, 3000, &used);
+      ASSERT_TRUE(state.has_value());
+      EXPECT_TRUE(state->candidate_phase);
+      EXPECT_EQ(state->candidate, (at - 1) / 4);
+      EXPECT_EQ(state->best_candidate >= 0, at > 4);
+    }
+    // 12: the last start's last iteration, which is the main phase's first boundary.
+    const TrainResult selected = run(*world_, cfg, -1, "latest", 12);
+    EXPECT_FALSE(selected.stopped);
+    expect_bitwise_equal(whole, selected);
+
+    Config again = config(optimizer, tied, "cend-" + tag);
+    again.restarts = 3;
+    const TrainResult at_selection = run(*world_, again, 4);
+    EXPECT_EQ(at_selection.stopped_at, "at iteration 4 of 24");
+    EXPECT_EQ(at_selection.checkpoint, checkpoint_path(again.output_dir, 4));
+    expect_bitwise_equal(whole, run(*world_, again, -1, "latest"));
+  }
 }
 
 // The first part on one rank, the rest on all of them.
@@ -169,14 +214,21 @@ TEST_F(Restart, BadCheckpointsAreRefusedAndLatestFallsBack) {
   other.seed = 99;
   EXPECT_NE(refusal(*world_, c15, other).find("train.seed"), std::string::npos);
 
+  const std::string odd = cfg.output_dir + "/odd-phase.h5";  // not a name `latest` lists
   if (world_->is_root()) {
+    fs::copy_file(c10, odd);
+    set_int_attribute(odd, "phase", 7);
     set_int_attribute(c10, "checkpoint_format_version", kCheckpointFormatVersion + 1);
     fs::resize_file(c15, fs::file_size(c15) / 2);  // truncated
   }
   world_->barrier();
-  EXPECT_NE(refusal(*world_, c10, cfg).find("checkpoint format version 2, this cmera reads 1"),
+  EXPECT_NE(refusal(*world_, c10, cfg)
+                .find(fmt::format("checkpoint format version {}, this cmera reads {}",
+                                  kCheckpointFormatVersion + 1, kCheckpointFormatVersion)),
             std::string::npos) << refusal(*world_, c10, cfg);
   EXPECT_NE(refusal(*world_, c15, cfg), "");
+  EXPECT_NE(refusal(*world_, odd, cfg).find("inconsistent phase = 7"), std::string::npos)
+      << refusal(*world_, odd, cfg);
 
   // latest skips 15 (truncated) and 10 (future format), continues from 5, and ends where
   // an uninterrupted run ends.

@@ -1,16 +1,33 @@
-// Checkpoints: the complete state of a training run at an iteration boundary of the main
-// phase, as one HDF5 file per checkpoint, `<output.dir>/checkpoint-<iteration>.h5`. The
-// file is a model file (io.hpp; `cmera eval` and `cmera sample` read it) of kind
-// "checkpoint", plus the optimizer state and the counters a restart needs. Everything is
-// stored as global arrays in natural site order, so a restart may use any rank count.
+// Checkpoints: the complete state of a training run at an iteration boundary, of the main
+// phase or of the candidate starts before it, as one HDF5 file per checkpoint,
+// `<output.dir>/checkpoint-<iteration>.h5`. The file is a model file (io.hpp; `cmera eval`
+// and `cmera sample` read it) of kind "checkpoint", plus the optimizer state and the
+// counters a restart needs. Everything is stored as global arrays in natural site order,
+// so a restart may use any rank count.
 //
-// Layout beyond the model file (checkpoint_format_version 1):
-//   root int64 attributes  checkpoint_format_version, iteration (= history length),
-//                          candidate (the chosen candidate start), seed (train.seed),
-//                          data_samples, ranks (rank count that wrote it, informational),
-//                          optimizer_states (number of /optimizer/state_<k> groups)
+// Layout beyond the model file (checkpoint_format_version 2):
+//   root int64 attributes  checkpoint_format_version, iteration (main phase: = history
+//                          length; candidate phase: 0), candidate (main phase: the chosen
+//                          candidate start; candidate phase: the start in progress),
+//                          seed (train.seed), data_samples, ranks (rank count that wrote it,
+//                          informational), optimizer_states (number of
+//                          /optimizer/state_<k> groups), phase (0 main, 1 candidate starts),
+//                          best_candidate (candidate phase: the best finished start so far,
+//                          -1 while none has finished; main phase -1), best_iterations
+//                          (entries of /history that are the best start's; main phase 0)
 //   /optimizer/state_<k>   tables shaped like /model: Optimizer::state()[k] (Adam: logits,
 //                          first moments, second moments, per-row step counts; EM: none)
+//   candidate phase only, when best_candidate >= 0:
+//   /best/model, /best/optimizer/state_<k>   the best finished start's tables and state
+// In the candidate phase /model, /optimizer and the entries of /history after the first
+// best_iterations are the start in progress; those first entries are the best start's.
+// Trade-off: the two starts share the model file's one history instead of a new dataset
+// kind in io.cpp, and every candidate-phase checkpoint is named checkpoint-00000000.h5
+// (iteration 0: no iteration of the run's history is final before selection), so each one
+// replaces the last by an atomic rename and is always older than the post-selection
+// checkpoint-<restart_iterations>.h5, whatever rotation keeps.
+// Version 1 (main phase only) is refused; a run checkpointed by it continues with the cmera
+// that wrote it.
 // RNG state: training draws random numbers only for the candidate starts' initial tables,
 // from counter-based streams keyed by (train.seed, candidate), so seed and candidate are
 // the whole RNG state.
@@ -25,14 +42,35 @@
 
 namespace cmera {
 
-struct TrainingState {
+// One trajectory: the chosen start in the main phase, or a candidate start.
+struct RunState {
   Model model;
   std::vector<Tables> optimizer_state;  // Optimizer::state() order
   std::vector<double> objective_history, kl_history;
-  int candidate = 0;
-  std::string run_id;  // the run that wrote it ("" from a cmera that did not record it)
+};
 
-  long iteration() const { return static_cast<long>(objective_history.size()); }
+struct TrainingState : RunState {
+  int candidate = 0;
+  std::string run_id;            // the run that wrote it ("" from a cmera that did not record it)
+  bool candidate_phase = false;  // before selection: *this is start `candidate` part way
+  int best_candidate = -1;       // candidate phase: best finished start (-1: none yet)
+  RunState best;                 // ... and its state
+
+  // The run's iteration (the name's number): the history length in the main phase, 0
+  // before selection.
+  long iteration() const {
+    return candidate_phase ? 0 : static_cast<long>(objective_history.size());
+  }
+};
+
+// What a candidate-phase checkpoint adds to write_checkpoint's arguments (which then
+// describe the start in progress): the best finished start so far, if any.
+struct CandidatePhaseWrite {
+  int best_candidate = -1;  // -1: none finished yet (the other fields are then unused)
+  const Model* best_model = nullptr;
+  std::vector<const Tables*> best_optimizer_state;
+  const std::vector<double>* best_objective_history = nullptr;
+  const std::vector<double>* best_kl_history = nullptr;
 };
 
 struct CheckpointWrite {
@@ -41,7 +79,7 @@ struct CheckpointWrite {
   long long bytes = 0;
 };
 
-constexpr int kCheckpointFormatVersion = 1;
+constexpr int kCheckpointFormatVersion = 2;
 
 std::string checkpoint_path(const std::string& dir, long iteration);
 
@@ -69,13 +107,15 @@ class CheckpointSeries {
   // Collective: writes the checkpoint (optimizer state taken from `optimizer_state`,
   // pointers into the live optimizer, to avoid copies) into cfg.output_dir, then deletes
   // this run's checkpoints but the newest cfg.keep_checkpoints, and this run's temporaries
-  // left by a killed writer. Test hook: CMERA_TEST_CHECKPOINT_DELAY=<seconds> holds the
-  // write open (temporary file complete, not yet renamed) for that long, so a test can
-  // kill the job inside the window.
+  // left by a killed writer. With `candidates`, a candidate-phase checkpoint: the
+  // arguments are start `candidate` part way. Test hook: CMERA_TEST_CHECKPOINT_DELAY=
+  // <seconds> holds the write open (temporary file complete, not yet renamed) for that
+  // long, so a test can kill the job inside the window.
   CheckpointWrite write(const Comm& comm, const Config& cfg, const std::string& command,
                         const Model& model, const std::vector<const Tables*>& optimizer_state,
                         const std::vector<double>& objective_history,
-                        const std::vector<double>& kl_history, int candidate, long data_samples);
+                        const std::vector<double>& kl_history, int candidate, long data_samples,
+                        const CandidatePhaseWrite* candidates = nullptr);
 
  private:
   void prune(const std::string& dir, int keep);

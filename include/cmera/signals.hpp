@@ -1,8 +1,11 @@
-// Requests to stop training early, with a checkpoint: SIGUSR1 or SIGTERM (Slurm's warning
-// signal, a scheduler's or user's kill), a file named STOP in the output directory, or a
-// wall-time budget (--max-hours). The signal handler only sets a flag; StopMonitor::poll,
-// called by every rank at each iteration boundary, turns the flags into one collective
-// decision, so all ranks stop after the same iteration.
+// Requests to stop training early, with a checkpoint: SIGUSR1, SIGTERM or SIGINT (Slurm's
+// warning signal, a scheduler's or user's kill, Ctrl-C), a file named STOP in the output
+// directory, or a wall-time budget (--max-hours). The signal handler only sets a flag;
+// StopMonitor::poll, called by every rank at each iteration boundary of every phase of
+// training, turns the flags into one collective decision, so all ranks stop after the same
+// iteration. Under Open MPI's mpirun only SIGUSR1 sent to mpirun reaches the ranks as
+// itself: mpirun turns its own SIGTERM or SIGINT into SIGCONT, SIGTERM one second later
+// and SIGKILL one second after that, and exits 1 (README, "Exit status").
 #pragma once
 #include <chrono>
 #include <string>
@@ -11,7 +14,8 @@
 
 namespace cmera {
 
-// Installs the SIGUSR1 / SIGTERM handlers (idempotent). Until then these signals kill.
+// Installs the SIGUSR1 / SIGTERM / SIGINT handlers (idempotent). Until then these signals
+// kill; only `cmera train` installs them, because only training polls the flag.
 void install_stop_handlers();
 // The last stop signal received (0: none); async-signal-safe flag, never cleared.
 int stop_signal_received();

@@ -20,9 +20,13 @@ struct TrainOptions {
   bool checkpoints = false;           // write checkpoints into config.output_dir
   std::string restart;                // "" (fresh), "latest" or a checkpoint path
   std::string command;                // recorded in the checkpoints' provenance
-  const StopMonitor* stop = nullptr;  // polled at every iteration boundary of the main phase
+  const StopMonitor* stop = nullptr;  // polled after the statistics pass and at every
+                                      // iteration boundary of both phases
   long stop_after = -1;               // stop with a checkpoint once this many iterations
                                       // are done (tests: a run in two parts)
+  long stop_in_candidates = -1;       // the same in the candidate phase, counting every
+                                      // start's iterations (start r, iteration k: r *
+                                      // restart_iterations + k)
   std::function<void()> before_work;  // collective; runs once the inputs, the restart and the
                                       // checkpoints are settled, before the statistics pass
                                       // (the CLI checks there that it may write model.h5)
@@ -34,14 +38,18 @@ struct TrainResult {
   std::vector<double> kl_history;         // KL per window (nats)
   double seconds_per_iteration = 0;       // main phase, checkpoint writes excluded
   bool stopped = false;                   // stopped early (with a checkpoint) on request
-  std::string stop_reason;
+  std::string stop_reason;                // why: "received SIGUSR1", "found .../STOP", ...
+  std::string stopped_at;                 // where: "at iteration 40 of 300", "in candidate
+                                          // start 2/4, iteration 7 of 20", "after the statistics
+                                          // pass, before the first iteration" (no checkpoint)
   std::string checkpoint;                 // the last checkpoint written ("" if none)
 };
 
 // Runs the candidate starts and the main phase up to config.iterations (or continues the
-// checkpoint options.restart names). Checkpoints happen only in the main phase: after
-// candidate selection, every train.checkpoint_every iterations, at the end and on a stop.
-// At the same rank count a continued run is bitwise identical to an uninterrupted one.
+// checkpoint options.restart names). Checkpoints: after candidate selection, every
+// train.checkpoint_every iterations of the main phase, at the end, and on a stop in either
+// phase (a stop during a candidate start saves that start and the best finished one). At
+// the same rank count a continued run is bitwise identical to an uninterrupted one.
 TrainResult train(const Comm& comm, const Config& config, const TrainOptions& options = {});
 
 }  // namespace cmera
