@@ -25,6 +25,7 @@
 #include <utility>
 #include <variant>
 
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
 #include "cmera/error.hpp"
@@ -33,6 +34,8 @@ namespace cmera {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+// A config is a few hundred bytes; anything beyond this is the wrong file.
+constexpr long kMaxConfigBytes = long{1} << 20;
 
 // What a value must satisfy besides its type. Numeric bounds apply to numbers and to
 // each entry of an array; a string key with no choices must be non-empty (every free-form
@@ -61,6 +64,13 @@ struct Entry {
   std::string_view meaning;
 };
 
+// Bounds that catch typos: 1000 candidates of 10^6 iterations each is already beyond any
+// job's time limit.
+constexpr double kMaxRestarts = 1000;
+constexpr double kMaxRestartIterations = 1e6;
+// chi is extended to depth + 1 entries before N is known; N < 2^62 allows no more.
+constexpr double kMaxDepth = 60;
+
 constexpr std::string_view kInits[] = {"decimation", "random", "uniform"};
 constexpr std::string_view kOptimizers[] = {"em", "adam"};
 
@@ -71,8 +81,8 @@ constexpr Entry kSchema[] = {
      "samples per collective read (bounds memory of the statistics pass)"},
     {"model", "chi", &Config::chi, {.required = true, .lo = 2, .min_entries = 2}, "",
      "chi[0] = data alphabet, then one alphabet per layer upward; depth = len - 1"},
-    {"model", "depth", &Config::depth, {.lo = 1}, "len(chi)-1",
-     "extend chi to this depth by repeating its last entry"},
+    {"model", "depth", &Config::depth, {.lo = 1, .hi = kMaxDepth}, "len(chi)-1",
+     "extend chi to this depth by repeating its last entry (at most 60: N >= 3 * 2^depth)"},
     {"model", "tied", &Config::tied, {}, "",
      "one isometry and one disentangler per layer, or one per position"},
     {"model", "init", &Config::init, {.choices = kInits}, "",
@@ -89,10 +99,13 @@ constexpr Entry kSchema[] = {
      "Adam step size decays as learning_rate / sqrt(1 + t / this); 0 = constant"},
     {"train", "pseudocount", &Config::pseudocount, {.lo = 0}, "",
      "EM Dirichlet pseudocount per table entry (in sample counts)"},
-    {"train", "restarts", &Config::restarts, {.lo = 1}, "",
-     "candidate starts; each runs restart_iterations, the best continues"},
-    {"train", "restart_iterations", &Config::restart_iterations, {.lo = 0}, "",
-     "iterations per candidate start (counted in iterations)"},
+    {"train", "restarts", &Config::restarts, {.lo = 1, .hi = kMaxRestarts}, "",
+     "candidate starts; each runs restart_iterations, the best continues (at most 1000: "
+     "selection costs restarts x restart_iterations iterations)"},
+    {"train", "restart_iterations", &Config::restart_iterations,
+     {.lo = 0, .hi = kMaxRestartIterations}, "",
+     "iterations per candidate start (counted in iterations, so at most train.iterations "
+     "are run; values above 10^6 are refused as typos)"},
     {"train", "log_seconds", &Config::log_seconds, {.lo = 0}, "",
      "at most one progress line per this many seconds"},
     {"train", "checkpoint_every", &Config::checkpoint_every, {.lo = 0}, "",
@@ -100,11 +113,12 @@ constexpr Entry kSchema[] = {
     {"objective", "pairs", &Config::pairs, {}, "",
      "add pair terms {i, i+r} (exact joint cones) to the window objective"},
     {"objective", "pair_distances", &Config::pair_distances, {.lo = 1}, "",
-     "distances r; empty = dyadic 2, 4, ..., N/2"},
+     "distances r, each once; empty = dyadic 2, 4, ..., N/2 (set with pairs = false: an error)"},
     {"objective", "pair_weight", &Config::pair_weight, {.lo = 0}, "",
      "weight of each distance relative to the windows"},
     {"objective", "pair_stride", &Config::pair_stride, {.lo = 0}, "",
-     "pair terms at sites i = 0, s, 2s, ...; 0 = automatic, max(1, N chi_max^2 / 2048)"},
+     "pair terms at sites i = 0, s, 2s, ..., weighted by s (so s <= N); 0 = automatic, "
+     "max(1, N chi_max^2 / 2048)"},
     {"output", "dir", &Config::output_dir, {}, "", "where model.h5 and checkpoints are written"},
     {"output", "keep_checkpoints", &Config::keep_checkpoints, {.lo = 1}, "",
      "newest checkpoints kept in output.dir (older ones are deleted)"},
@@ -336,6 +350,19 @@ class Builder {
     if (config_.depth > implied)
       chi.resize(static_cast<std::size_t>(config_.depth) + 1, chi.back());
     config_.depth = static_cast<int>(chi.size()) - 1;
+    // A distance listed twice would weigh its pair terms twice; pair_distances without
+    // pair terms would be ignored. Both are refused rather than silently honoured.
+    const std::string_view distances_origin =
+        set_by_[index_of(schema_entry("objective", "pair_distances"))];
+    std::vector<long> sorted = config_.pair_distances;
+    std::ranges::sort(sorted);
+    if (const auto dup = std::ranges::adjacent_find(sorted); dup != sorted.end())
+      throw Error(fmt::format("{}: 'objective.pair_distances' lists distance {} twice",
+                              distances_origin, *dup));
+    if (!config_.pairs && !config_.pair_distances.empty())
+      throw Error(fmt::format("{}: 'objective.pair_distances' is set but 'objective.pairs' is "
+                              "false (pair distances without pair terms: remove one of them)",
+                              set_by_[index_of(schema_entry("objective", "pairs"))]));
     return std::move(config_);
   }
 
@@ -413,13 +440,27 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   const auto cannot_read = [&] {
     return Error(fmt::format("{}: cannot read config file ({})", path, std::strerror(errno)));
   };
+  // Only a regular file of sane size is read: a device (/dev/zero), a FIFO or a directory
+  // would block or read forever, and a multi-gigabyte file is a wrong path, not a config.
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw cannot_read();
+  if (!S_ISREG(st.st_mode))
+    throw Error(fmt::format("{}: not a regular file ({}); expected a TOML config file", path,
+                            S_ISDIR(st.st_mode)    ? "a directory"
+                            : S_ISFIFO(st.st_mode) ? "a FIFO"
+                            : S_ISSOCK(st.st_mode) ? "a socket"
+                                                   : "a device"));
+  if (st.st_size > kMaxConfigBytes)
+    throw Error(fmt::format("{}: {} bytes is too large for a config file (at most {} MiB)", path,
+                            st.st_size, kMaxConfigBytes >> 20));
   const std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"),
                                                           &std::fclose);
   if (!f) throw cannot_read();
   std::string text;
   char buf[1 << 14];
   std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) text.append(buf, n);
+  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0)
+    text.append(buf, n);
   if (std::ferror(f.get())) throw cannot_read();
   return parse_config_text(text, path, overrides);
 }

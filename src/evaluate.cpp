@@ -26,6 +26,7 @@ Evaluation evaluate(const Comm& comm, const Model& model, const DatasetReader& d
   if (data.shape().sites != g.sites)
     throw Error(fmt::format("{}: dataset has {} sites, the model {}", data.path(),
                             data.shape().sites, g.sites));
+  data.require_alphabet(g.chi[0]);  // values outside 0..chi[0]-1: the statistics pass
   if (max_distance < 1 || max_distance >= g.sites)
     throw Error(fmt::format("--max-distance must be in 1..{}, got {}", g.sites - 1, max_distance));
   const BlockPartition part{g.sites, comm.size()};

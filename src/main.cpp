@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fmt/format.h>
@@ -26,6 +27,7 @@
 #include "cmera/output_guard.hpp"
 #include "cmera/ising1d.hpp"
 #include "cmera/ising2d.hpp"
+#include "cmera/memory.hpp"
 #include "cmera/provenance.hpp"
 #include "cmera/sampler.hpp"
 #include "cmera/signals.hpp"
@@ -57,12 +59,15 @@ int run_generate(const Comm& comm, const GenerateArgs& a, const std::string& com
   require_positive(a.samples, "--samples");
   if (!(a.corr >= 0 && a.corr < 1))
     throw Error(fmt::format("--corr must be in [0, 1), got {}", a.corr));
+  const BlockPartition rows{a.samples, comm.size()};
+  require_memory(comm, static_cast<double>(rows.count(0)) * static_cast<double>(a.sites),
+                 fmt::format("--samples {} x --sites {}", a.samples, a.sites),
+                 "to hold its share of the dataset");
   const double u = ising1d::bond_parameter_for(a.corr, a.sites);
   const std::string params = fmt::format(
       "generator = \"ising1d\"\nsites = {}\nsamples = {}\ncorr = {:.17g}\nbond_tanh = {:.17g}\nseed = {}\n",
       a.sites, a.samples, a.corr, u, a.seed);
   require_replaceable(comm, a.output, "dataset", {}, same_parameters(params));
-  const BlockPartition rows{a.samples, comm.size()};
   const long first = rows.begin(comm.rank()), count = rows.count(comm.rank());
   std::vector<std::uint8_t> data(static_cast<std::size_t>(count * a.sites));
 #pragma omp parallel for schedule(static)
@@ -77,8 +82,9 @@ int run_generate(const Comm& comm, const GenerateArgs& a, const std::string& com
 }
 
 struct TrainFlags {
-  std::string restart;   // "", "latest" or a checkpoint path
-  double max_hours = 0;  // 0: no budget
+  std::string restart;   // "" (not given), "latest" or a checkpoint path
+  double max_hours = 0;  // 0 (not given): no budget
+  bool restart_given = false, max_hours_given = false;
 };
 
 // Exit status kExitCheckpointed (85) when stopped early: the job script's cue to continue.
@@ -86,9 +92,13 @@ int run_train(const Comm& comm, const std::string& config_path,
               const std::vector<std::string>& overrides, const TrainFlags& flags,
               const std::string& command) {
   install_stop_handlers();  // first: a signal during setup is a stop request, not a kill
+  // Given but empty or zero would silently mean "start fresh" or "no limit".
+  if (flags.restart_given && flags.restart.empty())
+    throw Error("--restart must be 'latest' or a checkpoint file, got an empty string");
+  if (flags.max_hours_given && !(std::isfinite(flags.max_hours) && flags.max_hours > 0))
+    throw Error(fmt::format("--max-hours must be a finite number of hours > 0, got {}",
+                            flags.max_hours));
   const Config cfg = load_config(config_path, overrides);
-  if (flags.max_hours < 0)
-    throw Error(fmt::format("--max-hours must be positive, got {}", flags.max_hours));
   prepare_output_dir(comm, cfg.output_dir);
   const OutputDirLock lock(comm, cfg.output_dir);
   const std::string path = (std::filesystem::path(cfg.output_dir) / "model.h5").string();
@@ -205,6 +215,8 @@ int run_sample(const Comm& comm, const std::string& model_path, long count, std:
   const long n = m.geometry.sites;
   const BlockPartition rows{count, comm.size()};
   const long first = rows.begin(comm.rank()), mine = rows.count(comm.rank());
+  require_memory(comm, static_cast<double>(mine) * static_cast<double>(n),
+                 fmt::format("--count {} with N = {}", count, n), "to hold its share of the samples");
   const AncestralSampler sampler(m);
   std::vector<std::uint8_t> data(static_cast<std::size_t>(mine * n));
 #pragma omp parallel for schedule(static)
@@ -265,11 +277,13 @@ int dispatch(int argc, char** argv, const Comm& comm) {
   train_cmd->add_option("-P,--set", overrides, "Override a config key: section.key=value")
       ->allow_extra_args(false);
   TrainFlags train_flags;
-  train_cmd->add_option("--restart", train_flags.restart,
+  const CLI::Option* restart_opt = train_cmd->add_option("--restart", train_flags.restart,
                         "Continue from a checkpoint: 'latest' (newest valid one in output.dir;\n"
                         "a fresh start if there is none) or a checkpoint file");
-  train_cmd->add_option("--max-hours", train_flags.max_hours,
-                        "Stop with a checkpoint (exit 85) before this much wall time has passed");
+  const CLI::Option* max_hours_opt = train_cmd->add_option(
+      "--max-hours", train_flags.max_hours,
+      "Stop with a checkpoint (exit 85) before this much wall time has passed\n"
+      "(hours: a finite number > 0; without it, no limit)");
 
   std::string info_path;
   auto* info = app.add_subcommand("info", "Summarise a cmera file (dataset, model, checkpoint).");
@@ -320,13 +334,24 @@ int dispatch(int argc, char** argv, const Comm& comm) {
   if (*g2) {
     gen2.beta = ising2d::parse_beta(beta2);
     const ising2d::Params p = ising2d::resolved(gen2);
+    // A rank holds the samples of its chains: at most ceil(C / ranks) chains of
+    // ceil(S / C) samples of L * L sites each.
+    const double chains = std::ceil(static_cast<double>(p.chains) / comm.size());
+    const double per_chain = std::ceil(static_cast<double>(p.samples) / static_cast<double>(p.chains));
+    require_memory(comm, chains * per_chain * static_cast<double>(p.size) * static_cast<double>(p.size),
+                   fmt::format("--samples {} of --size {}", p.samples, p.size),
+                   "to hold its share of the dataset");
     ising2d::generate(comm, p, output2, rows2, command);
     if (comm.is_root())
       fmt::print("wrote {} ({} samples of the {}x{} Ising torus, beta = {:.10g}, {} chains)\n",
                  output2, p.samples, p.size, p.size, p.beta, p.chains);
     return 0;
   }
-  if (*train_cmd) return run_train(comm, config_path, overrides, train_flags, command);
+  if (*train_cmd) {
+    train_flags.restart_given = restart_opt->count() > 0;
+    train_flags.max_hours_given = max_hours_opt->count() > 0;
+    return run_train(comm, config_path, overrides, train_flags, command);
+  }
   if (*info) {
     const std::string text = describe_file(comm, info_path);
     if (comm.is_root()) fmt::print("{}", text);

@@ -10,6 +10,8 @@
 #include <map>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "cmera/error.hpp"
 #include "cmera/window_kernels.hpp"
 
@@ -24,6 +26,11 @@ std::vector<long> dyadic_distances(long sites) {
 }
 
 long pair_stride(const Geometry& g, long requested) {
+  // The pair sites stand for all N sites, weighted by the stride: a stride beyond N would
+  // weigh the single pair site i = 0 by more than N.
+  if (requested > g.sites)
+    throw Error(fmt::format("objective.pair_stride = {} is larger than the lattice (N = {} "
+                            "sites); use 1..N, or 0 for automatic", requested, g.sites));
   if (requested > 0) return requested;
   const long chi = *std::max_element(g.chi.begin(), g.chi.end());
   return std::max(1L, g.sites * chi * chi / 2048);

@@ -1,5 +1,5 @@
 // The statistics pass (statistics.hpp): one collective sweep over the dataset in sample
-// chunks. Windows are counted per rank over its column slab (owned windows + 2 halo
+// blocks (data.chunk_samples rounded to whole HDF5 chunks, their memory checked first). Windows are counted per rank over its column slab (owned windows + 2 halo
 // columns); threads split windows so counting needs no atomics. The data's two-point
 // function splits samples instead: it needs whole rows, for the power spectrum.
 #include "cmera/statistics.hpp"
@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "cmera/error.hpp"
+#include "cmera/memory.hpp"
 
 namespace cmera {
 
@@ -62,6 +63,20 @@ void check_values(const Comm& comm, const DatasetReader& data, const BadValue& b
              fmt::format("{}: /configs[{}, {}] = {} is outside the alphabet 0..{} "
                          "(model.chi[0] = {})",
                          data.path(), bad.sample, bad.site, bad.value, alphabet - 1, alphabet));
+}
+
+// Rows per read: data.chunk_samples as the dataset's layout wants it (whole chunks,
+// DatasetReader::block_rows), at most the `rows` there are, refused when `buffers`
+// blocks `width` sites wide, plus the reader's block of all sites (chunked layouts; the
+// bound counts it always), would not fit in memory.
+long read_block(const Comm& comm, const DatasetReader& data, long chunk_samples, long rows,
+                long width, int buffers) {
+  const long block = std::min(data.block_rows(chunk_samples), std::max(rows, 1L));
+  require_memory(comm, static_cast<double>(block) * static_cast<double>(width * buffers + data.shape().sites),
+                 fmt::format("data.chunk_samples = {} ({} samples x {} sites per read)",
+                             chunk_samples, block, width),
+                 "for its read buffers");
+  return block;
 }
 
 // Calls f(first sample, rows) for consecutive sample chunks. Every rank runs the same
@@ -168,7 +183,8 @@ WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int 
       count > 0 ? CyclicRange::make(first_window, count + 2, shape.sites) : CyclicRange::make(0, 0, shape.sites);
   std::vector<std::uint8_t> buf;
   BadValue bad;
-  for_each_chunk(shape.samples, chunk_samples, [&](long s0, long rows) {
+  const long block = read_block(comm, data, chunk_samples, shape.samples, cols.length, 1);
+  for_each_chunk(shape.samples, block, [&](long s0, long rows) {
     data.read(s0, rows, cols, buf);
     if (bad.sample < 0) bad = find_bad_value(buf, s0, rows, cols, d);
     if (bad.sample >= 0) return;  // keep taking part in the collective reads
@@ -210,12 +226,18 @@ PairStats count_pair_stats(const Comm& comm, const DatasetReader& data, int alph
       columns.push_back(k);
     }
   const long npairs = static_cast<long>(columns.size());
-  std::vector<long long> counts(distances.size() * npairs * dd, 0);
   if (distances.empty()) return st;  // same on every rank: no collective read is skipped
+  // Counts and the distributions made from them (8 bytes each).
+  require_memory(comm, 16.0 * static_cast<double>(distances.size()) * static_cast<double>(npairs * dd),
+                 fmt::format("objective.pair_distances ({} distances, {} pair sites per rank)",
+                             distances.size(), npairs),
+                 "for its pair distributions");
+  std::vector<long long> counts(distances.size() * npairs * dd, 0);
   const CyclicRange base = CyclicRange::make(first, count, n);
   std::vector<std::uint8_t> left, right;
   BadValue bad;
-  for_each_chunk(shape.samples, chunk_samples, [&](long s0, long rows) {
+  const long block = read_block(comm, data, chunk_samples, shape.samples, count, 2);
+  for_each_chunk(shape.samples, block, [&](long s0, long rows) {
     data.read(s0, rows, base, left);
     if (bad.sample < 0) bad = find_bad_value(left, s0, rows, base, alphabet);
     for (std::size_t ri = 0; ri < distances.size(); ++ri) {
@@ -252,9 +274,10 @@ std::vector<double> data_correlation(const Comm& comm, const DatasetReader& data
   std::vector<std::uint8_t> buf;
   double weight = 0;  // sum of s^2 over the rank's data: scale of the transforms' rounding
   BadValue bad;
+  const long block = read_block(comm, data, chunk_samples, most, n, 1);
   // Every rank makes the same number of (collective) reads; a short block reads 0 rows.
-  for (long c0 = 0; c0 < most; c0 += chunk_samples) {
-    const long rows = std::clamp(count - c0, 0L, chunk_samples);
+  for (long c0 = 0; c0 < most; c0 += block) {
+    const long rows = std::clamp(count - c0, 0L, block);
     data.read(first + std::min(c0, count), rows, all, buf);
     if (bad.sample < 0) bad = find_bad_value(buf, first + c0, rows, all, alphabet);
     if (bad.sample >= 0) continue;

@@ -11,8 +11,6 @@
 // the candidate phase still restarts it from the beginning.
 #include "cmera/trainer.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,6 +21,7 @@
 #include "cmera/checkpoint.hpp"
 #include "cmera/error.hpp"
 #include "cmera/init.hpp"
+#include "cmera/memory.hpp"
 #include "cmera/optimizer.hpp"
 #include "cmera/rng.hpp"
 #include "cmera/signals.hpp"
@@ -231,9 +230,7 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   } catch (const Error& e) {
     throw Error(fmt::format("{} (dataset {} has N = {} sites)", e.what(), cfg.data_path, g.sites));
   }
-  if (data.shape().alphabet != 0 && data.shape().alphabet != g.chi[0])
-    throw Error(fmt::format("{}: alphabet attribute is {} but model.chi[0] = {}", cfg.data_path,
-                            data.shape().alphabet, g.chi[0]));
+  data.require_alphabet(g.chi[0]);
   if (comm.size() > g.sites)
     throw Error(fmt::format("{} MPI ranks for a lattice of {} sites: use at most {} ranks",
                             comm.size(), g.sites, g.sites));
@@ -242,12 +239,16 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   // state, the best candidate): a typo in model.chi must not end in an out-of-memory kill
   // after the job has waited in the queue.
   constexpr double kTableCopies = 8;
-  const double need = kTableCopies * g.table_bytes(cfg.tied);
-  const double node = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
-  if (need > node)
-    throw Error(fmt::format("model.chi = [{}] with N = {} needs about {:.1f} GiB per rank for its "
-                            "tables, gradient and optimizer state; this node has {:.1f} GiB",
-                            fmt::join(g.chi, ", "), g.sites, need / (1 << 30), node / (1 << 30)));
+  require_memory(comm, kTableCopies * g.table_bytes(cfg.tied),
+                 fmt::format("model.chi = [{}] with N = {}", fmt::join(g.chi, ", "), g.sites),
+                 "for its tables, gradient and optimizer state");
+
+  std::vector<long> distances;
+  if (cfg.pairs) distances = cfg.pair_distances.empty() ? dyadic_distances(g.sites) : cfg.pair_distances;
+  for (long r : distances)
+    if (r >= g.sites)
+      throw Error(fmt::format("objective.pair_distances: distance {} is outside 1..{}", r, g.sites - 1));
+  const long stride = pair_stride(g, cfg.pair_stride);
 
   // The checkpoint to continue, and the checkpoints this run may write and rotate, are
   // settled before any work, so that a refusal costs nothing.
@@ -276,12 +277,6 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   const long first = windows.begin(comm.rank()), count = windows.count(comm.rank());
   const WindowStats stats =
       count_window_stats(comm, data, g.chi[0], first, count, cfg.data_chunk_samples);
-  std::vector<long> distances;
-  if (cfg.pairs) distances = cfg.pair_distances.empty() ? dyadic_distances(g.sites) : cfg.pair_distances;
-  for (long r : distances)
-    if (r >= g.sites)
-      throw Error(fmt::format("objective.pair_distances: distance {} is outside 1..{}", r, g.sites - 1));
-  const long stride = pair_stride(g, cfg.pair_stride);
   const PairStats pair_stats = count_pair_stats(comm, data, g.chi[0], first, count, stride,
                                                 distances, cfg.data_chunk_samples);
   if (comm.is_root())

@@ -48,8 +48,7 @@ restarts = 2
 restart_iterations = 3
 log_seconds = 0.25
 
-[objective]
-pairs = false
+[objective]          # pairs stays true: false would contradict pair_distances
 pair_distances = [2, 8]
 pair_weight = 0.5
 
@@ -93,7 +92,7 @@ TEST(Config, FullFileParses) {
   EXPECT_EQ(c.restarts, 2);
   EXPECT_EQ(c.restart_iterations, 3);
   EXPECT_EQ(c.log_seconds, 0.25);
-  EXPECT_FALSE(c.pairs);
+  EXPECT_TRUE(c.pairs);
   EXPECT_EQ(c.pair_distances, (std::vector<long>{2, 8}));
   EXPECT_EQ(c.pair_weight, 0.5);
   EXPECT_EQ(c.output_dir, "out dir");
@@ -266,7 +265,54 @@ TEST(ConfigErrors, MissingRequiredKeys) {
 TEST(ConfigErrors, DepthBelowChi) {
   expect_error("[data]\npath = \"d\"\n[model]\nchi = [2, 2, 2, 2]\ndepth = 2\n", {},
                {"config.toml: 'model.depth' is 2", "'model.chi' has 4 entries"});
-  expect_error(kMinimal, {"model.depth=0"}, {"'model.depth' must be an integer >= 1"});
+  expect_error(kMinimal, {"model.depth=0"}, {"'model.depth' must be an integer in [1, 60], got 0"});
+  // chi is extended to depth + 1 entries before N is known: 2e9 would allocate 8 GB.
+  expect_error(kMinimal, {"model.depth=2000000000"},
+               {"-P: 'model.depth' must be an integer in [1, 60], got 2000000000"});
+}
+
+TEST(ConfigErrors, RestartsAreBounded) {
+  expect_error(kMinimal + "[train]\nrestarts = 1001\n", {},
+               {"config.toml: 'train.restarts' must be an integer in [1, 1000], got 1001"});
+  expect_error(kMinimal, {"train.restart_iterations=1000001"},
+               {"-P: 'train.restart_iterations' must be an integer in [0, 1000000], got 1000001"});
+  EXPECT_EQ(parse(kMinimal, {"train.restarts=1000", "train.restart_iterations=1000000"}).restarts,
+            1000);
+}
+
+TEST(ConfigErrors, PairDistancesListedTwice) {
+  expect_error(kMinimal + "[objective]\npair_distances = [8, 2, 4, 2]\n", {},
+               {"config.toml: 'objective.pair_distances' lists distance 2 twice"});
+  expect_error(kMinimal, {"objective.pair_distances=[4,4]"},
+               {"-P: 'objective.pair_distances' lists distance 4 twice"});
+}
+
+TEST(ConfigErrors, PairDistancesWithoutPairs) {
+  // The message names where pairs = false came from.
+  expect_error(kMinimal + "[objective]\npair_distances = [2]\n", {"objective.pairs=false"},
+               {"-P: 'objective.pair_distances' is set but 'objective.pairs' is false"});
+  EXPECT_FALSE(parse(kMinimal + "[objective]\npairs = false\n").pairs);
+}
+
+TEST(ConfigErrors, NotARegularFileOrTooLarge) {
+  const auto message = [](const std::string& path) {
+    try {
+      cmera::load_config(path, {});
+    } catch (const cmera::Error& e) {
+      EXPECT_EQ(e.code(), cmera::kExitUsage);
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message("/dev/zero"), "/dev/zero: not a regular file (a device); expected a TOML config file");
+  const auto dir = std::filesystem::temp_directory_path();
+  EXPECT_EQ(message(dir.string()),
+            dir.string() + ": not a regular file (a directory); expected a TOML config file");
+  const auto big = dir / "cmera_test_big.toml";
+  std::ofstream(big) << std::string((1 << 20) + 1, '#');
+  EXPECT_EQ(message(big.string()),
+            big.string() + ": 1048577 bytes is too large for a config file (at most 1 MiB)");
+  std::filesystem::remove(big);
 }
 
 TEST(ConfigErrors, UnreadableFile) {

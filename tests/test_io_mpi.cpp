@@ -43,13 +43,16 @@ class IoTest : public ::testing::Test {
   }
   std::string file(const std::string& name) const { return dir + "/" + name; }
 
-  // Rank 0 writes an HDF5 file holding one dataset `name` of `type` and shape `dims`.
+  // Rank 0 writes an HDF5 file holding one dataset `name` of `type` and shape `dims`, all
+  // zeros (written: a never-written dataset is refused as unfinished).
   void make_raw(const std::string& path, const char* name, hid_t type,
                 std::vector<hsize_t> dims) const {
     if (comm.is_root()) {
       const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
       const hid_t s = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
       const hid_t d = H5Dcreate2(f, name, type, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+      const std::vector<double> zeros(static_cast<std::size_t>(H5Sget_simple_extent_npoints(s)));
+      if (!zeros.empty()) H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, zeros.data());
       H5Dclose(d);
       H5Sclose(s);
       H5Fclose(f);

@@ -1,8 +1,10 @@
-// HDF5 files. Datasets (/configs uint8 [S, N]) are read in collective hyperslabs through
-// MPI-IO: each rank its cyclic column slab, in sample chunks, so memory is bounded by
-// chunk * slab; they are written collectively into disk space reserved beforehand. Models
-// and checkpoints are built in rank 0's memory and written by it. Every writer goes
-// through a temporary name that is renamed once complete, so a failed write never
+// HDF5 files. Datasets (/configs uint8 [S, N]) are read in hyperslabs: each rank its
+// cyclic column slab, in sample blocks, so memory is bounded by block * slab; a contiguous
+// /configs collectively through MPI-IO, a chunked one through a per-rank serial handle,
+// whole chunks across all sites per block (memory: block * sites). Datasets are written
+// collectively into disk space reserved beforehand. Models and checkpoints are built in
+// rank 0's memory and written by it. Every writer goes through a temporary name that is
+// renamed once complete, so a failed write never
 // damages an existing file. Every reader validates kind, shape and dtype and raises
 // cmera::Error naming the file and what was expected.
 #pragma once
@@ -34,6 +36,11 @@ class DatasetReader {
 
   const DatasetShape& shape() const { return shape_; }
   const std::string& path() const { return path_; }
+  // Rows per read block for a request of `requested` rows: as requested for a contiguous
+  // /configs; for a chunked one rounded up to whole chunks (no chunk is read twice).
+  long block_rows(long requested) const;
+  // Error naming the file when the "alphabet" attribute is present and differs.
+  void require_alphabet(int alphabet) const;
   // Collective: every rank calls with the same sample range; each its own columns.
   // out becomes [count][columns.length], row-major.
   void read(long first_sample, long count, const CyclicRange& columns,
@@ -45,6 +52,13 @@ class DatasetReader {
   DatasetShape shape_;
   long file_ = -1;
   long dset_ = -1;
+  // A chunked /configs (chunk_rows_ > 0) is read through a per-rank serial handle into
+  // rows_, samples [rows_first_, rows_first_ + rows_count_) of every site (io.cpp).
+  bool load_rows(long first, long count) const;
+  long chunk_rows_ = 0, chunk_cols_ = 0;
+  bool filtered_ = false;
+  mutable std::vector<std::uint8_t> rows_;
+  mutable long rows_first_ = 0, rows_count_ = 0;
 };
 
 // Collective: rank r contributes rows [first_row, first_row + rows.size()/sites).

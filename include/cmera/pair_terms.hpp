@@ -39,7 +39,8 @@ std::vector<long> dyadic_distances(long sites);
 // Stride between pair sites: `requested`, or max(1, N * chi_max^2 / 2048) when 0, i.e.
 // about 2048 / chi_max^2 pair sites per distance. The joint of a pair costs up to ~chi^8
 // against chi^5 per layer for a window, so on large lattices a subset of positions keeps
-// the pair terms affordable; every window stays in.
+// the pair terms affordable; every window stays in. A requested stride above N is refused
+// (cmera::Error): its one pair site would be weighted by more than N.
 long pair_stride(const Geometry& g, long requested);
 
 class PairTerms {

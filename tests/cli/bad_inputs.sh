@@ -134,6 +134,30 @@ cases=(
   "own_output_is_dir|2|2|$W/adir is a directory; the output must be a file name|generate --output naming a directory"
   "own_output_name_too_long|2|2|cannot be written (File name too long)|generate --output naming a path too long"
   "own_concurrent_train|2|2|is in use by another cmera train (host|a second train on an output.dir in use"
+  "restarts_too_many|2|2|'train.restarts' must be an integer in [1, 1000], got 100000|10^5 candidate starts"
+  "restart_iterations_too_many|2|2|'train.restart_iterations' must be an integer in [0, 1000000], got 10000000|10^7 iterations per candidate"
+  "sample_huge|2|2|--count 1000000000000 with N = 16 needs about|sample --count beyond the node's memory"
+  "generate_huge|2|2|--samples 1000000000000 x --sites 16 needs about|generate --samples beyond the node's memory"
+  "config_is_device|2|2|/dev/zero: not a regular file (a device); expected a TOML config file|config path is a device"
+  "config_symlink_loop|2|2|loop.toml: cannot read config file (Too many levels of symbolic links)|config path is a symlink loop"
+  "data_name_too_long|2|2|.h5: cannot open (File name too long)|data.path with a 300-byte name"
+  "data_symlink_loop|2|2|$W/loop.h5: cannot open (Too many levels of symbolic links)|data.path is a symlink loop"
+  "model_name_too_long|2|2|.h5: cannot open (File name too long)|model path with a 300-byte name (sample)"
+  "model_symlink_loop|2|2|$W/loop.h5: cannot open (Too many levels of symbolic links)|model path is a symlink loop (eval)"
+  "data_lzf|1 2 3|2|$W/lzf.h5: /configs is compressed with HDF5 filter 32000 ('lzf'), which this HDF5 library does not have|/configs compressed with a filter HDF5 lacks (h5py lzf)"
+  "eval_alphabet_attr|2|2|$W/attr.h5: alphabet attribute is 3 but model.chi[0] = 2|alphabet attribute differs from chi[0] (eval)"
+  "eval_alphabet|2|2|$W/values.h5: /configs[3, 5] = 7 is outside the alphabet 0..1|value outside the alphabet (eval)"
+  "restart_empty|2|2|--restart must be 'latest' or a checkpoint file, got an empty string|--restart \"\""
+  "max_hours_zero|2|2|--max-hours must be a finite number of hours > 0, got 0|--max-hours 0"
+  "max_hours_nan|2|2|--max-hours must be a finite number of hours > 0, got nan|--max-hours nan"
+  "pair_distances_duplicate|2|2|'objective.pair_distances' lists distance 4 twice|a pair distance listed twice"
+  "pair_stride_too_large|2|2|objective.pair_stride = 1000000 is larger than the lattice (N = 16 sites)|pair stride beyond N"
+  "pairs_off_with_distances|2|2|'objective.pair_distances' is set but 'objective.pairs' is false|pair distances with pairs = false"
+  "data_is_fifo|2|2|$W/fifo.h5: is not a regular file (a device, FIFO or socket), expected an HDF5 file|data.path is a FIFO"
+  "config_too_large|2|2|big.toml: 2097152 bytes is too large for a config file (at most 1 MiB)|a 2 MiB file given as config"
+  "depth_huge|2|2|'model.depth' must be an integer in [1, 60], got 2000000000|model.depth = 2e9"
+  "generate2d_huge|2|2|--samples 100000 of --size 46340 needs about|generate ising2d beyond the node's memory"
+  "data_unwritten|1 2 3|2|$W/unwritten.h5: /configs [1000000000000, 16] is not fully written (HDF5 has stored none of it|/configs created by h5py but never written (10^12 samples of fill values)"
 )
 
 case_config_missing() { mpi train "$W/nothere.toml"; }
@@ -219,6 +243,41 @@ case_too_many_ranks() { dataset_py "$W/n6.h5" 'np.zeros((40, 6), np.uint8)'
 case_write_fails_checkpoint() {
   CMERA_TEST_FAIL_WRITE=checkpoint- mpi train "$W/good.toml" --restart latest -P train.iterations=9; }
 case_write_fails_model() { CMERA_TEST_FAIL_WRITE=model.h5 mpi train "$W/good.toml" -P output.dir="$W/out2"; }
+case_restarts_too_many() { mpi train "$W/good.toml" -P train.restarts=100000; }
+case_restart_iterations_too_many() { mpi train "$W/good.toml" -P train.restart_iterations=10000000; }
+case_sample_huge() { mpi sample "$W/out/model.h5" --count 1000000000000 --output "$W/s.h5"; }
+case_generate_huge() {
+  mpi generate ising1d --sites 16 --samples 1000000000000 --corr 0.5 --output "$W/g.h5"; }
+case_config_is_device() { mpi train /dev/zero; }
+case_config_symlink_loop() { ln -sfn loop.toml "$W/loop.toml"; mpi train "$W/loop.toml"; }
+long_name() { printf "$W/%0300d.h5" 0; }
+case_data_name_too_long() { train_data "$(long_name)"; }
+case_data_symlink_loop() { ln -sfn loop.h5 "$W/loop.h5"; train_data "$W/loop.h5"; }
+case_model_name_too_long() { mpi sample "$(long_name)" --count 10 --output "$W/s.h5"; }
+case_model_symlink_loop() { ln -sfn loop.h5 "$W/loop.h5"; mpi eval "$W/loop.h5" --data "$W/d.h5"; }
+case_data_lzf() { $py -c 'import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "w") as f: f.create_dataset("configs", data=np.zeros((40, 16), np.uint8), compression="lzf")' \
+  "$W/lzf.h5"; train_data "$W/lzf.h5"; }
+case_eval_alphabet_attr() { h5edit "$W/d.h5" "$W/attr.h5" 'f["configs"].attrs["alphabet"] = 3'
+  mpi eval "$W/out/model.h5" --data "$W/attr.h5"; }
+case_eval_alphabet() {
+  dataset_py "$W/values.h5" 'np.where(np.arange(40 * 16).reshape(40, 16) == 3 * 16 + 5, 7, 0).astype(np.uint8)'
+  mpi eval "$W/out/model.h5" --data "$W/values.h5"; }
+case_restart_empty() { mpi train "$W/good.toml" --restart ""; }
+case_max_hours_zero() { mpi train "$W/good.toml" --max-hours 0; }
+case_max_hours_nan() { mpi train "$W/good.toml" --max-hours nan; }
+case_pair_distances_duplicate() { mpi train "$W/good.toml" -P objective.pair_distances=[2,4,4]; }
+case_pair_stride_too_large() { mpi train "$W/good.toml" -P objective.pair_stride=1000000; }
+case_pairs_off_with_distances() {
+  mpi train "$W/good.toml" -P objective.pairs=false -P objective.pair_distances=[2,4]; }
+case_data_is_fifo() { rm -f "$W/fifo.h5"; mkfifo "$W/fifo.h5"; train_data "$W/fifo.h5"; }
+case_config_too_large() { head -c 2097152 /dev/zero > "$W/big.toml"; mpi train "$W/big.toml"; }
+case_depth_huge() { mpi train "$W/good.toml" -P model.depth=2000000000; }
+case_data_unwritten() { $py -c 'import sys, h5py
+with h5py.File(sys.argv[1], "w") as f: f.create_dataset("configs", (10**12, 16), "u1", chunks=(4096, 16))' \
+  "$W/unwritten.h5"; train_data "$W/unwritten.h5"; }
+case_generate2d_huge() {
+  mpi generate ising2d --size 46340 --beta critical --samples 100000 --output "$W/g2.h5"; }
 
 # The user's files a case sets up must come out byte-identical: protect FILE...
 protect() { sha256sum "$@" >> "$W/case.sha"; }
