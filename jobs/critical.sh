@@ -46,7 +46,7 @@ stamp "generate ($configs configurations)"
 # One training run: name, then extra overrides. Output in $out/<name>/.
 train_one() {
   local name=$1; shift
-  mkdir -p "$out/$name"
+  rm -rf "${out:?}/$name" && mkdir -p "$out/$name"  # a new run each time, not a continuation
   mpirun --oversubscribe -n 1 "$cmera" train inputs/critical_rows.toml -P data.path="$data" \
     -P output.dir="$out/$name" -P train.iterations="$iterations" -P train.log_seconds=30 "$@" \
     > "$out/$name/train.log" 2>&1

@@ -17,6 +17,7 @@ for t in 0.3 0.6 0.8; do
   mpirun --oversubscribe -n 2 build/bin/cmera generate ising1d --sites $n --samples 200000 \
     --corr $t --seed 5 --output "$out/d_$t.h5" > /dev/null
   start=$(date +%s%N)
+  rm -rf "$out/run_$t"  # a new measurement, not a continuation
   mpirun --oversubscribe -n 2 build/bin/cmera train inputs/ising1d.toml -P data.path="$out/d_$t.h5" \
     -P "model.chi=[2,2]" -P model.depth=$depth -P output.dir="$out/run_$t" > "$out/train_$t.log"
   secs=$(( ($(date +%s%N) - start) / 1000000 ))  # milliseconds

@@ -25,6 +25,7 @@ for n in 4096 65536; do
         log="$out/train_${n}_${chi}_${np}_${pairs}.log"
         # Pair cones at chi = 4 cost ~10 ms each: time them over fewer iterations.
         n_iters=$iters; [ "$pairs" = true ] && [ "$chi" = 4 ] && n_iters=3
+        rm -rf "$out/run_${n}_${chi}_${np}_${pairs}"  # a new measurement, not a continuation
         mpirun --oversubscribe -n $np $cmera train inputs/ising1d.toml -P data.path="$data" \
           -P "model.chi=[2,$chi]" -P model.depth=$depth -P train.iterations=$n_iters \
           -P train.checkpoint_every=0 \

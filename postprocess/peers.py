@@ -27,6 +27,7 @@ held-out KL is at or below the best peer's.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -180,6 +181,7 @@ def run_rbm(train, held, settings):
 # ---------------------------------------------------------------- cmera
 def run_cmera(args, name, train_path, held_path, overrides):
     out = os.path.join(args.out, f"cmera_{name}")
+    shutil.rmtree(out, ignore_errors=True)  # each call is a new run (cmera continues none)
     cmd = args.mpirun.split() + [args.cmera, "train", args.config, "-P", f"data.path={train_path}",
                                  "-P", f"output.dir={out}", "-P", "train.log_seconds=1000"]
     for o in overrides:

@@ -96,6 +96,14 @@ std::string first_difference(const Config& saved, const Config& now, const std::
   return {};
 }
 
+// 64-bit FNV-1a of the config's keys that a continued run may not change: names the
+// temporaries of every run of this configuration (an identity, not a security measure).
+std::string config_digest(const Config& cfg) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (const unsigned char c : without_run_controls(cfg).to_toml()) h = (h ^ c) * 1099511628211ull;
+  return fmt::format("{:016x}", h);
+}
+
 // A fresh identity for a training run: 64 random bits from rank 0, on every rank.
 std::string new_run_id(const Comm& comm) {
   std::string id;
@@ -122,9 +130,11 @@ std::string config_difference(const std::string& saved_toml, const std::string& 
 }
 
 CheckpointSeries::CheckpointSeries(const Comm& comm, const Config& cfg, const TrainingState* resumed)
-    : run_id_(resumed && !resumed->run_id.empty() ? resumed->run_id : new_run_id(comm)) {
+    : run_id_(resumed && !resumed->run_id.empty() ? resumed->run_id : new_run_id(comm)),
+      temporary_tag_(config_digest(cfg) + "." + run_id_) {
   std::string problem;
   if (comm.is_root()) {
+    remove_leftovers(cfg);
     const auto present = list_checkpoints(cfg.output_dir);
     if (!resumed && !present.empty())
       problem = fmt::format("output.dir '{}' already holds checkpoints (newest: {}); continue that "
@@ -184,7 +194,7 @@ CheckpointWrite CheckpointSeries::write(const Comm& comm, const Config& cfg,
                      {"best_candidate", has_best ? candidates->best_candidate : -1},
                      {"best_iterations", static_cast<long long>(best_objective.size())}};
   extras.strings = {{"run_id", run_id_}};
-  extras.temporary_tag = run_id_;
+  extras.temporary_tag = temporary_tag_;
   for (std::size_t k = 0; k < optimizer_state.size(); ++k) {
     extras.table_sets.push_back(state_group(k));
     extras.tables.push_back(optimizer_state[k]);
@@ -208,25 +218,31 @@ CheckpointWrite CheckpointSeries::write(const Comm& comm, const Config& cfg,
     result.bytes = static_cast<long long>(fs::file_size(result.path, ec));
     std::erase_if(mine_, [&](const auto& c) { return c.second == result.path; });
     mine_.emplace_back(iteration, result.path);
-    prune(cfg.output_dir, cfg.keep_checkpoints);
+    prune(cfg.keep_checkpoints);
+    remove_leftovers(cfg);
   }
   comm.barrier();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
 
-// Rank 0: keeps this run's newest `keep` checkpoints, and removes the temporaries a killed
-// writer of this run left (named after the run: write_model's temporary_tag).
-void CheckpointSeries::prune(const std::string& dir, int keep) {
+// Rank 0: keeps this run's newest `keep` checkpoints.
+void CheckpointSeries::prune(int keep) {
   std::sort(mine_.rbegin(), mine_.rend());
   for (std::size_t k = static_cast<std::size_t>(keep); k < mine_.size(); ++k) {
     std::error_code ec;
     fs::remove(mine_[k].second, ec);
   }
   if (mine_.size() > static_cast<std::size_t>(keep)) mine_.resize(static_cast<std::size_t>(keep));
-  const std::regex leftover("checkpoint-\\d+\\.h5\\.tmp\\." + run_id_);
+}
+
+// Rank 0: removes the temporaries that killed writers of a run of this configuration left
+// (named after it: `checkpoint-<n>.h5.tmp.<config digest>.<run id>`, write_model's
+// temporary_tag); never another configuration's, never anything else.
+void CheckpointSeries::remove_leftovers(const Config& cfg) const {
+  const std::regex leftover("checkpoint-\\d+\\.h5\\.tmp\\." + config_digest(cfg) + "\\.[0-9a-f]{16}");
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec))
+  for (const auto& entry : fs::directory_iterator(cfg.output_dir, ec))
     if (std::regex_match(entry.path().filename().string(), leftover)) fs::remove(entry.path(), ec);
 }
 

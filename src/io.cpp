@@ -461,8 +461,8 @@ std::string reserve_space(const std::string& tmp, double bytes) {
     rc = -1;
   }
   if (rc == 0) return {};
-  return fmt::format("writing failed: {} (needs {:.3g} MB)", std::strerror(err ? err : ENOSPC),
-                     bytes / 1e6);
+  return fmt::format("writing failed: {} (the file needs {:.3g} MB)",
+                     std::strerror(err ? err : ENOSPC), bytes / 1e6);
 }
 
 // Writes a dataset file collectively through MPI-IO (each rank its rows), into a temporary
@@ -849,6 +849,38 @@ void DatasetReader::read(long first_sample, long count, const CyclicRange& colum
 
 // Dataset writer ----------------------------------------------------------------------
 
+namespace {
+
+// The dataset file around /configs: shape checks, space reservation, attributes and the
+// atomic rename; `put_rows(ctx, dset)` writes the rows (collectively, in any number of
+// calls, the same number on every rank).
+template <class PutRows>
+void write_dataset_file(const Comm& comm, const std::string& path, long total_samples,
+                        const std::vector<long>& sample_shape, int alphabet,
+                        const Attributes& attrs, PutRows&& put_rows) {
+  const Attributes shared = broadcast_attrs(comm, attrs);
+  double attr_bytes = 0;
+  for (const auto& [key, value] : shared) attr_bytes += static_cast<double>(key.size() + value.size());
+  double sites = 1;
+  for (long n : sample_shape) sites *= static_cast<double>(n);
+  // Object headers and attributes take a few KB; the margin covers them many times over.
+  const double bytes = static_cast<double>(total_samples) * sites + 2 * attr_bytes + (1 << 20);
+
+  write_atomically(comm, path, bytes, [&](const Ctx& c, hid_t file) {
+    std::vector<hsize_t> dims = {static_cast<hsize_t>(total_samples)};
+    for (long n : sample_shape) dims.push_back(static_cast<hsize_t>(n));
+    const Handle dset = create_dataset(c, file, "configs", H5T_STD_U8LE, dims);
+    put_rows(c, dset.get());
+    bool ok = put_int_attr(dset.get(), "alphabet", alphabet, H5T_STD_I32LE);
+    // Caller attributes first, so the reserved cmera_kind always has the last word.
+    for (const auto& [key, value] : shared) ok = ok && put_string_attr(file, key, value);
+    ok = ok && put_string_attr(file, "cmera_kind", "dataset");
+    c.require(ok, "writing attributes failed");
+  });
+}
+
+}  // namespace
+
 void write_dataset(const Comm& comm, const std::string& path, long total_samples, long sites,
                    int alphabet, long first_row, const std::vector<std::uint8_t>& rows,
                    const Attributes& attrs) {
@@ -872,23 +904,29 @@ void write_dataset(const Comm& comm, const std::string& path, long total_samples
   ctx.require(covered == total_samples,
               fmt::format("ranks supply {} rows for a dataset of {} samples", covered,
                           total_samples));
-  const Attributes shared = broadcast_attrs(comm, attrs);
-  double attr_bytes = 0;
-  for (const auto& [key, value] : shared) attr_bytes += static_cast<double>(key.size() + value.size());
-  // Object headers and attributes take a few KB; the margin covers them many times over.
-  const double bytes = static_cast<double>(total_samples) * static_cast<double>(sites) +
-                       2 * attr_bytes + (1 << 20);
+  write_dataset_file(comm, path, total_samples, sample_shape, alphabet, attrs,
+                     [&](const Ctx& c, hid_t dset) {
+                       write_rows(c, dset, "/configs", H5T_NATIVE_UINT8, first_row, mine, rows.data());
+                     });
+}
 
-  write_atomically(comm, path, bytes, [&](const Ctx& c, hid_t file) {
-    std::vector<hsize_t> dims = {static_cast<hsize_t>(total_samples)};
-    for (long n : sample_shape) dims.push_back(static_cast<hsize_t>(n));
-    const Handle dset = create_dataset(c, file, "configs", H5T_STD_U8LE, dims);
-    write_rows(c, dset.get(), "/configs", H5T_NATIVE_UINT8, first_row, mine, rows.data());
-    bool ok = put_int_attr(dset.get(), "alphabet", alphabet, H5T_STD_I32LE);
-    // Caller attributes first, so the reserved cmera_kind always has the last word.
-    for (const auto& [key, value] : shared) ok = ok && put_string_attr(file, key, value);
-    ok = ok && put_string_attr(file, "cmera_kind", "dataset");
-    c.require(ok, "writing attributes failed");
+long dataset_block_rows(const Comm& comm, long sites) {
+  constexpr long kBytesPerRank = 64L << 20;
+  return std::max(1L, kBytesPerRank / std::max(1L, sites)) * comm.size();
+}
+
+void write_dataset(const Comm& comm, const std::string& path, long total_samples, long sites,
+                   int alphabet, const RowSource& draw, const Attributes& attrs) {
+  const long block = dataset_block_rows(comm, sites);
+  write_dataset_file(comm, path, total_samples, {sites}, alphabet, attrs, [&](const Ctx& c, hid_t dset) {
+    std::vector<std::uint8_t> rows;
+    for (long b = 0; b < total_samples; b += block) {
+      const BlockPartition part{std::min(block, total_samples - b), comm.size()};
+      const long first = b + part.begin(comm.rank()), count = part.count(comm.rank());
+      rows.resize(static_cast<std::size_t>(count * sites));
+      draw(first, count, rows.data());
+      write_rows(c, dset, "/configs", H5T_NATIVE_UINT8, first, count, rows.data());
+    }
   });
 }
 

@@ -59,22 +59,19 @@ int run_generate(const Comm& comm, const GenerateArgs& a, const std::string& com
   require_positive(a.samples, "--samples");
   if (!(a.corr >= 0 && a.corr < 1))
     throw Error(fmt::format("--corr must be in [0, 1), got {}", a.corr));
-  const BlockPartition rows{a.samples, comm.size()};
-  require_memory(comm, static_cast<double>(rows.count(0)) * static_cast<double>(a.sites),
-                 fmt::format("--samples {} x --sites {}", a.samples, a.sites),
-                 "to hold its share of the dataset");
+  const long block = dataset_block_rows(comm, a.sites) / comm.size();
+  require_memory(comm, static_cast<double>(block) * static_cast<double>(a.sites),
+                 fmt::format("a block of {} samples x --sites {}", block, a.sites), "to draw");
   const double u = ising1d::bond_parameter_for(a.corr, a.sites);
   const std::string params = fmt::format(
       "generator = \"ising1d\"\nsites = {}\nsamples = {}\ncorr = {:.17g}\nbond_tanh = {:.17g}\nseed = {}\n",
       a.sites, a.samples, a.corr, u, a.seed);
   require_replaceable(comm, a.output, "dataset", {}, same_parameters(params));
-  const long first = rows.begin(comm.rank()), count = rows.count(comm.rank());
-  std::vector<std::uint8_t> data(static_cast<std::size_t>(count * a.sites));
+  write_dataset(comm, a.output, a.samples, a.sites, 2, [&](long first, long rows, std::uint8_t* out) {
 #pragma omp parallel for schedule(static)
-  for (long k = 0; k < count; ++k)
-    ising1d::draw(u, a.sites, a.seed, static_cast<std::uint64_t>(first + k),
-                  data.data() + k * a.sites);
-  write_dataset(comm, a.output, a.samples, a.sites, 2, first, data, provenance(command, params));
+    for (long k = 0; k < rows; ++k)
+      ising1d::draw(u, a.sites, a.seed, static_cast<std::uint64_t>(first + k), out + k * a.sites);
+  }, provenance(command, params));
   if (comm.is_root())
     fmt::print("wrote {} ({} samples x {} sites, periodic Ising chain, <s_i s_i+1> = {})\n",
                a.output, a.samples, a.sites, a.corr);
@@ -213,16 +210,15 @@ int run_sample(const Comm& comm, const std::string& model_path, long count, std:
   const ModelFileContents mf = read_model(comm, model_path);
   const Model& m = mf.model;
   const long n = m.geometry.sites;
-  const BlockPartition rows{count, comm.size()};
-  const long first = rows.begin(comm.rank()), mine = rows.count(comm.rank());
-  require_memory(comm, static_cast<double>(mine) * static_cast<double>(n),
-                 fmt::format("--count {} with N = {}", count, n), "to hold its share of the samples");
+  const long block = dataset_block_rows(comm, n) / comm.size();
+  require_memory(comm, static_cast<double>(block) * static_cast<double>(n),
+                 fmt::format("a block of {} samples with N = {}", block, n), "to draw");
   const AncestralSampler sampler(m);
-  std::vector<std::uint8_t> data(static_cast<std::size_t>(mine * n));
+  write_dataset(comm, output, count, n, m.geometry.chi[0], [&](long first, long rows, std::uint8_t* out) {
 #pragma omp parallel for schedule(static)
-  for (long k = 0; k < mine; ++k)
-    sampler.draw(seed, static_cast<std::uint64_t>(first + k), data.data() + k * n);
-  write_dataset(comm, output, count, n, m.geometry.chi[0], first, data, provenance(command, params));
+    for (long k = 0; k < rows; ++k)
+      sampler.draw(seed, static_cast<std::uint64_t>(first + k), out + k * n);
+  }, provenance(command, params));
   if (comm.is_root()) fmt::print("wrote {} ({} samples x {} sites)\n", output, count, n);
   return 0;
 }

@@ -124,7 +124,15 @@ void require_replaceable(const Comm& comm, const std::string& path, const std::s
     if (::lstat(path.c_str(), &st) != 0) {
       // Absent is the usual case; anything else (a name too long, a loop of links in the
       // directories) would fail the write later with a less clear message.
-      if (errno != ENOENT) problem = fmt::format("{}: cannot be written ({})", path, std::strerror(errno));
+      const int err = errno;
+      const fs::path dir = fs::path(path).parent_path();
+      struct stat dir_st {};
+      if (err != ENOENT)
+        problem = fmt::format("{}: cannot be written ({})", path, std::strerror(err));
+      else if (!dir.empty() && (::stat(dir.c_str(), &dir_st) != 0 || !S_ISDIR(dir_st.st_mode)))
+        problem = fmt::format("{}: its directory {} does not exist", path, dir.string());
+      else if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)  // EROFS even for root
+        problem = fmt::format("{}: its directory is not writable ({})", path, std::strerror(errno));
     } else if (S_ISDIR(st.st_mode)) {
       problem = fmt::format("{} is a directory; the output must be a file name", path);
     } else if (!S_ISREG(st.st_mode)) {

@@ -106,8 +106,8 @@ class CheckpointSeries {
 
   // Collective: writes the checkpoint (optimizer state taken from `optimizer_state`,
   // pointers into the live optimizer, to avoid copies) into cfg.output_dir, then deletes
-  // this run's checkpoints but the newest cfg.keep_checkpoints, and this run's temporaries
-  // left by a killed writer. With `candidates`, a candidate-phase checkpoint: the
+  // this run's checkpoints but the newest cfg.keep_checkpoints, and the temporaries that
+  // killed writers of this configuration left (also done at construction). With `candidates`, a candidate-phase checkpoint: the
   // arguments are start `candidate` part way. Test hook: CMERA_TEST_CHECKPOINT_DELAY=
   // <seconds> holds the write open (temporary file complete, not yet renamed) for that
   // long, so a test can kill the job inside the window.
@@ -118,9 +118,11 @@ class CheckpointSeries {
                         const CandidatePhaseWrite* candidates = nullptr);
 
  private:
-  void prune(const std::string& dir, int keep);
+  void prune(int keep);
+  void remove_leftovers(const Config& cfg) const;
 
   std::string run_id_;
+  std::string temporary_tag_;  // config digest and run id: names this run's temporaries
   std::vector<std::pair<long, std::string>> mine_;  // rank 0: (iteration, path), this run's
 };
 

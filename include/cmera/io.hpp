@@ -70,6 +70,17 @@ void write_dataset(const Comm& comm, const std::string& path, long total_samples
                    int alphabet, long first_row, const std::vector<std::uint8_t>& rows,
                    const Attributes& attrs);
 
+// Rows [first, first + count) of a dataset drawn into `out` ([count][sites], row-major);
+// the rows depend only on their index, never on how they are split into calls.
+using RowSource = std::function<void(long first, long count, std::uint8_t* out)>;
+// Collective: a [total_samples, sites] dataset whose rows `draw` produces, in blocks of
+// dataset_block_rows (each rank draws and writes its share of a block, about 64 MiB, at a
+// time), so memory does not grow with the number of samples.
+void write_dataset(const Comm& comm, const std::string& path, long total_samples, long sites,
+                   int alphabet, const RowSource& draw, const Attributes& attrs);
+// Rows of one such block over all ranks.
+long dataset_block_rows(const Comm& comm, long sites);
+
 struct ModelFileContents {
   Model model;
   std::string config_toml;

@@ -134,10 +134,12 @@ cases=(
   "own_output_is_dir|2|2|$W/adir is a directory; the output must be a file name|generate --output naming a directory"
   "own_output_name_too_long|2|2|cannot be written (File name too long)|generate --output naming a path too long"
   "own_concurrent_train|2|2|is in use by another cmera train (host|a second train on an output.dir in use"
+  "own_lock_symlink|2|2|cannot open the lock file $W/own9/.cmera.lock: Too many levels of symbolic links|output.dir/.cmera.lock is a link planted to a user's file"
+  "own_output_no_dir|2|2|$W/nowhere/s.h5: its directory $W/nowhere does not exist|--output in a directory that does not exist"
   "restarts_too_many|2|2|'train.restarts' must be an integer in [1, 1000], got 100000|10^5 candidate starts"
   "restart_iterations_too_many|2|2|'train.restart_iterations' must be an integer in [0, 1000000], got 10000000|10^7 iterations per candidate"
-  "sample_huge|2|2|--count 1000000000000 with N = 16 needs about|sample --count beyond the node's memory"
-  "generate_huge|2|2|--samples 1000000000000 x --sites 16 needs about|generate --samples beyond the node's memory"
+  "sample_huge|2|74|s.h5: writing failed: No space left on device (the file needs 1.6e+07 MB)|sample --count beyond the disk (memory is bounded: samples are drawn and written in blocks)"
+  "generate_huge|2|74|g.h5: writing failed: No space left on device (the file needs 1.6e+07 MB)|generate --samples beyond the disk (drawn and written in blocks)"
   "config_is_device|2|2|/dev/zero: not a regular file (a device); expected a TOML config file|config path is a device"
   "config_symlink_loop|2|2|loop.toml: cannot read config file (Too many levels of symbolic links)|config path is a symlink loop"
   "data_name_too_long|2|2|.h5: cannot open (File name too long)|data.path with a 300-byte name"
@@ -318,6 +320,10 @@ case_own_concurrent_train() {  # the first run holds the lock while it sits in a
   # The first run is not disturbed: it finishes with its model.
   wait $first && [ -s "$W/own8/model.h5" ] || echo "cmera: error: the first run failed" >&2
   return $rc; }
+case_own_lock_symlink() { mkdir -p "$W/own9"; echo "precious" > "$W/precious.txt"
+  ln -sfn "$W/precious.txt" "$W/own9/.cmera.lock"; protect "$W/precious.txt"
+  mpi train "$W/good.toml" -P output.dir="$W/own9"; }
+case_own_output_no_dir() { mpi sample "$W/out/model.h5" --count 10 --output "$W/nowhere/s.h5"; }
 
 # ---- run ----
 failures=0

@@ -7,7 +7,8 @@
 #   there byte-identical and valid; after the filesystem grows, `--restart latest`
 #   continues and ends with the tables of an uninterrupted run, bitwise;
 # - sample and generate onto the full filesystem fail the same way, leaving no file, and
-#   the user's file already there unchanged.
+#   the user's file already there unchanged;
+# - on the same filesystem made read-only, train and sample are refused before any work.
 # Usage: full_disk.sh CMERA SOURCE_DIR
 set -uo pipefail
 cmera="$1"; src="$2"
@@ -92,4 +93,19 @@ for np in 1 2 3; do
   [ "$(cat "$mnt/notes.txt")" = "the user's notes" ] || fail "the user's file changed"
   [ "$failures" -eq 0 ] && echo "ok  np $np: checkpoint, sample and generate on a full disk; restart continued bitwise"
 done
+
+# A read-only filesystem: refused before any work, with one line, exit 2.
+np=2
+mkdir -p "$mnt/ro-run" && mount -o remount,ro "$mnt"
+for args in "train $W/c.toml -P output.dir=$mnt/ro-run|is not writable (Read-only file system)" \
+            "sample $W/ref2/model.h5 --count 10 --output $mnt/s.h5|its directory is not writable (Read-only file system)"; do
+  IFS='|' read -r command fragment <<< "$args"
+  # shellcheck disable=SC2086  # the command's words
+  timeout 60 mpirun --oversubscribe -n $np "$cmera" $command > "$W/out.log" 2> "$W/err.log"
+  rc=$?
+  [ "$rc" -eq 2 ] && [ "$(grep -c '^cmera: error: ' "$W/err.log")" -eq 1 ] &&
+    grep -q "^cmera: error: .*$fragment" "$W/err.log" ||
+    { fail "read-only: $command: status $rc"; sed 's/^/    /' "$W/err.log" | head -n 5; }
+done
+[ "$failures" -eq 0 ] && echo "ok  read-only filesystem: train and sample refused"
 [ "$failures" -eq 0 ] || { echo "$failures failures"; exit 1; }

@@ -41,7 +41,9 @@ rank_pid() {
 
 crash() {  # crash SIGNAL RANK
   local signal=$1 rank=$2 pid t0 rc
-  mpirun --oversubscribe -n 2 "$cmera" train "$W/c.toml" > "$W/log" 2>&1 &
+  # A directory per crash: cmera starts no fresh run over the checkpoints of another.
+  mpirun --oversubscribe -n 2 "$cmera" train "$W/c.toml" -P output.dir="$W/out-$signal-$rank" \
+    > "$W/log" 2>&1 &
   job=$!
   for _ in $(seq 600); do grep -q '^iter ' "$W/log" && break; sleep 0.1; done
   grep -q '^iter ' "$W/log" || { cat "$W/log"; echo "FAIL: training did not start"; exit 1; }
