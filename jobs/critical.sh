@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Learning every scale (DESIGN §5) on critical data, from scratch: generate rows of
+# Learning every scale (docs/design.md §3) on critical data, from scratch: generate rows of
 # critical 2D Ising configurations (L = 128, beta_c), train a tied chi = 2 MERA with
 # default settings for SEEDS seeds plus one window-only contrast, evaluate each (window
 # KL, exact C(r) for every r = 1..64, learned flow, scaling dimensions), check that every

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Checks trained models against the multiscale success criterion (DESIGN §5): for each
+"""Checks trained models against the multiscale success criterion (docs/design.md §3): for each
 `cmera eval --json` file, |C_model(r) - C_data(r)| / |C_data(r)| for EVERY r in the file
 and the window KL, against bounds given on the command line. Prints one table row per
 run and writes a JSON summary; exits 1 if any run fails a bound.

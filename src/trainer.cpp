@@ -2,7 +2,7 @@
 // objective allreduce, reverse sweep, table gradients reduced (tied: allreduce; untied:
 // to the owning rank), update of owned rows, refresh of the halo tables other ranks'
 // cones read. Candidate starts ("restarts") run the same loop for a few iterations and
-// the best objective continues: random and even decimation starts can stall (DESIGN §4).
+// the best objective continues: random and even decimation starts can stall (docs/design.md §4).
 // Stop requests are polled at every iteration boundary of both phases. Trade-off: the
 // candidate phase is deterministic, so it could be replayed instead of saved, but a long
 // one (large train.restart_iterations) must not run twice; a stop there saves the start in

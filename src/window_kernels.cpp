@@ -2,7 +2,7 @@
 // dense matrix product, written as a strided triple loop (`product`, instantiated per
 // inner size) because at chi <= 8 the matrices are at most 64 x 64 and the call overhead
 // of a BLAS would dominate.
-// Notation of DESIGN §3: coarse window (y1, y2, y3) -> isometry outputs (a1, a2, a3, a4)
+// Notation of docs/design.md §2: coarse window (y1, y2, y3) -> isometry outputs (a1, a2, a3, a4)
 // -> fine children; T1..T3 are the isometry stages shared by both children.
 #include "cmera/window_kernels.hpp"
 

@@ -1,4 +1,4 @@
-// Reverse pass and optimizers (DESIGN §4). WindowSweep::gradient is checked entry by
+// Reverse pass and optimizers (docs/design.md §3, §4). WindowSweep::gradient is checked entry by
 // entry (every W, U and top entry of small models, tied and untied) against a
 // five-point central difference of log_likelihood, which is w.r.t. the RAW entries
 // (no renormalization after the perturbation). The five-point stencil (error O(h^4))
@@ -182,7 +182,7 @@ TEST(Gradient, AccumulatesIntoGivenTables) {
   }
 }
 
-// Ranks sweep blocks of windows (DESIGN §8): the block gradients, summed, must equal the
+// Ranks sweep blocks of windows (docs/design.md §5): the block gradients, summed, must equal the
 // gradient of the whole lattice, for blocks that wrap around the boundary too.
 TEST(Gradient, BlockSweepsSumToFullGradient) {
   std::uint64_t seed = 30;
@@ -224,7 +224,7 @@ TEST(Gradient, BlockSweepsSumToFullGradient) {
   }
 }
 
-// EM on a composite likelihood never decreases it (DESIGN §4). For representable data the
+// EM on a composite likelihood never decreases it (docs/design.md §4). For representable data the
 // objective is also bounded by Gibbs: mean sum q log p <= -mean entropy.
 void expect_em_monotone(const Case& c, const WindowStats& st, std::uint64_t seed, bool bounded) {
   Model m = random_model(c, seed);

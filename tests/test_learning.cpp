@@ -1,7 +1,7 @@
 // Learning the periodic 1D Ising chain from generated data with default settings: KL per
 // window < 1e-4 and the exact model correlation within 0.01 of t^r for r <= 16, for
 // N = 64, 128, 256 and t = 0.3, 0.6, 0.8. Window terms alone do not pin C(r) and
-// random starts stall (DESIGN §4); the defaults (decimation start, 4 candidate starts,
+// random starts stall (docs/design.md §3, §4); the defaults (decimation start, 4 candidate starts,
 // Adam, dyadic pair terms) are what this test holds to account.
 #include <gtest/gtest.h>
 #include <mpi.h>

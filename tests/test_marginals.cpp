@@ -1,4 +1,4 @@
-// Exact marginals (DESIGN §3) against brute-force enumeration of the full joint of every
+// Exact marginals (docs/design.md §2) against brute-force enumeration of the full joint of every
 // layer (brute_force.hpp): the generic site-set descend for windows, pairs at every
 // distance and arbitrary unsorted sets; the fast window sweep for every bottom window;
 // normalization and consistency of overlapping windows. Geometries cover depth 1 and 2,

@@ -1,4 +1,4 @@
-// Ancestral samples reproduce the exact marginals (DESIGN §3) within statistical error:
+// Ancestral samples reproduce the exact marginals (docs/design.md §2) within statistical error:
 // Pearson chi-square tests of empirical 3-site windows (including wrapping ones) and
 // far pairs against site_marginal, for a tied and an untied random model. The threshold
 // is the exact chi-square quantile (survival function in closed form for integer

@@ -32,7 +32,7 @@ struct Config {
   double log_seconds = 2.0;         // progress line at most this often (plus first/last)
   long checkpoint_every = 50;       // iterations between checkpoints (0: selection and end only)
   // [objective]
-  bool pairs = true;                // multiscale pair terms {i, i+r} (DESIGN §5)
+  bool pairs = true;                // multiscale pair terms {i, i+r} (docs/design.md §3)
   std::vector<long> pair_distances; // empty: dyadic 2, 4, ..., N/2
   double pair_weight = 1.0;         // weight of each distance relative to the windows
   long pair_stride = 0;             // pairs at i = 0, s, 2s, ...; 0: max(1, N chi_max^2 / 2048)

@@ -1,5 +1,5 @@
 // The model's exact two-point function C(r) = (1/N) sum_i <s_i s_i+r>, r = 1..R
-// (DESIGN §6), for every distance, without sampling.
+// (docs/design.md §3), for every distance, without sampling.
 //
 // Trade-off: one general cone per pair {i, i+r} costs a dense descend from the top per
 // pair, N R of them (N = 4096, chi = 4, R = N/2: unfinished after 11 minutes). Instead, for each pair take the layer m where

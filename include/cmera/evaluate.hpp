@@ -1,4 +1,4 @@
-// Evaluation of a trained model against data (DESIGN §6): window KL and cross entropy
+// Evaluation of a trained model against data (docs/design.md §6): window KL and cross entropy
 // (exact model marginals, empirical data marginals) and the two-point function of model
 // (exact, from pair cones) and data, r = 1..R. Model-only diagnostics of the learned
 // RG flow: the coarse variables' marginals and neighbour mutual information per layer,

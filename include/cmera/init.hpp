@@ -1,4 +1,4 @@
-// Initial tables. Random starts stall far from the optimum (DESIGN §4), so the default
+// Initial tables. Random starts stall far from the optimum (docs/design.md §4), so the default
 // is a noisy *decimation* start: isometries copy the coarse value into both outputs
 // (encoding it in base chi_l when the coarse alphabet is larger), disentanglers pass
 // their second input through and draw the first output freely. That is the exact

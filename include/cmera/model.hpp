@@ -1,4 +1,4 @@
-// The classical binary MERA of DESIGN §2: geometry (sites per layer, alphabet per
+// The classical binary MERA of docs/design.md §1: geometry (sites per layer, alphabet per
 // layer), the conditional tables of each layer, and the top joint table. Tables are
 // stored for the whole lattice on every rank (natural site order, so files and restarts
 // are rank-count independent); ranks *compute* only on their causal-cone ranges and
@@ -71,11 +71,11 @@ struct Model {
   double normalization_error() const;
 };
 
-// Site bookkeeping of §2/§3 shared by every descend and ascend.
+// Site bookkeeping of docs/design.md §1/§2 shared by every descend and ascend.
 namespace cone {
 // Index i on a ring of n sites, in [0, n) for any integer i.
 inline long wrap(long i, long n) { return ((i % n) + n) % n; }
-// Coarse window feeding the fine window starting at s (DESIGN §3): floor((s-1)/2).
+// Coarse window feeding the fine window starting at s (docs/design.md §2): floor((s-1)/2).
 inline long coarse_window(long s) { return (s >= 1) ? (s - 1) / 2 : -1; }
 // Disentangler producing site s of a layer with 2M sites: U_{floor((s-1)/2) mod M}.
 inline long disentangler_of(long s, long M) { return (((s - 1) % (2 * M) + 2 * M) % (2 * M)) / 2; }

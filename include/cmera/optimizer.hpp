@@ -1,4 +1,4 @@
-// Parameter updates on normalized conditional tables (DESIGN §4). EM multiplies each
+// Parameter updates on normalized conditional tables (docs/design.md §4). EM multiplies each
 // entry by its gradient (posterior expected counts) plus a Dirichlet pseudocount and
 // renormalizes: monotone and parameter free. Adam ascends the objective on softmax
 // logits. Both touch only the rows a rank owns (its block of coarse sites for untied

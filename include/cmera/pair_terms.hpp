@@ -1,4 +1,4 @@
-// Multiscale pair terms of the objective (DESIGN §5): for every distance r in a list
+// Multiscale pair terms of the objective (docs/design.md §3): for every distance r in a list
 // (dyadic by default) and every site i a rank owns, the exact joint marginal of
 // {i, i+r}, its log-likelihood under the data's pair statistics, and the reverse pass.
 // Windows fix short-range structure only; these terms pin the correlation function at

@@ -2,7 +2,7 @@
 // own causal cone inside that window, and the pull-back of functions of the site through
 // the window kernels. Shared by the multiscale pair terms (training) and the exact
 // two-point function (eval): both split a far pair's joint at the layer where the two
-// cones meet, below which each site only needs P(site | its cone there) (DESIGN §3).
+// cones meet, below which each site only needs P(site | its cone there) (docs/design.md §3).
 //
 // Trade-off: a function is carried on the whole window (chi^3 entries) rather than on
 // the cone's own one or two sites, so the pull-back is the O(chi^5) window kernel that

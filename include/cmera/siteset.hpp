@@ -1,5 +1,5 @@
 // Reference path and general cones: the exact marginal of ANY set of sites at any layer,
-// by the cone rule of DESIGN §3 (parents of a set = inputs of the isometries feeding the
+// by the cone rule of docs/design.md §2 (parents of a set = inputs of the isometries feeding the
 // disentanglers touching it), and its adjoint. A ConePlan records, once per site set,
 // the sequence "top marginal, then per layer: isometries, disentanglers" on labelled
 // dense tensors; forward() contracts it, backward() runs it in reverse and adds dL/dtable.

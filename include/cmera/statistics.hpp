@@ -1,4 +1,4 @@
-// The one pass over the data (DESIGN §4): empirical window distributions of a rank's
+// The one pass over the data (docs/design.md §5): empirical window distributions of a rank's
 // owned windows and the data's two-point function. Reads run in collective sample chunks
 // of each rank's column slab plus halo; values outside the alphabet are an error naming
 // the file, sample and site.

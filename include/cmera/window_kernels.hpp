@@ -1,4 +1,4 @@
-// Hot path: descend and ascend of 3-site windows through one layer (DESIGN §3).
+// Hot path: descend and ascend of 3-site windows through one layer (docs/design.md §2).
 // Both fine windows s = 2c+1 (odd) and s = 2c+2 (even) hang off the same coarse window c
 // and share the isometry stage T3(a1..a4), so the kernels work per coarse window and
 // emit both children: O(chi^5) per window. The reverse kernel recomputes the forward

@@ -35,7 +35,7 @@ class WindowSweep {
   // Table indices (coarse sites of layer+1) whose W/U the cones at `layer` touch.
   CyclicRange tables_touched(int layer) const;
 
-  // Window marginals of every layer's range from the model (exact, DESIGN §3).
+  // Window marginals of every layer's range from the model (exact, docs/design.md §2).
   void forward(const Model& model);
   // Marginal of owned bottom window first+k after forward().
   const double* bottom(long k) const { return rho_[0].data() + k * window_size(0); }
