@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A private single-node Slurm (munged, slurmctld, slurmd) for tests, following
-# shared/notes/slurm-local.md: everything lives under one folder, daemons are stopped by
-# the pids recorded at start (never by name: other Slurms or zombies may be around).
+# A private single-node Slurm (munged, slurmctld, slurmd) for tests: everything lives under
+# one folder (no systemd, no cgroups: proctrack/linuxproc, task/none; the node advertises
+# 4 CPUs through config_overrides), daemons are stopped by the pids recorded at start
+# (never by name: other Slurms or zombies may be around).
 # Usage: local_slurm.sh start DIR   (prints `export SLURM_CONF=...` for the caller to eval)
 #        local_slurm.sh stop DIR
 # Installs slurm-wlm and munge when missing (Debian 12, as root); ~50 s the first time.
