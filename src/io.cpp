@@ -1,10 +1,13 @@
-// HDF5 files through MPI-IO (io.hpp); a chunked /configs is read through a per-rank serial
-// handle instead (DatasetReader). Every operation is collective, and every step that
-// can fail ends in Comm::check, so all ranks raise the same cmera::Error at the same
-// point instead of one rank throwing while the others wait in the next collective call.
-// Trade-off: that costs one small allreduce per step, negligible next to file I/O.
-// Writers create "<path>.tmp.<pid of rank 0>", close it, and only then rename it onto
-// <path>, so a failed write never damages an existing file.
+// HDF5 files (io.hpp). Datasets through MPI-IO; a chunked /configs is read through a
+// per-rank serial handle instead (DatasetReader). Every operation is collective, and every
+// step that can fail ends in Comm::check, so all ranks raise the same cmera::Error at the
+// same point instead of one rank throwing while the others wait in the next collective
+// call. Trade-off: that costs one small allreduce per step, negligible next to file I/O.
+// Writers fill a temporary "<path>.tmp.<tag>" and only then rename it onto <path>, so a
+// failed write never damages an existing file. Dataset writers reserve their disk space
+// before any collective write (reserve_space); models and checkpoints are built in rank
+// 0's memory and written with plain POSIX calls (MemoryFile), so that no failure of the
+// disk can leave a rank inside a collective call.
 //
 // Dataset file
 //   /configs            uint8 [samples, sites], contiguous; attribute alphabet (int32)
