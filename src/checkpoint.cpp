@@ -29,7 +29,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::regex kCheckpointName(R"(checkpoint-(\d+)\.h5)");
+// At most 18 digits: every such number fits a long (a longer one is not a checkpoint).
+const std::regex kCheckpointName(R"(checkpoint-(\d{1,18})\.h5)");
 
 // More state tables than any optimizer keeps (Adam: logits, two moments, step counts).
 constexpr long long kMaxOptimizerStates = 16;

@@ -135,6 +135,7 @@ cases=(
   "own_output_name_too_long|2|2|cannot be written (File name too long)|generate --output naming a path too long"
   "own_concurrent_train|2|2|is in use by another cmera train (host|a second train on an output.dir in use"
   "own_lock_symlink|2|2|cannot open the lock file $W/own9/.cmera.lock: Too many levels of symbolic links|output.dir/.cmera.lock is a link planted to a user's file"
+  "own_checkpoint_name_huge|2|2|already holds checkpoints (newest: $W/own10/checkpoint-000000000000000001.h5)|checkpoint file names with 19 and 18 digits in output.dir"
   "own_output_no_dir|2|2|$W/nowhere/s.h5: its directory $W/nowhere does not exist|--output in a directory that does not exist"
   "restarts_too_many|2|2|'train.restarts' must be an integer in [1, 1000], got 100000|10^5 candidate starts"
   "restart_iterations_too_many|2|2|'train.restart_iterations' must be an integer in [0, 1000000], got 10000000|10^7 iterations per candidate"
@@ -323,6 +324,9 @@ case_own_concurrent_train() {  # the first run holds the lock while it sits in a
 case_own_lock_symlink() { mkdir -p "$W/own9"; echo "precious" > "$W/precious.txt"
   ln -sfn "$W/precious.txt" "$W/own9/.cmera.lock"; protect "$W/precious.txt"
   mpi train "$W/good.toml" -P output.dir="$W/own9"; }
+case_own_checkpoint_name_huge() { mkdir -p "$W/own10"
+  echo x > "$W/own10/checkpoint-99999999999999999999.h5"; echo y > "$W/own10/checkpoint-000000000000000001.h5"
+  mpi train "$W/good.toml" -P output.dir="$W/own10"; }
 case_own_output_no_dir() { mpi sample "$W/out/model.h5" --count 10 --output "$W/nowhere/s.h5"; }
 
 # ---- run ----
