@@ -18,6 +18,15 @@ Comm::Comm(MPI_Comm comm) : comm_(comm) {
 
 void Comm::barrier() const { MPI_Barrier(comm_); }
 
+int Comm::ranks_on_node() const {
+  MPI_Comm node;
+  MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
+  int n = 1;
+  MPI_Comm_size(node, &n);
+  MPI_Comm_free(&node);
+  return n;
+}
+
 double Comm::sum(double x) const {
   double r = 0;
   MPI_Allreduce(&x, &r, 1, MPI_DOUBLE, MPI_SUM, comm_);

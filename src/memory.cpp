@@ -1,9 +1,9 @@
-// Memory guard (memory.hpp): node memory from sysconf, ranks per node from an MPI shared-
-// memory split, both agreed over all ranks so that every rank reaches the same verdict.
+// Memory guard (memory.hpp): node memory from sysconf, ranks per node from the
+// communicator (Comm::ranks_on_node), both agreed over all ranks so that every rank
+// reaches the same verdict.
 #include "cmera/memory.hpp"
 
 #include <fmt/format.h>
-#include <mpi.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,11 +17,6 @@ double node_memory_bytes() {
 
 void require_memory(const Comm& comm, double bytes_per_rank, std::string_view subject,
                     std::string_view purpose) {
-  MPI_Comm node_comm;
-  MPI_Comm_split_type(comm.raw(), MPI_COMM_TYPE_SHARED, comm.rank(), MPI_INFO_NULL, &node_comm);
-  int on_node = 1;
-  MPI_Comm_size(node_comm, &on_node);
-  MPI_Comm_free(&node_comm);
   // Agreed in whole KiB (long long holds any real size; absurd requests saturate).
   constexpr double kUnit = 1024, kCap = 4e18;
   const auto kib = [&](double bytes) {
@@ -29,7 +24,7 @@ void require_memory(const Comm& comm, double bytes_per_rank, std::string_view su
   };
   const double need = static_cast<double>(comm.max(kib(bytes_per_rank))) * kUnit;
   const double node = -static_cast<double>(comm.max(-kib(node_memory_bytes()))) * kUnit;
-  const long long ranks = comm.max(on_node);
+  const long long ranks = comm.max(comm.ranks_on_node());
   constexpr double kGiB = 1 << 30;
   comm.check(need * static_cast<double>(ranks) <= node,
              fmt::format("{} needs about {:.1f} GiB per rank {}; this node has {:.1f} GiB{}",

@@ -22,6 +22,8 @@ class Comm {
   MPI_Comm raw() const { return comm_; }
 
   void barrier() const;
+  // Collective: how many ranks of this communicator share this rank's node (memory).
+  int ranks_on_node() const;
   double sum(double x) const;
   long long sum(long long x) const;
   long long max(long long x) const;
