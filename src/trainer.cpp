@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <functional>
@@ -279,10 +280,12 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
       count_window_stats(comm, data, g.chi[0], first, count, cfg.data_chunk_samples);
   const PairStats pair_stats = count_pair_stats(comm, data, g.chi[0], first, count, stride,
                                                 distances, cfg.data_chunk_samples);
-  if (comm.is_root())
+  if (comm.is_root()) {
     fmt::print("statistics pass: {} samples x {} sites, {} pair distances (every {} sites) in "
                "{:.2f} s on {} ranks\n", data.shape().samples, g.sites, distances.size(), stride,
                seconds_since(t0), comm.size());
+    std::fflush(stdout);  // a batch log (a file) shows the run has started training
+  }
   // Pairs at every stride-th site stand for all sites: weight them up by the stride.
   Problem prob(comm, g, cfg.tied, stats, pair_stats, cfg.pair_weight * static_cast<double>(stride));
   const InitKind init = parse_init_kind(cfg.init);

@@ -89,8 +89,14 @@ check_checkpoints
 export CMERA_TEST_CHECKPOINT_DELAY=0.2
 seen=$(newest); seen=${seen:-0}
 for k in 1 2 3 4; do
+  # The random moment counts from the end of the statistics pass, so that a slow start-up
+  # (a loaded machine, the sanitizer build) cannot make every kill land before training.
+  passes=$(grep -c '^statistics pass' "$work/job.log" || true)
   start
-  sleep "$($py -c "import random; print(round(random.uniform(0.8, 2.5), 2))")"
+  for _ in $(seq 600); do
+    [ "$(grep -c '^statistics pass' "$work/job.log" || true)" -gt "$passes" ] && break; sleep 0.1
+  done
+  sleep "$($py -c "import random; print(round(random.uniform(0.3, 2.0), 2))")"
   kill_job
   echo "kill $k: newest checkpoint $(newest)"
   check_checkpoints
