@@ -1,5 +1,5 @@
 // Test helper: a fixed-length string attribute read with plain HDF5 calls (what cmera
-// writes; see src/io.cpp), independent of cmera's own reader. "<unreadable>" when the
+// writes; see src/io/hdf5_file.cpp), independent of cmera's own reader. "<unreadable>" when the
 // attribute is missing or variable-length.
 #pragma once
 #include <hdf5.h>

@@ -22,7 +22,7 @@
 // In the candidate phase /model, /optimizer and the entries of /history after the first
 // best_iterations are the start in progress; those first entries are the best start's.
 // Trade-off: the two starts share the model file's one history instead of a new dataset
-// kind in io.cpp, and every candidate-phase checkpoint is named checkpoint-00000000.h5
+// kind in src/io/model_file.cpp, and every candidate-phase checkpoint is named checkpoint-00000000.h5
 // (iteration 0: no iteration of the run's history is final before selection), so each one
 // replaces the last by an atomic rename and is always older than the post-selection
 // checkpoint-<restart_iterations>.h5, whatever rotation keeps.

@@ -53,7 +53,7 @@ class DatasetReader {
   long file_ = -1;
   long dset_ = -1;
   // A chunked /configs (chunk_rows_ > 0) is read through a per-rank serial handle into
-  // rows_, samples [rows_first_, rows_first_ + rows_count_) of every site (io.cpp).
+  // rows_, samples [rows_first_, rows_first_ + rows_count_) of every site (src/io/dataset_reader.cpp).
   bool load_rows(long first, long count) const;
   long chunk_rows_ = 0, chunk_cols_ = 0;
   bool filtered_ = false;
@@ -89,8 +89,8 @@ struct ModelFileContents {
   Attributes provenance;
 };
 
-// What a file of another kind (a checkpoint) stores beside a model file's contents. io.cpp
-// lays it out (extra table sets like /model, integers as root attributes); checkpoint.cpp
+// What a file of another kind (a checkpoint) stores beside a model file's contents.
+// src/io/model_file.cpp lays it out (extra table sets like /model, integers as root attributes); checkpoint.cpp
 // says what it means. The trade-off: one writer and reader for every table-shaped thing,
 // at the price of this generic bag instead of named fields.
 struct ModelFileExtras {

@@ -84,7 +84,7 @@ checkpointed() {
 }
 # Byte for byte equal to the uninterrupted run's model.h5, except where a file records
 # when it was written: the created_utc attribute, HDF5's object-header timestamps (32-bit
-# epoch seconds; io.cpp keeps HDF5's default of tracking them), and the CRC-32 of the
+# epoch seconds; src/io/ keeps HDF5's default of tracking them), and the CRC-32 of the
 # integrity block that covers both. Every differing byte must lie in the created_utc
 # value, the crc32 line, or a 32-bit word that holds a time within this test's run in
 # both files.

@@ -1,4 +1,4 @@
-// Checkpoint files (checkpoint.hpp) on top of io.cpp's model writer and reader: a
+// Checkpoint files (checkpoint.hpp) on top of the model writer of src/io/model_file.cpp and reader: a
 // checkpoint is a model file of kind "checkpoint" with ModelFileExtras, written durably
 // (fsync before and after the rename) because it is the one file a crashed job needs.
 // Trade-off: a restart reads every table on every rank (simple, and any rank count works);

@@ -1,5 +1,5 @@
 // Provenance key/values stamped into every file cmera writes. Everything is collected
-// locally (no communication), so host and time are this rank's; the writers in io.cpp
+// locally (no communication), so host and time are this rank's; the writers in src/io/
 // store rank 0's values, which is what a file needs: one consistent record.
 #include "cmera/provenance.hpp"
 
