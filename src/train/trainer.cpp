@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <functional>
+#include <optional>
 
 #include "cmera/checkpoint.hpp"
 #include "cmera/error.hpp"
@@ -221,10 +222,9 @@ void run(const Comm& comm, Problem& prob, Candidate& cand, long iterations, cons
   }
 }
 
-}  // namespace
-
-TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) {
-  DatasetReader data(comm, cfg.data_path);
+// The model's geometry on the dataset's lattice, refused before any work when it does not
+// fit the data, the rank count or the node's memory.
+Geometry checked_geometry(const Comm& comm, const Config& cfg, const DatasetReader& data) {
   Geometry g{data.shape().sites, cfg.chi};
   try {
     g.validate();
@@ -235,7 +235,6 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   if (comm.size() > g.sites)
     throw Error(fmt::format("{} MPI ranks for a lattice of {} sites: use at most {} ranks",
                             comm.size(), g.sites, g.sites));
-
   // Every rank holds the whole model several times over (tables, gradient, optimizer
   // state, the best candidate): a typo in model.chi must not end in an out-of-memory kill
   // after the job has waited in the queue.
@@ -243,34 +242,211 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   require_memory(comm, kTableCopies * g.table_bytes(cfg.tied),
                  fmt::format("model.chi = [{}] with N = {}", fmt::join(g.chi, ", "), g.sites),
                  "for its tables, gradient and optimizer state");
+  return g;
+}
 
+std::vector<long> pair_distances(const Config& cfg, const Geometry& g) {
   std::vector<long> distances;
   if (cfg.pairs) distances = cfg.pair_distances.empty() ? dyadic_distances(g.sites) : cfg.pair_distances;
   for (long r : distances)
     if (r >= g.sites)
       throw Error(fmt::format("objective.pair_distances: distance {} is outside 1..{}", r, g.sites - 1));
+  return distances;
+}
+
+// The checkpoint options.restart names, if any (announced on rank 0).
+std::optional<TrainingState> resumed_state(const Comm& comm, const Config& cfg,
+                                           const TrainOptions& opt, long samples) {
+  if (opt.restart.empty()) return std::nullopt;
+  const auto t = Clock::now();
+  std::string path;
+  std::optional<TrainingState> resumed = find_restart(comm, opt.restart, cfg, samples, &path);
+  if (comm.is_root() && !resumed)
+    fmt::print("restart: no checkpoint in {}, starting afresh\n", cfg.output_dir);
+  else if (comm.is_root())
+    fmt::print("restart: continuing from {} ({}, read in {:.3f} s)\n", path,
+               resumed->candidate_phase
+                   ? fmt::format("candidate start {}/{}, iteration {}", resumed->candidate + 1,
+                                 cfg.restarts, resumed->objective_history.size())
+                   : fmt::format("iteration {}", resumed->iteration()),
+               seconds_since(t));
+  return resumed;
+}
+
+// A checkpoint continues only under a config that reaches it: train.iterations at least
+// its iteration, and in the candidate phase the same start length
+// min(train.restart_iterations, train.iterations).
+void require_continuable(const Config& cfg, const TrainingState& resumed, long probe) {
+  if (resumed.iteration() > cfg.iterations)
+    throw Error(fmt::format("the checkpoint is at iteration {}, beyond train.iterations = {}; "
+                            "raise train.iterations to continue", resumed.iteration(),
+                            cfg.iterations));
+  if (resumed.candidate_phase &&
+      (static_cast<long>(resumed.objective_history.size()) > probe ||
+       (resumed.best_candidate >= 0 &&
+        static_cast<long>(resumed.best.objective_history.size()) != probe)))
+    throw Error(fmt::format("the checkpoint was written during candidate start {}/{}, and "
+                            "train.iterations = {} changes the starts' length to {} iterations; "
+                            "keep train.iterations as it was until the starts are done",
+                            resumed.candidate + 1, cfg.restarts, cfg.iterations, probe));
+}
+
+// What both phases share: the checkpoint series, stop polling and its timing, the result.
+struct Session {
+  const Comm& comm;
+  const Config& cfg;
+  const TrainOptions& opt;
+  long samples;
+  std::optional<CheckpointSeries> series;
+  TrainResult res;
+  // The stop poll's estimate of the time to the next boundary: one iteration plus the
+  // last checkpoint write, with a margin.
+  double per_iteration = 0, checkpoint_seconds = 0, last_checkpoint_seconds = 0;
+
+  // Collective: why the run must stop now ("" to go on).
+  std::string stop_reason() const {
+    return opt.stop ? opt.stop->poll(comm, 1.5 * (per_iteration + last_checkpoint_seconds))
+                    : std::string();
+  }
+  void record(const CheckpointWrite& w, const std::string& where) {
+    last_checkpoint_seconds = w.seconds;
+    checkpoint_seconds += w.seconds;
+    res.checkpoint = w.path;
+    if (comm.is_root())
+      fmt::print("checkpoint: wrote {} ({}, {:.2f} MB, {:.3f} s)\n", w.path, where,
+                 static_cast<double>(w.bytes) / 1e6, w.seconds);
+  }
+  void stop(std::string why, std::string where) {
+    res.stopped = true;
+    res.stop_reason = std::move(why);
+    res.stopped_at = std::move(where);
+  }
+};
+
+// The best of the candidate starts, each run for `probe` iterations (continuing `resumed`
+// when it was saved in this phase); `chosen` gets its index. A stop between two
+// iterations of a start saves that start and the best finished one so far (checkpoint.hpp),
+// so a continued run makes the same choice with the same numbers. Returns false if stopped.
+bool select_candidate(Session& s, Problem& prob, const Geometry& g, long probe,
+                      std::optional<TrainingState>& resumed, Candidate& best, int& chosen) {
+  const Config& cfg = s.cfg;
+  const InitKind init = parse_init_kind(cfg.init);
+  const auto t_candidates = Clock::now();
+  long timed = 0;  // candidate iterations run by this process
+  double best_objective = -INFINITY;
+  int first = 0;
+  Candidate resumed_start;
+  if (resumed) {
+    first = resumed->candidate;
+    if (resumed->best_candidate >= 0) {
+      chosen = resumed->best_candidate;
+      best = restore(s.comm, cfg, std::move(resumed->best), s.samples);
+      best_objective = best.objective.back();
+    }
+    resumed_start = restore(s.comm, cfg, std::move(*resumed), s.samples);
+  }
+  for (int r = first; r < cfg.restarts; ++r) {
+    Candidate c;
+    if (resumed && r == first) {
+      c = std::move(resumed_start);
+    } else {
+      const std::uint64_t seed = splitmix64(cfg.seed ^ splitmix64(static_cast<std::uint64_t>(r)));
+      c.model = initialize_model(g, cfg.tied, init, cfg.init_noise, seed);
+      c.optimizer = make_optimizer(cfg, c.model, s.samples);
+    }
+    const auto where = [&] {
+      return fmt::format("candidate start {}/{}, iteration {} of {}", r + 1, cfg.restarts,
+                         c.objective.size(), probe);
+    };
+    run(s.comm, prob, c, probe - static_cast<long>(c.objective.size()), cfg, cfg.restarts == 1,
+        cfg.iterations, [&] {
+          const long k = static_cast<long>(c.objective.size());
+          // The last start's last boundary is the post-selection one of the main phase.
+          if (r + 1 == cfg.restarts && k == probe) return false;
+          s.per_iteration = seconds_since(t_candidates) / static_cast<double>(++timed);
+          std::string why = s.stop_reason();
+          if (why.empty() && r * probe + k == s.opt.stop_in_candidates)
+            why = fmt::format("reached {} candidate iterations", r * probe + k);
+          if (why.empty()) return false;
+          if (s.series) {
+            CandidatePhaseWrite phase;
+            if (chosen >= 0)
+              phase = {chosen, &best.model, best.optimizer->state(), &best.objective, &best.kl};
+            s.record(s.series->write(s.comm, cfg, s.opt.command, c.model, c.optimizer->state(),
+                                     c.objective, c.kl, r, s.samples, &phase),
+                     where());
+          }
+          s.stop(why, "in " + where());
+          return true;
+        });
+    if (s.res.stopped) return false;
+    const double obj = c.objective.empty() ? prob.objective(c.model) : c.objective.back();
+    if (cfg.restarts > 1 && s.comm.is_root())
+      fmt::print("start {}/{}: objective {:.10f} after {} iterations\n", r + 1, cfg.restarts,
+                 obj, probe);
+    if (obj > best_objective || chosen < 0) {
+      best_objective = obj;
+      best = std::move(c);
+      chosen = r;
+    }
+  }
+  return true;
+}
+
+// The main phase: `best` runs up to train.iterations. Checkpoint and stop decisions happen
+// at iteration boundaries, identically on every rank (the stop poll is collective), and
+// never change the numbers. `resumed_main`: best was read from a main-phase checkpoint.
+void run_main_phase(Session& s, Problem& prob, Candidate& best, int chosen, bool resumed_main) {
+  const Config& cfg = s.cfg;
+  const auto t1 = Clock::now();
+  const long first_main = static_cast<long>(best.objective.size());
+  long last_written = resumed_main ? first_main : -1;
+  const auto save = [&] {
+    const long done = static_cast<long>(best.objective.size());
+    if (!s.series || done == last_written) return;
+    s.record(s.series->write(s.comm, cfg, s.opt.command, best.model, best.optimizer->state(),
+                             best.objective, best.kl, chosen, s.samples),
+             fmt::format("iteration {}", done));
+    last_written = done;
+  };
+  // True (after a checkpoint) when the run must stop at this boundary.
+  const auto stop_here = [&] {
+    const long done = static_cast<long>(best.objective.size());
+    if (done > first_main)
+      s.per_iteration = (seconds_since(t1) - s.checkpoint_seconds) / static_cast<double>(done - first_main);
+    std::string why = s.stop_reason();
+    if (why.empty() && done == s.opt.stop_after) why = fmt::format("reached {} iterations", done);
+    if (why.empty() || done >= cfg.iterations) return false;
+    save();
+    s.stop(why, fmt::format("at iteration {} of {}", done, cfg.iterations));
+    return true;
+  };
+  save();  // the state right after candidate selection
+  if (!stop_here())
+    run(s.comm, prob, best, cfg.iterations - first_main, cfg, true, cfg.iterations, [&] {
+      const long done = static_cast<long>(best.objective.size());
+      if ((cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0) || done == cfg.iterations)
+        save();
+      return stop_here();
+    });
+  const long main_iters = static_cast<long>(best.objective.size()) - first_main;
+  s.res.seconds_per_iteration =
+      main_iters > 0 ? (seconds_since(t1) - s.checkpoint_seconds) / static_cast<double>(main_iters) : 0;
+}
+
+}  // namespace
+
+TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) {
+  DatasetReader data(comm, cfg.data_path);
+  const Geometry g = checked_geometry(comm, cfg, data);
+  const std::vector<long> distances = pair_distances(cfg, g);
   const long stride = pair_stride(g, cfg.pair_stride);
 
   // The checkpoint to continue, and the checkpoints this run may write and rotate, are
   // settled before any work, so that a refusal costs nothing.
-  const long samples = data.shape().samples;
-  std::optional<TrainingState> resumed;
-  if (!opt.restart.empty()) {
-    const auto t = Clock::now();
-    std::string path;
-    resumed = find_restart(comm, opt.restart, cfg, samples, &path);
-    if (comm.is_root() && !resumed)
-      fmt::print("restart: no checkpoint in {}, starting afresh\n", cfg.output_dir);
-    else if (comm.is_root())
-      fmt::print("restart: continuing from {} ({}, read in {:.3f} s)\n", path,
-                 resumed->candidate_phase
-                     ? fmt::format("candidate start {}/{}, iteration {}", resumed->candidate + 1,
-                                   cfg.restarts, resumed->objective_history.size())
-                     : fmt::format("iteration {}", resumed->iteration()),
-                 seconds_since(t));
-  }
-  std::optional<CheckpointSeries> series;
-  if (opt.checkpoints) series.emplace(comm, cfg, resumed ? &*resumed : nullptr);
+  Session s{comm, cfg, opt, data.shape().samples, {}, {}};
+  std::optional<TrainingState> resumed = resumed_state(comm, cfg, opt, s.samples);
+  if (opt.checkpoints) s.series.emplace(comm, cfg, resumed ? &*resumed : nullptr);
   if (opt.before_work) opt.before_work();
 
   const auto t0 = Clock::now();
@@ -282,173 +458,39 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
                                                 distances, cfg.data_chunk_samples);
   if (comm.is_root()) {
     fmt::print("statistics pass: {} samples x {} sites, {} pair distances (every {} sites) in "
-               "{:.2f} s on {} ranks\n", data.shape().samples, g.sites, distances.size(), stride,
+               "{:.2f} s on {} ranks\n", s.samples, g.sites, distances.size(), stride,
                seconds_since(t0), comm.size());
     std::fflush(stdout);  // a batch log (a file) shows the run has started training
   }
   // Pairs at every stride-th site stand for all sites: weight them up by the stride.
   Problem prob(comm, g, cfg.tied, stats, pair_stats, cfg.pair_weight * static_cast<double>(stride));
-  const InitKind init = parse_init_kind(cfg.init);
-  TrainResult res;
 
-  // Stop requests: polled collectively at every iteration boundary of both phases and once
-  // here. The statistics pass itself is not interrupted (it reads each sample once, see
-  // statistics.cpp); a stop requested during it ends the run before its first iteration,
-  // with nothing new to checkpoint.
-  double per_iteration = 0, checkpoint_seconds = 0, last_checkpoint_seconds = 0;
-  const auto stop_reason = [&] {
-    return opt.stop ? opt.stop->poll(comm, 1.5 * (per_iteration + last_checkpoint_seconds))
-                    : std::string();
-  };
-  res.stop_reason = stop_reason();
-  if (!res.stop_reason.empty()) {
-    res.stopped = true;
-    res.stopped_at = "after the statistics pass, before the first iteration";
-    return res;
+  // Stop requests are polled collectively at every iteration boundary of both phases and
+  // once here. The statistics pass itself is not interrupted (it reads each sample once,
+  // see statistics.cpp); a stop requested during it ends the run before its first
+  // iteration, with nothing new to checkpoint.
+  if (std::string why = s.stop_reason(); !why.empty()) {
+    s.stop(why, "after the statistics pass, before the first iteration");
+    return std::move(s.res);
   }
-
   const long probe = std::min(cfg.restart_iterations, cfg.iterations);  // iterations per start
-  if (resumed && resumed->iteration() > cfg.iterations)
-    throw Error(fmt::format("the checkpoint is at iteration {}, beyond train.iterations = {}; "
-                            "raise train.iterations to continue", resumed->iteration(),
-                            cfg.iterations));
-  // A start's length is min(train.restart_iterations, train.iterations): a checkpoint of the
-  // candidate phase continues only with the same length.
-  if (resumed && resumed->candidate_phase &&
-      (static_cast<long>(resumed->objective_history.size()) > probe ||
-       (resumed->best_candidate >= 0 &&
-        static_cast<long>(resumed->best.objective_history.size()) != probe)))
-    throw Error(fmt::format("the checkpoint was written during candidate start {}/{}, and "
-                            "train.iterations = {} changes the starts' length to {} iterations; "
-                            "keep train.iterations as it was until the starts are done",
-                            resumed->candidate + 1, cfg.restarts, cfg.iterations, probe));
+  if (resumed) require_continuable(cfg, *resumed, probe);
   const bool resumed_main = resumed && !resumed->candidate_phase;
 
-  // Checkpoint bookkeeping shared by both phases.
-  const auto record = [&](const CheckpointWrite& w, const std::string& where) {
-    last_checkpoint_seconds = w.seconds;
-    checkpoint_seconds += w.seconds;
-    res.checkpoint = w.path;
-    if (comm.is_root())
-      fmt::print("checkpoint: wrote {} ({}, {:.2f} MB, {:.3f} s)\n", w.path, where,
-                 static_cast<double>(w.bytes) / 1e6, w.seconds);
-  };
-
-  // Candidate starts: each runs `probe` iterations, the best objective continues. A stop
-  // between two iterations of a start saves that start and the best finished one so far
-  // (checkpoint.hpp), so a continued run makes the same choice with the same numbers.
   Candidate best;
   int chosen = -1;  // the best finished start; with train.seed, the whole RNG state (checkpoint.hpp)
   if (resumed_main) {
     chosen = resumed->candidate;
-    best = restore(comm, cfg, std::move(*resumed), samples);
-  } else {
-    const auto t_candidates = Clock::now();
-    long timed = 0;  // candidate iterations run by this process
-    double best_objective = -INFINITY;
-    int first = 0;
-    Candidate resumed_start;
-    if (resumed) {
-      first = resumed->candidate;
-      if (resumed->best_candidate >= 0) {
-        chosen = resumed->best_candidate;
-        best = restore(comm, cfg, std::move(resumed->best), samples);
-        best_objective = best.objective.back();
-      }
-      resumed_start = restore(comm, cfg, std::move(*resumed), samples);
-    }
-    for (int r = first; r < cfg.restarts; ++r) {
-      Candidate c;
-      if (resumed && r == first) {
-        c = std::move(resumed_start);
-      } else {
-        const std::uint64_t seed = splitmix64(cfg.seed ^ splitmix64(static_cast<std::uint64_t>(r)));
-        c.model = initialize_model(g, cfg.tied, init, cfg.init_noise, seed);
-        c.optimizer = make_optimizer(cfg, c.model, samples);
-      }
-      const auto where = [&] {
-        return fmt::format("candidate start {}/{}, iteration {} of {}", r + 1, cfg.restarts,
-                           c.objective.size(), probe);
-      };
-      run(comm, prob, c, probe - static_cast<long>(c.objective.size()), cfg, cfg.restarts == 1,
-          cfg.iterations, [&] {
-            const long k = static_cast<long>(c.objective.size());
-            // The last start's last boundary is the post-selection one of the main phase.
-            if (r + 1 == cfg.restarts && k == probe) return false;
-            per_iteration = seconds_since(t_candidates) / static_cast<double>(++timed);
-            std::string why = stop_reason();
-            if (why.empty() && r * probe + k == opt.stop_in_candidates)
-              why = fmt::format("reached {} candidate iterations", r * probe + k);
-            if (why.empty()) return false;
-            if (series) {
-              CandidatePhaseWrite phase;
-              if (chosen >= 0)
-                phase = {chosen, &best.model, best.optimizer->state(), &best.objective, &best.kl};
-              record(series->write(comm, cfg, opt.command, c.model, c.optimizer->state(),
-                                   c.objective, c.kl, r, samples, &phase),
-                     where());
-            }
-            res.stopped = true;
-            res.stop_reason = why;
-            res.stopped_at = "in " + where();
-            return true;
-          });
-      if (res.stopped) return res;
-      const double obj = c.objective.empty() ? prob.objective(c.model) : c.objective.back();
-      if (cfg.restarts > 1 && comm.is_root())
-        fmt::print("start {}/{}: objective {:.10f} after {} iterations\n", r + 1, cfg.restarts,
-                   obj, probe);
-      if (obj > best_objective || chosen < 0) {
-        best_objective = obj;
-        best = std::move(c);
-        chosen = r;
-      }
-    }
+    best = restore(comm, cfg, std::move(*resumed), s.samples);
+  } else if (!select_candidate(s, prob, g, probe, resumed, best, chosen)) {
+    return std::move(s.res);
   }
-
-  // Main phase. Checkpoint and stop decisions happen at iteration boundaries, identically
-  // on every rank (the stop poll is collective), and never change the numbers.
-  const auto t1 = Clock::now();
-  const long first_main = static_cast<long>(best.objective.size());
-  long last_written = resumed_main ? first_main : -1;
-  const auto save = [&] {
-    const long done = static_cast<long>(best.objective.size());
-    if (!series || done == last_written) return;
-    record(series->write(comm, cfg, opt.command, best.model, best.optimizer->state(),
-                         best.objective, best.kl, chosen, samples),
-           fmt::format("iteration {}", done));
-    last_written = done;
-  };
-  // True (after a checkpoint) when the run must stop at this boundary.
-  const auto stop_here = [&] {
-    const long done = static_cast<long>(best.objective.size());
-    if (done > first_main)
-      per_iteration = (seconds_since(t1) - checkpoint_seconds) / static_cast<double>(done - first_main);
-    std::string why = stop_reason();
-    if (why.empty() && done == opt.stop_after) why = fmt::format("reached {} iterations", done);
-    if (why.empty() || done >= cfg.iterations) return false;
-    save();
-    res.stopped = true;
-    res.stop_reason = why;
-    res.stopped_at = fmt::format("at iteration {} of {}", done, cfg.iterations);
-    return true;
-  };
-  save();  // the state right after candidate selection
-  if (!stop_here())
-    run(comm, prob, best, cfg.iterations - first_main, cfg, true, cfg.iterations, [&] {
-      const long done = static_cast<long>(best.objective.size());
-      if ((cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0) || done == cfg.iterations)
-        save();
-      return stop_here();
-    });
-  const long main_iters = static_cast<long>(best.objective.size()) - first_main;
-  res.seconds_per_iteration =
-      main_iters > 0 ? (seconds_since(t1) - checkpoint_seconds) / static_cast<double>(main_iters) : 0;
+  run_main_phase(s, prob, best, chosen, resumed_main);
   prob.replicate(best.model);
-  res.model = std::move(best.model);
-  res.objective_history = std::move(best.objective);
-  res.kl_history = std::move(best.kl);
-  return res;
+  s.res.model = std::move(best.model);
+  s.res.objective_history = std::move(best.objective);
+  s.res.kl_history = std::move(best.kl);
+  return std::move(s.res);
 }
 
 }  // namespace cmera
