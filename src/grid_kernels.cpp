@@ -2,7 +2,8 @@
 // window tensor has nine places (place 3 dy + dx most significant first); a half-step
 // replaces the three places of one column or row by the 1D child of that line, gathering
 // each line's chi^3 coarse values into a contiguous vector for kernels::descend_pair and
-// scattering its child back. Ping-pong buffers hold the tensor between the six steps.
+// scattering its child back. Ping-pong buffers hold the tensor between the steps; the
+// y half-step of a window is shared by its two x-parity siblings (docs/design-grid.md §3).
 #include "cmera/grid_kernels.hpp"
 
 #include <omp.h>
@@ -65,39 +66,54 @@ void refine_line(Dims& dims, const std::array<int, 3>& line, int d, const kernel
   dims = out_dims;
 }
 
+// Three refine_line steps of one half-step: the window's columns (y half-step, into the
+// intermediate alphabet) or its rows (x half-step, into chi_l); `out` gets the result.
+void half_step(const GridModel& m, int layer, const GridWindowCone& cone, bool columns,
+               const double* in, double* out, GridScratch& s) {
+  const GridLattice& g = m.lattice;
+  const GridLayerTables& t = m.layers[layer];
+  Dims dims;
+  dims.fill(columns ? g.chi[layer + 1] : g.intermediate_chi(layer));
+  double* buf[2] = {s.stage.data(), s.stage.data() + s.stage.size() / 2};
+  const double* cur = in;
+  for (int k = 0; k < 3; ++k) {
+    const std::array<int, 3> places =
+        columns ? std::array<int, 3>{window_place(k, 0), window_place(k, 1), window_place(k, 2)}
+                : std::array<int, 3>{window_place(0, k), window_place(1, k), window_place(2, k)};
+    const kernels::ConeTables tab =
+        columns ? kernels::cone_tables(t.y.line(cone.column_line(k)), cone.cy)
+                : kernels::cone_tables(t.x.line(cone.row_line(k)), cone.cx);
+    double* next = k == 2 ? out : buf[k];
+    refine_line(dims, places, columns ? g.intermediate_chi(layer) : g.chi[layer], tab,
+                columns ? cone.odd_y : cone.odd_x, cur, next, s);
+    cur = next;
+  }
+}
+
 }  // namespace
 
 void GridScratch::reserve(int chi_max) {
   window.reserve(chi_max, chi_max);
   stage.assign(2 * grid_window_size(chi_max), 0.0);
+  mid.assign(grid_window_size(chi_max), 0.0);
   gather.assign(static_cast<std::size_t>(chi_max) * chi_max * chi_max, 0.0);
   child.assign(gather.size(), 0.0);
 }
 
+void descend_columns(const GridModel& m, int layer, long x, long y, const double* rho,
+                     double* mid, GridScratch& s) {
+  half_step(m, layer, grid_window_cone(m.lattice, layer, x, y), true, rho, mid, s);
+}
+
+void descend_rows(const GridModel& m, int layer, long x, long y, const double* mid, double* fine,
+                  GridScratch& s) {
+  half_step(m, layer, grid_window_cone(m.lattice, layer, x, y), false, mid, fine, s);
+}
+
 void descend_window(const GridModel& m, int layer, long x, long y, const double* rho,
                     double* fine, GridScratch& s) {
-  const GridLattice& g = m.lattice;
-  const GridLayerTables& t = m.layers[layer];
-  const GridWindowCone cone = grid_window_cone(g, layer, x, y);
-  Dims dims;
-  dims.fill(g.chi[layer + 1]);
-  double* buf[2] = {s.stage.data(), s.stage.data() + s.stage.size() / 2};
-  const double* cur = rho;
-  for (int step = 0; step < 6; ++step) {
-    // Steps 0-2: column dx (y half-step); 3-5: row dy (x half-step); the last writes `fine`.
-    const bool column = step < 3;
-    const int k = column ? step : step - 3;
-    const std::array<int, 3> places =
-        column ? std::array<int, 3>{window_place(k, 0), window_place(k, 1), window_place(k, 2)}
-               : std::array<int, 3>{window_place(0, k), window_place(1, k), window_place(2, k)};
-    const kernels::ConeTables tab =
-        column ? kernels::cone_tables(t.y.line(cone.column_line(k)), cone.cy)
-               : kernels::cone_tables(t.x.line(cone.row_line(k)), cone.cx);
-    double* out = step == 5 ? fine : buf[step % 2];
-    refine_line(dims, places, column ? g.intermediate_chi(layer) : g.chi[layer], tab,
-                column ? cone.odd_y : cone.odd_x, cur, out, s);
-    cur = out;
-  }
+  descend_columns(m, layer, x, y, rho, s.mid.data(), s);
+  descend_rows(m, layer, x, y, s.mid.data(), fine, s);
 }
 
 void top_window(const GridModel& m, long x, long y, double* rho) {
@@ -141,14 +157,19 @@ void GridWindowMarginals::forward(const GridModel& m) {
   std::vector<GridScratch> scratch(static_cast<std::size_t>(omp_get_max_threads()));
   for (auto& s : scratch) s.reserve(chi_max);
   for (int l = T - 1; l >= 0; --l) {
-    const long lx = g.lx_at(l), n = g.sites_at(l);
+    // One y half-step per intermediate window (columns cx .. cx+2, rows y .. y+2), shared
+    // by the two fine windows x = 2 cx + 1 (odd) and 2 cx + 2 (even) hanging off it.
+    const long mx = g.lx_at(l + 1), n = mx * g.ly_at(l);
     const std::size_t size = grid_window_size(g.chi[l]);
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < n; ++i) {
-      const long x = i % lx, y = i / lx;
-      const GridWindowCone c = grid_window_cone(g, l, x, y);
-      descend_window(m, l, x, y, window(l + 1, c.cx, c.cy), rho_[l].data() + i * size,
-                     scratch[static_cast<std::size_t>(omp_get_thread_num())]);
+      const long y = i / mx, x_odd = 2 * (i % mx) + 1;
+      GridScratch& s = scratch[static_cast<std::size_t>(omp_get_thread_num())];
+      const GridWindowCone c = grid_window_cone(g, l, x_odd, y);
+      descend_columns(m, l, x_odd, y, window(l + 1, c.cx, c.cy), s.mid.data(), s);
+      for (long x : {x_odd, x_odd + 1})
+        descend_rows(m, l, x, y, s.mid.data(),
+                     rho_[l].data() + static_cast<std::size_t>(g.site(l, x, y)) * size, s);
     }
   }
   kernel_calls_ = 0;

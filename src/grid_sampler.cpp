@@ -5,6 +5,8 @@
 // directions unchanged.
 #include "cmera/grid_sampler.hpp"
 
+#include <algorithm>
+
 #include "cmera/rng.hpp"
 
 namespace cmera {

@@ -19,7 +19,7 @@ namespace cmera::grid {
 // Scratch for one thread; kernel_calls counts 1D kernel calls (operation count).
 struct GridScratch {
   kernels::WindowScratch window;
-  std::vector<double> stage, gather, child;
+  std::vector<double> stage, mid, gather, child;
   long kernel_calls = 0;
   void reserve(int chi_max);
 };
@@ -28,6 +28,15 @@ struct GridScratch {
 // marginal `rho` [chi_{l+1}^9] of its coarse window (grid_window_cone). Linear in rho.
 void descend_window(const GridModel& m, int layer, long x, long y, const double* rho,
                     double* fine, GridScratch& s);
+
+// The two half-steps of descend_window on their own. descend_columns writes the
+// intermediate window [intermediate_chi^9] (columns cx .. cx+2, rows y .. y+2), which
+// depends on x only through cx, so the windows x = 2 cx + 1 and 2 cx + 2 share it;
+// descend_rows takes it to the window at (x, y).
+void descend_columns(const GridModel& m, int layer, long x, long y, const double* rho,
+                     double* mid, GridScratch& s);
+void descend_rows(const GridModel& m, int layer, long x, long y, const double* mid, double* fine,
+                  GridScratch& s);
 
 // Marginal [chi_T^9] of the top window with corner (x, y), from the top joint table.
 void top_window(const GridModel& m, long x, long y, double* rho);
