@@ -4,8 +4,9 @@
 // knows how a window is contracted.
 #include "cmera/grid.hpp"
 
-#include <cmath>
 #include <fmt/format.h>
+
+#include <cmath>
 
 #include "cmera/error.hpp"
 #include "cmera/rng.hpp"
@@ -50,25 +51,31 @@ std::size_t GridLattice::top_size() const {
 
 void GridLattice::validate() const {
   if (chi.size() < 2)
-    throw Error(fmt::format("model.chi must have at least 2 entries (alphabet and one layer), "
-                            "got {}", chi.size()));
+    throw Error(
+        fmt::format("model.chi must have at least 2 entries (alphabet and one layer), "
+                    "got {}",
+                    chi.size()));
   for (int c : chi)
     if (c < 2) throw Error(fmt::format("model.chi entries must be >= 2, got {}", c));
   const int T = depth();
   if (lx <= 0 || ly <= 0) throw Error(fmt::format("grid of {} x {} sites", lx, ly));
   if (T >= 62 || lx % (1L << T) != 0 || ly % (1L << T) != 0)
-    throw Error(fmt::format("grid of {} x {} sites cannot be coarse-grained {} times (Lx and "
-                            "Ly must be divisible by 2^depth = 2^{})", lx, ly, T, T));
+    throw Error(
+        fmt::format("grid of {} x {} sites cannot be coarse-grained {} times (Lx and "
+                    "Ly must be divisible by 2^depth = 2^{})",
+                    lx, ly, T, T));
   if (lx_at(T) < 3 || ly_at(T) < 3)
-    throw Error(fmt::format("depth {} leaves a {} x {} top grid for a {} x {} lattice; the top "
-                            "needs at least 3 x 3 sites (use fewer layers)",
-                            T, lx_at(T), ly_at(T), lx, ly));
+    throw Error(
+        fmt::format("depth {} leaves a {} x {} top grid for a {} x {} lattice; the top "
+                    "needs at least 3 x 3 sites (use fewer layers)",
+                    T, lx_at(T), ly_at(T), lx, ly));
   if (top_entries(*this) > kMaxTopEntries)
-    throw Error(fmt::format("the top joint table over the {} x {} top grid would have {}^{} = "
-                            "{:.3g} entries ({:.3g} GiB; the limit is 2^24 entries, 128 MiB); "
-                            "add layers so that a smaller top grid remains",
-                            lx_at(T), ly_at(T), chi.back(), top_sites(), top_entries(*this),
-                            top_entries(*this) * sizeof(double) / (1 << 30)));
+    throw Error(
+        fmt::format("the top joint table over the {} x {} top grid would have {}^{} = "
+                    "{:.3g} entries ({:.3g} GiB; the limit is 2^24 entries, 128 MiB); "
+                    "add layers so that a smaller top grid remains",
+                    lx_at(T), ly_at(T), chi.back(), top_sites(), top_entries(*this),
+                    top_entries(*this) * sizeof(double) / (1 << 30)));
 }
 
 double GridLattice::table_bytes(bool tied) const {

@@ -100,8 +100,8 @@ void GridScratch::reserve(int chi_max) {
   child.assign(gather.size(), 0.0);
 }
 
-void descend_columns(const GridModel& m, int layer, long x, long y, const double* rho,
-                     double* mid, GridScratch& s) {
+void descend_columns(const GridModel& m, int layer, long x, long y, const double* rho, double* mid,
+                     GridScratch& s) {
   half_step(m, layer, grid_window_cone(m.lattice, layer, x, y), true, rho, mid, s);
 }
 
@@ -110,8 +110,8 @@ void descend_rows(const GridModel& m, int layer, long x, long y, const double* m
   half_step(m, layer, grid_window_cone(m.lattice, layer, x, y), false, mid, fine, s);
 }
 
-void descend_window(const GridModel& m, int layer, long x, long y, const double* rho,
-                    double* fine, GridScratch& s) {
+void descend_window(const GridModel& m, int layer, long x, long y, const double* rho, double* fine,
+                    GridScratch& s) {
   descend_columns(m, layer, x, y, rho, s.mid.data(), s);
   descend_rows(m, layer, x, y, s.mid.data(), fine, s);
 }
@@ -143,8 +143,8 @@ GridWindowMarginals::GridWindowMarginals(const GridLattice& g) : lattice_(g) {
 }
 
 const double* GridWindowMarginals::window(int layer, long x, long y) const {
-  return rho_[layer].data() +
-         static_cast<std::size_t>(lattice_.site(layer, x, y)) * grid_window_size(lattice_.chi[layer]);
+  return rho_[layer].data() + static_cast<std::size_t>(lattice_.site(layer, x, y)) *
+                                  grid_window_size(lattice_.chi[layer]);
 }
 
 void GridWindowMarginals::forward(const GridModel& m) {

@@ -12,8 +12,7 @@
 namespace cmera {
 
 GridSampler::GridSampler(const GridModel& model)
-    : model_(model),
-      top_(model.top, model.lattice.chi.back(), model.lattice.top_sites()) {}
+    : model_(model), top_(model.top, model.lattice.chi.back(), model.lattice.top_sites()) {}
 
 void GridSampler::draw(std::uint64_t seed, std::uint64_t k, std::uint8_t* out) const {
   const GridLattice& g = model_.lattice;

@@ -75,13 +75,13 @@ struct Joint {
 
 // Sums out `consumed` (all in j.labels) against cond[consumed values][produced values] and
 // appends `produced` (alphabet d): one line's conditional applied to the joint.
-Joint apply_line(const Joint& j, const std::vector<long>& consumed, const std::vector<long>& produced,
-                 int d, const std::vector<double>& cond) {
+Joint apply_line(const Joint& j, const std::vector<long>& consumed,
+                 const std::vector<long>& produced, int d, const std::vector<double>& cond) {
   Joint out;
   std::vector<int> pos_consumed;
   for (long c : consumed)
-    pos_consumed.push_back(static_cast<int>(std::find(j.labels.begin(), j.labels.end(), c) -
-                                            j.labels.begin()));
+    pos_consumed.push_back(
+        static_cast<int>(std::find(j.labels.begin(), j.labels.end(), c) - j.labels.begin()));
   std::vector<int> kept;
   for (int i = 0; i < static_cast<int>(j.labels.size()); ++i)
     if (std::find(pos_consumed.begin(), pos_consumed.end(), i) == pos_consumed.end()) {
@@ -131,7 +131,8 @@ std::vector<double> project(const Joint& j, const std::vector<long>& labels) {
   std::vector<int> pos;
   std::size_t size = 1;
   for (long l : labels) {
-    pos.push_back(static_cast<int>(std::find(j.labels.begin(), j.labels.end(), l) - j.labels.begin()));
+    pos.push_back(
+        static_cast<int>(std::find(j.labels.begin(), j.labels.end(), l) - j.labels.begin()));
     size *= static_cast<std::size_t>(j.dims[pos.back()]);
   }
   std::vector<double> out(size, 0.0);
@@ -315,8 +316,8 @@ std::vector<std::pair<long, long>> window_sites(long x, long y) {
 // Wraps the sites of a window at `layer` (the reference takes wrapped coordinates).
 std::vector<std::pair<long, long>> wrapped(const GridLattice& g, int layer,
                                            std::vector<std::pair<long, long>> s) {
-  for (auto& p : s) p = {cmera::cone::wrap(p.first, g.lx_at(layer)),
-                         cmera::cone::wrap(p.second, g.ly_at(layer))};
+  for (auto& p : s)
+    p = {cmera::cone::wrap(p.first, g.lx_at(layer)), cmera::cone::wrap(p.second, g.ly_at(layer))};
   return s;
 }
 
@@ -343,9 +344,9 @@ void check_all_windows(const GridCase& c, bool cones, double tol) {
 }
 
 TEST(Grid, WindowsEqualBruteForceOnSmallGrids) {
-  for (const GridCase& c : {GridCase{6, 6, {2, 2}, true}, GridCase{6, 6, {2, 2}, false},
-                            GridCase{12, 6, {2, 2}, false}, GridCase{6, 12, {2, 2}, true},
-                            GridCase{6, 6, {2, 3}, false}, GridCase{6, 6, {3, 2}, true}})
+  for (const GridCase& c :
+       {GridCase{6, 6, {2, 2}, true}, GridCase{6, 6, {2, 2}, false}, GridCase{12, 6, {2, 2}, false},
+        GridCase{6, 12, {2, 2}, true}, GridCase{6, 6, {2, 3}, false}, GridCase{6, 6, {3, 2}, true}})
     check_all_windows(c, false, 1e-13);
 }
 
@@ -360,8 +361,13 @@ TEST(Grid, WindowsEqualGeneralConeOnLargerGrids) {
 // force on far pairs and arbitrary site sets, including sets across the periodic seams.
 TEST(Grid, GeneralConeEqualsBruteForceOnArbitrarySets) {
   const std::vector<std::vector<std::pair<long, long>>> sets = {
-      {{0, 0}, {3, 3}}, {{5, 5}, {0, 0}}, {{1, 4}, {4, 1}}, {{0, 0}, {5, 0}, {2, 4}, {4, 1}},
-      {{2, 2}}, {{5, 0}, {0, 5}, {3, 2}}, {{0, 1}, {1, 1}, {2, 1}, {3, 1}, {4, 1}}};
+      {{0, 0}, {3, 3}},
+      {{5, 5}, {0, 0}},
+      {{1, 4}, {4, 1}},
+      {{0, 0}, {5, 0}, {2, 4}, {4, 1}},
+      {{2, 2}},
+      {{5, 0}, {0, 5}, {3, 2}},
+      {{0, 1}, {1, 1}, {2, 1}, {3, 1}, {4, 1}}};
   for (const GridCase& c : {GridCase{6, 6, {2, 2}, false}, GridCase{6, 6, {2, 3}, true},
                             GridCase{12, 6, {2, 2}, true}}) {
     const GridModel m = random_grid(c, 77);
@@ -381,7 +387,8 @@ TEST(Grid, GeneralConeEqualsBruteForceOnArbitrarySets) {
 // shared 2 x 3 and 3 x 2 blocks; a thread count does not change a bit; the fast path
 // makes exactly the stated number of 1D kernel calls (docs/design-grid.md §3).
 TEST(Grid, WindowsNormalizedConsistentAndThreadIndependent) {
-  for (const GridCase& c : {GridCase{16, 12, {2, 2, 2}, false}, GridCase{12, 12, {2, 3, 2}, true}}) {
+  for (const GridCase& c :
+       {GridCase{16, 12, {2, 2, 2}, false}, GridCase{12, 12, {2, 3, 2}, true}}) {
     const GridModel m = random_grid(c, 5);
     const GridLattice& g = m.lattice;
     cmera::grid::GridWindowMarginals fast(g), serial(g);
@@ -396,10 +403,10 @@ TEST(Grid, WindowsNormalizedConsistentAndThreadIndependent) {
       const std::size_t n = cmera::grid_window_size(d);
       if (l < m.depth()) {  // columns once per intermediate window, rows per window
         const std::size_t K = g.chi[l + 1], mid = g.intermediate_chi(l), dd = d;
-        const std::size_t columns = K * K * K * K * K * K + mid * mid * mid * K * K * K +
-                                    mid * mid * mid * mid * mid * mid;
-        const std::size_t rows = mid * mid * mid * mid * mid * mid + dd * dd * dd * mid * mid * mid +
-                                 dd * dd * dd * dd * dd * dd;
+        const std::size_t columns =
+            K * K * K * K * K * K + mid * mid * mid * K * K * K + mid * mid * mid * mid * mid * mid;
+        const std::size_t rows = mid * mid * mid * mid * mid * mid +
+                                 dd * dd * dd * mid * mid * mid + dd * dd * dd * dd * dd * dd;
         expected_calls += static_cast<long>(columns) * g.lx_at(l + 1) * g.ly_at(l) +
                           static_cast<long>(rows) * g.sites_at(l);
       }
@@ -478,7 +485,8 @@ double window_x2(const GridModel& m, const std::vector<std::vector<std::uint8_t>
   // >= 5 (every count is used, so the cells still partition all outcomes).
   std::vector<std::size_t> order(counts.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return exact[a] < exact[b]; });
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return exact[a] < exact[b]; });
   const double n = static_cast<double>(samples.size());
   double x2 = 0, pooled_e = 0;
   long pooled_n = 0;
@@ -501,7 +509,8 @@ std::vector<std::vector<std::uint8_t>> draw(const GridModel& m, std::uint64_t se
   const cmera::GridSampler sampler(m);
   std::vector<std::vector<std::uint8_t>> out(kSamples,
                                              std::vector<std::uint8_t>(m.lattice.sites_at(0)));
-  for (long k = 0; k < kSamples; ++k) sampler.draw(seed, static_cast<std::uint64_t>(k), out[k].data());
+  for (long k = 0; k < kSamples; ++k)
+    sampler.draw(seed, static_cast<std::uint64_t>(k), out[k].data());
   return out;
 }
 

@@ -21,8 +21,8 @@ namespace cmera {
 // Site (x, y) of layer l is site y * lx_at(l) + x: rows are contiguous, as in an image
 // [Ly, Lx]; the top table orders its sites the same way, site 0 most significant.
 struct GridLattice {
-  long lx = 0, ly = 0;    // layer 0
-  std::vector<int> chi;   // chi[l], l = 0..depth; chi[0] is the data alphabet
+  long lx = 0, ly = 0;   // layer 0
+  std::vector<int> chi;  // chi[l], l = 0..depth; chi[0] is the data alphabet
 
   int depth() const { return static_cast<int>(chi.size()) - 1; }
   long lx_at(int l) const { return lx >> l; }
@@ -48,8 +48,8 @@ struct GridLattice {
 // window cy, its row dy by the 1D layer of row line y + dy from coarse window cx; the
 // parities say which of the two 1D children (docs/design.md §2) each half-step takes.
 struct GridWindowCone {
-  long x = 0, y = 0;        // the window's corner at layer l, wrapped
-  long cx = 0, cy = 0;      // its coarse window's corner at layer l+1, wrapped
+  long x = 0, y = 0;    // the window's corner at layer l, wrapped
+  long cx = 0, cy = 0;  // its coarse window's corner at layer l+1, wrapped
   bool odd_x = false, odd_y = false;
   // Lines of the two half-steps (unwrapped; LineTables::line wraps).
   long column_line(int dx) const { return cx + dx; }

@@ -26,15 +26,15 @@ struct GridScratch {
 
 // Marginal `fine` [chi_l^9] of the window with corner (x, y) of `layer`, from the
 // marginal `rho` [chi_{l+1}^9] of its coarse window (grid_window_cone). Linear in rho.
-void descend_window(const GridModel& m, int layer, long x, long y, const double* rho,
-                    double* fine, GridScratch& s);
+void descend_window(const GridModel& m, int layer, long x, long y, const double* rho, double* fine,
+                    GridScratch& s);
 
 // The two half-steps of descend_window on their own. descend_columns writes the
 // intermediate window [intermediate_chi^9] (columns cx .. cx+2, rows y .. y+2), which
 // depends on x only through cx, so the windows x = 2 cx + 1 and 2 cx + 2 share it;
 // descend_rows takes it to the window at (x, y).
-void descend_columns(const GridModel& m, int layer, long x, long y, const double* rho,
-                     double* mid, GridScratch& s);
+void descend_columns(const GridModel& m, int layer, long x, long y, const double* rho, double* mid,
+                     GridScratch& s);
 void descend_rows(const GridModel& m, int layer, long x, long y, const double* mid, double* fine,
                   GridScratch& s);
 
