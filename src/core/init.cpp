@@ -18,8 +18,6 @@ InitKind parse_init_kind(const std::string& name) {
   throw Error(fmt::format("model.init must be one of decimation, random, uniform; got \"{}\"", name));
 }
 
-namespace {
-
 void random_row(double* row, std::size_t n, std::mt19937_64& rng) {
   // Exponential variates give a uniform draw from the simplex.
   double s = 0;
@@ -29,6 +27,8 @@ void random_row(double* row, std::size_t n, std::mt19937_64& rng) {
   }
   for (std::size_t i = 0; i < n; ++i) row[i] /= s;
 }
+
+namespace {
 
 void mix(double* row, const double* structured, std::size_t n, double noise,
          std::mt19937_64& rng) {
@@ -53,29 +53,32 @@ void decimation_u(int d, int a2, double* row) {
 
 }  // namespace
 
+void initialize_layer(LayerTables& t, InitKind kind, double noise, std::mt19937_64& rng) {
+  if (kind == InitKind::kUniform) return;
+  const double mix_noise = (kind == InitKind::kRandom) ? 1.0 : noise;
+  const int d = t.d, K = t.K;
+  const std::size_t row = static_cast<std::size_t>(d) * d;
+  std::vector<double> structured(row);
+  for (long s = 0; s < t.count(); ++s) {
+    for (int y = 0; y < K; ++y) {
+      decimation_w(d, K, y, structured.data());
+      mix(t.W.data() + s * t.w_size() + y * row, structured.data(), row, mix_noise, rng);
+    }
+    for (int a1 = 0; a1 < d; ++a1)
+      for (int a2 = 0; a2 < d; ++a2) {
+        decimation_u(d, a2, structured.data());
+        mix(t.U.data() + s * t.u_size() + (a1 * d + a2) * row, structured.data(), row,
+            mix_noise, rng);
+      }
+  }
+}
+
 Model initialize_model(const Geometry& g, bool tied, InitKind kind, double noise,
                        std::uint64_t seed) {
   Model m = Model::uniform(g, tied);
   if (kind == InitKind::kUniform) return m;
   auto rng = stream_rng(seed, Stream::kInit, 0);
-  const double mix_noise = (kind == InitKind::kRandom) ? 1.0 : noise;
-  for (auto& t : m.tables.layers) {
-    const int d = t.d, K = t.K;
-    const std::size_t row = static_cast<std::size_t>(d) * d;
-    std::vector<double> structured(row);
-    for (long s = 0; s < t.count(); ++s) {
-      for (int y = 0; y < K; ++y) {
-        decimation_w(d, K, y, structured.data());
-        mix(t.W.data() + s * t.w_size() + y * row, structured.data(), row, mix_noise, rng);
-      }
-      for (int a1 = 0; a1 < d; ++a1)
-        for (int a2 = 0; a2 < d; ++a2) {
-          decimation_u(d, a2, structured.data());
-          mix(t.U.data() + s * t.u_size() + (a1 * d + a2) * row, structured.data(), row,
-              mix_noise, rng);
-        }
-    }
-  }
+  for (auto& t : m.tables.layers) initialize_layer(t, kind, noise, rng);
   random_row(m.tables.top.data(), m.tables.top.size(), rng);
   return m;
 }

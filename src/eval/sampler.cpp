@@ -32,53 +32,59 @@ int draw_row(const double* p, int n, double u) {
 
 }  // namespace
 
-AncestralSampler::AncestralSampler(const Model& model) : model_(model) {
-  const auto& top = model.tables.top;
-  top_cdf_.resize(top.size());
+JointDraw::JointDraw(const std::vector<double>& table, int K, long n) : K_(K), n_(n) {
+  cdf_.resize(table.size());
   double acc = 0;
-  for (std::size_t i = 0; i < top.size(); ++i) {
-    acc += top[i];
-    top_cdf_[i] = acc;
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    acc += table[i];
+    cdf_[i] = acc;
   }
 }
+
+void JointDraw::draw(std::mt19937_64& rng, std::vector<int>& values) const {
+  // First index whose CDF exceeds u * total (skips zero entries).
+  const double target = uniform01(rng) * cdf_.back();
+  std::size_t idx = static_cast<std::size_t>(
+      std::upper_bound(cdf_.begin(), cdf_.end(), target) - cdf_.begin());
+  idx = std::min(idx, cdf_.size() - 1);
+  values.assign(static_cast<std::size_t>(n_), 0);
+  for (long j = n_ - 1; j >= 0; --j) {
+    values[j] = static_cast<int>(idx % K_);
+    idx /= K_;
+  }
+}
+
+void draw_layer(const LayerTables& t, const std::vector<int>& coarse, std::vector<int>& a,
+                std::vector<int>& fine, std::mt19937_64& rng) {
+  const int d = t.d;
+  const int row = d * d;
+  const long M = t.coarse;
+  a.assign(static_cast<std::size_t>(2 * M), 0);
+  fine.assign(static_cast<std::size_t>(2 * M), 0);
+  for (long j = 0; j < M; ++j) {
+    const int o = draw_row(t.w(j) + coarse[j] * row, row, uniform01(rng));
+    a[2 * j] = o / d;
+    a[2 * j + 1] = o % d;
+  }
+  for (long j = 0; j < M; ++j) {
+    const long right = (2 * j + 2) % (2 * M);
+    const int o = draw_row(t.u(j) + (a[2 * j + 1] * d + a[right]) * row, row, uniform01(rng));
+    fine[2 * j + 1] = o / d;
+    fine[right] = o % d;
+  }
+}
+
+AncestralSampler::AncestralSampler(const Model& model)
+    : model_(model),
+      top_(model.tables.top, model.geometry.chi.back(), model.geometry.top_sites()) {}
 
 void AncestralSampler::draw(std::uint64_t seed, std::uint64_t k, std::uint8_t* out) const {
   const Geometry& g = model_.geometry;
   auto rng = stream_rng(seed, Stream::kSample, k);
-
-  // Top configuration: first index whose CDF exceeds u * total (skips zero entries).
-  const double target = uniform01(rng) * top_cdf_.back();
-  std::size_t idx = static_cast<std::size_t>(
-      std::upper_bound(top_cdf_.begin(), top_cdf_.end(), target) - top_cdf_.begin());
-  idx = std::min(idx, top_cdf_.size() - 1);
-  const int T = g.depth();
-  const long n_top = g.top_sites();
-  const int K_top = g.chi[T];
-  std::vector<int> coarse(static_cast<std::size_t>(n_top));
-  for (long j = n_top - 1; j >= 0; --j) {
-    coarse[j] = static_cast<int>(idx % K_top);
-    idx /= K_top;
-  }
-
-  std::vector<int> a, x;
-  for (int l = T - 1; l >= 0; --l) {
-    const LayerTables& t = model_.tables.layers[l];
-    const int d = t.d;
-    const int row = d * d;
-    const long M = t.coarse;
-    a.assign(static_cast<std::size_t>(2 * M), 0);
-    x.assign(static_cast<std::size_t>(2 * M), 0);
-    for (long j = 0; j < M; ++j) {
-      const int o = draw_row(t.w(j) + coarse[j] * row, row, uniform01(rng));
-      a[2 * j] = o / d;
-      a[2 * j + 1] = o % d;
-    }
-    for (long j = 0; j < M; ++j) {
-      const long right = (2 * j + 2) % (2 * M);
-      const int o = draw_row(t.u(j) + (a[2 * j + 1] * d + a[right]) * row, row, uniform01(rng));
-      x[2 * j + 1] = o / d;
-      x[right] = o % d;
-    }
+  std::vector<int> coarse, a, x;
+  top_.draw(rng, coarse);
+  for (int l = g.depth() - 1; l >= 0; --l) {
+    draw_layer(model_.tables.layers[l], coarse, a, x, rng);
     coarse.swap(x);
   }
   for (long i = 0; i < g.sites; ++i) out[i] = static_cast<std::uint8_t>(coarse[i]);

@@ -1,0 +1,47 @@
+// Grid 3 x 3 window marginals (docs/design-grid.md §3): every window of every layer of a
+// 24 x 24 grid at depth 3 (3 x 3 top), per window, beside the chain's own window forward
+// (WindowSweep on a 4096-site ring, same chi) measured in the same process: the grid
+// descend is a loop of chain kernel calls, so the ratio "grid window / chain window"
+// against the call count (counter `calls_per_window`) shows what the gather/scatter
+// around the calls costs. One thread, so the figures are per core.
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include "cmera/grid_kernels.hpp"
+#include "cmera/init.hpp"
+#include "cmera/window_sweep.hpp"
+
+namespace {
+
+void BM_GridWindows(benchmark::State& state) {
+  omp_set_num_threads(1);
+  const int chi = static_cast<int>(state.range(0));
+  const cmera::GridLattice g{24, 24, std::vector<int>(4, chi)};
+  const cmera::GridModel m =
+      cmera::initialize_grid_model(g, true, cmera::InitKind::kRandom, 1.0, 1);
+  cmera::grid::GridWindowMarginals w(g);
+  for (auto _ : state) w.forward(m);
+  const double windows = static_cast<double>(g.sites_at(0) + g.sites_at(1) + g.sites_at(2));
+  state.counters["s_per_window"] = benchmark::Counter(
+      windows, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["calls_per_window"] = static_cast<double>(w.kernel_calls()) / windows;
+}
+BENCHMARK(BM_GridWindows)->ArgName("chi")->Arg(2)->Arg(3)->Unit(benchmark::kMillisecond);
+
+// Yardstick: the chain's forward sweep, per coarse window (one descend_pair emitting both
+// children).
+void BM_ChainWindows(benchmark::State& state) {
+  omp_set_num_threads(1);
+  const int chi = static_cast<int>(state.range(0));
+  const cmera::Geometry g{4096, std::vector<int>(11, chi)};
+  const cmera::Model m = cmera::initialize_model(g, true, cmera::InitKind::kRandom, 1.0, 1);
+  cmera::WindowSweep sweep(g, 0, g.sites);
+  for (auto _ : state) sweep.forward(m);
+  double windows = 0;
+  for (int l = 1; l <= g.depth(); ++l) windows += static_cast<double>(g.sites_at(l));
+  state.counters["s_per_window"] = benchmark::Counter(
+      windows, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_ChainWindows)->ArgName("chi")->Arg(2)->Arg(3)->Unit(benchmark::kMillisecond);
+
+}  // namespace

@@ -1,0 +1,589 @@
+// The grid MERA's exact 3 x 3 window marginals (docs/design-grid.md §3) against two
+// references that share no code with src/grid_kernels.cpp or grid_window_cone:
+//
+// - brute force (small grids, depth 1): the joint of any 2D site set by dense
+//   contraction of the top table with every column's FULL conditional
+//   P(column of the intermediate grid | column of the top), then every touched row's full
+//   conditional, each line's conditional enumerated by the full-joint reference of
+//   tests/brute_force.hpp. No cone rule anywhere: lines untouched by the set only drop
+//   out because their conditionals sum to 1.
+// - a general 2D cone (any grid, any depth): parents of a site set found line by line
+//   with the chain's cone_parents, each line's restricted conditional by the chain's
+//   general ConePlan on a one-layer chain whose top is a point mass.
+//
+// On top: ancestral samples against exact windows (Pearson chi-square, Bonferroni, fixed
+// seed), normalization, positivity and agreement of overlapping windows at every layer,
+// independence of the thread count, the 1D-kernel call count, and the validation errors.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include "brute_force.hpp"
+#include "chi_square.hpp"
+#include "cmera/error.hpp"
+#include "cmera/grid.hpp"
+#include "cmera/grid_kernels.hpp"
+#include "cmera/grid_sampler.hpp"
+#include "cmera/siteset.hpp"
+
+namespace {
+
+using cmera::GridLattice;
+using cmera::GridModel;
+using cmera::LayerTables;
+
+struct GridCase {
+  long lx, ly;
+  std::vector<int> chi;
+  bool tied;
+};
+
+std::string label(const GridCase& c) {
+  std::string s = std::to_string(c.lx) + "x" + std::to_string(c.ly) + " chi=[";
+  for (std::size_t i = 0; i < c.chi.size(); ++i) s += (i ? "," : "") + std::to_string(c.chi[i]);
+  return s + "]" + (c.tied ? " tied" : " untied");
+}
+
+GridModel random_grid(const GridCase& c, std::uint64_t seed) {
+  return cmera::initialize_grid_model(GridLattice{c.lx, c.ly, c.chi}, c.tied,
+                                      cmera::InitKind::kRandom, 1.0, seed);
+}
+
+std::size_t power(int base, std::size_t n) {
+  std::size_t p = 1;
+  for (std::size_t i = 0; i < n; ++i) p *= static_cast<std::size_t>(base);
+  return p;
+}
+
+// A variable of the network: stage 0 = a site of layer l+1, 1 = of the intermediate grid,
+// 2 = of layer l (only distinct within one descend).
+long var(int stage, long x, long y) { return (static_cast<long>(stage) << 40) | (y << 20) | x; }
+
+// Dense joint over labelled variables, row-major, labels[0] most significant.
+struct Joint {
+  std::vector<long> labels;
+  std::vector<int> dims;
+  std::vector<double> p;
+};
+
+// Sums out `consumed` (all in j.labels) against cond[consumed values][produced values] and
+// appends `produced` (alphabet d): one line's conditional applied to the joint.
+Joint apply_line(const Joint& j, const std::vector<long>& consumed,
+                 const std::vector<long>& produced, int d, const std::vector<double>& cond) {
+  Joint out;
+  std::vector<int> pos_consumed;
+  for (long c : consumed)
+    pos_consumed.push_back(
+        static_cast<int>(std::find(j.labels.begin(), j.labels.end(), c) - j.labels.begin()));
+  std::vector<int> kept;
+  for (int i = 0; i < static_cast<int>(j.labels.size()); ++i)
+    if (std::find(pos_consumed.begin(), pos_consumed.end(), i) == pos_consumed.end()) {
+      kept.push_back(i);
+      out.labels.push_back(j.labels[i]);
+      out.dims.push_back(j.dims[i]);
+    }
+  for (long pr : produced) {
+    out.labels.push_back(pr);
+    out.dims.push_back(d);
+  }
+  const std::size_t np = power(d, produced.size());
+  std::size_t kept_size = 1;
+  for (int i : kept) kept_size *= static_cast<std::size_t>(j.dims[i]);
+  out.p.assign(kept_size * np, 0.0);
+  // Odometer over the input entries (last label fastest) carrying the consumed and kept
+  // indices along, so an entry costs O(1) besides the produced values.
+  const int n = static_cast<int>(j.labels.size());
+  std::vector<std::size_t> qstride(n, 0), kstride(n, 0);
+  for (std::size_t st = 1, k = pos_consumed.size(); k-- > 0;) {
+    qstride[pos_consumed[k]] = st;
+    st *= static_cast<std::size_t>(j.dims[pos_consumed[k]]);
+  }
+  for (std::size_t st = 1, k = kept.size(); k-- > 0;) {
+    kstride[kept[k]] = st;
+    st *= static_cast<std::size_t>(j.dims[kept[k]]);
+  }
+  std::vector<int> value(n, 0);
+  std::size_t q = 0, k = 0;
+  for (std::size_t i = 0; i < j.p.size(); ++i) {
+    if (j.p[i] != 0.0)
+      for (std::size_t x = 0; x < np; ++x) out.p[k * np + x] += j.p[i] * cond[q * np + x];
+    for (int m = n - 1; m >= 0; --m) {
+      q += qstride[m];
+      k += kstride[m];
+      if (++value[m] < j.dims[m]) break;
+      q -= qstride[m] * j.dims[m];
+      k -= kstride[m] * j.dims[m];
+      value[m] = 0;
+    }
+  }
+  return out;
+}
+
+// Reorders (and marginalizes) a joint onto `labels`.
+std::vector<double> project(const Joint& j, const std::vector<long>& labels) {
+  std::vector<int> pos;
+  std::size_t size = 1;
+  for (long l : labels) {
+    pos.push_back(
+        static_cast<int>(std::find(j.labels.begin(), j.labels.end(), l) - j.labels.begin()));
+    size *= static_cast<std::size_t>(j.dims[pos.back()]);
+  }
+  std::vector<double> out(size, 0.0);
+  std::vector<int> value(j.labels.size());
+  for (std::size_t i = 0; i < j.p.size(); ++i) {
+    std::size_t rest = i;
+    for (int m = static_cast<int>(j.labels.size()) - 1; m >= 0; --m) {
+      value[m] = static_cast<int>(rest % j.dims[m]);
+      rest /= j.dims[m];
+    }
+    std::size_t o = 0;
+    for (int p : pos) o = o * j.dims[p] + value[p];
+    out[o] += j.p[i];
+  }
+  return out;
+}
+
+// One line's 1D layer as a one-layer chain whose top is set to a point mass.
+cmera::Model line_chain(const LayerTables& t) {
+  cmera::Model c;
+  c.geometry = cmera::Geometry{2 * t.coarse, {t.d, t.K}};
+  c.tied = t.tied;
+  c.tables.layers = {t};
+  c.tables.top.assign(power(t.K, static_cast<std::size_t>(t.coarse)), 0.0);
+  return c;
+}
+
+// Reference marginals of a grid model, either mode; caches full line conditionals.
+class Reference {
+ public:
+  Reference(const GridModel& m, bool cones) : m_(m), cones_(cones) {}
+
+  // Joint of `sites` ((x, y) pairs, distinct) at `layer`, in the given order.
+  std::vector<double> marginal(int layer, const std::vector<std::pair<long, long>>& sites) {
+    std::vector<long> labels;
+    for (const auto& s : sites) labels.push_back(var(0, s.first, s.second));
+    return project(joint(layer, labels), labels);
+  }
+
+ private:
+  const GridLattice& g() const { return m_.lattice; }
+
+  // Joint over stage-0 labels of `layer` (any order), unordered output.
+  Joint joint(int layer, const std::vector<long>& labels) {
+    const int T = g().depth();
+    if (layer == T) return top_joint(labels);
+    const long mx = g().lx_at(layer + 1), my = g().ly_at(layer + 1);
+    const long nx = g().lx_at(layer), ny = g().ly_at(layer);
+    // Rows touched and their sites; intermediate parents of each row.
+    std::map<long, std::vector<long>> rows, mid_cols;
+    for (long v : labels) rows[(v >> 20) & 0xfffff].push_back(v & 0xfffff);
+    std::map<long, std::vector<long>> row_parents;
+    for (auto& [y, xs] : rows) {
+      std::sort(xs.begin(), xs.end());
+      row_parents[y] = parents(xs, nx, g().chi[layer], g().intermediate_chi(layer));
+      for (long c : row_parents[y]) mid_cols[c].push_back(y);
+    }
+    std::map<long, std::vector<long>> col_parents;
+    std::vector<long> coarse;
+    for (auto& [c, ys] : mid_cols) {
+      std::sort(ys.begin(), ys.end());
+      col_parents[c] = parents(ys, ny, g().intermediate_chi(layer), g().chi[layer + 1]);
+      for (long q : col_parents[c]) coarse.push_back(var(0, c, q));
+    }
+    Joint j = joint(layer + 1, coarse);
+    for (auto& [c, ys] : mid_cols) {  // y half-step, column c
+      std::vector<long> consumed, produced;
+      for (long q : col_parents[c]) consumed.push_back(var(0, c, q));
+      for (long y : ys) produced.push_back(var(1, c, y));
+      j = apply_line(j, consumed, produced, g().intermediate_chi(layer),
+                     conditional(layer, 0, c, col_parents[c], ys, my));
+    }
+    for (auto& [y, xs] : rows) {  // x half-step, row y
+      std::vector<long> consumed, produced;
+      for (long c : row_parents[y]) consumed.push_back(var(1, c, y));
+      for (long x : xs) produced.push_back(var(2, x, y));
+      j = apply_line(j, consumed, produced, g().chi[layer],
+                     conditional(layer, 1, y, row_parents[y], xs, mx));
+    }
+    for (long& l : j.labels) l = var(0, l & 0xfffff, (l >> 20) & 0xfffff);  // now layer's sites
+    return j;
+  }
+
+  Joint top_joint(const std::vector<long>& labels) {
+    const int T = g().depth();
+    Joint full;
+    for (long y = 0; y < g().ly_at(T); ++y)
+      for (long x = 0; x < g().lx_at(T); ++x) {
+        full.labels.push_back(var(0, x, y));
+        full.dims.push_back(g().chi[T]);
+      }
+    full.p = m_.top;
+    Joint j;
+    j.labels = labels;
+    j.dims.assign(labels.size(), g().chi[T]);
+    j.p = project(full, labels);
+    return j;
+  }
+
+  // Parents on the coarse line (M = n / 2 sites) of fine sites `xs` of a line of n sites:
+  // the chain's cone rule, or every coarse site for brute force.
+  std::vector<long> parents(const std::vector<long>& xs, long n, int d, int K) const {
+    if (cones_) return cmera::cone_parents(cmera::Geometry{n, {d, K}}, 0, xs);
+    std::vector<long> all(static_cast<std::size_t>(n / 2));
+    for (long i = 0; i < n / 2; ++i) all[i] = i;
+    return all;
+  }
+
+  // P(fine sites xs | coarse sites qs) of line `line` of direction dir (0: y, 1: x) of
+  // `layer`; coarse sites outside qs at 0 (they do not matter when qs holds the cone).
+  std::vector<double> conditional(int layer, int dir, long line, const std::vector<long>& qs,
+                                  const std::vector<long>& xs, long M) {
+    const LayerTables& t = dir == 0 ? m_.layers[layer].y.line(line) : m_.layers[layer].x.line(line);
+    const auto key = std::make_tuple(layer, dir, m_.tied ? 0 : line);
+    if (!chains_.count(key)) chains_[key] = line_chain(t);
+    cmera::Model& chain = chains_[key];
+    const std::size_t nq = power(t.K, qs.size()), nx = power(t.d, xs.size());
+    std::vector<double> out(nq * nx);
+    // Flat index in the chain's top table of coarse configuration q: qs from q, others 0.
+    auto top_index = [&](std::size_t q) {
+      std::vector<int> yv(static_cast<std::size_t>(M), 0);
+      for (long k = static_cast<long>(qs.size()) - 1; k >= 0; --k) {
+        yv[qs[k]] = static_cast<int>(q % t.K);
+        q /= t.K;
+      }
+      std::size_t top = 0;
+      for (long s = 0; s < M; ++s) top = top * t.K + yv[s];
+      return top;
+    };
+    if (cones_) {
+      cmera::ConePlan plan(chain.geometry, 0, xs);
+      for (std::size_t q = 0; q < nq; ++q) {
+        const std::size_t top = top_index(q);
+        chain.tables.top[top] = 1.0;
+        const auto& p = plan.forward(chain);
+        std::copy(p.begin(), p.end(), out.begin() + q * nx);
+        chain.tables.top[top] = 0.0;
+      }
+    } else {
+      const std::vector<double>& full = full_conditional(key, chain);
+      const std::size_t line_size = power(t.d, static_cast<std::size_t>(2 * M));
+      for (std::size_t q = 0; q < nq; ++q) {
+        const auto first = full.begin() + static_cast<long>(top_index(q) * line_size);
+        const brute::Dense fine{std::vector<int>(static_cast<std::size_t>(2 * M), t.d),
+                                std::vector<double>(first, first + static_cast<long>(line_size))};
+        const auto p = brute::marginalize(fine, xs);
+        std::copy(p.begin(), p.end(), out.begin() + q * nx);
+      }
+    }
+    return out;
+  }
+
+  // [coarse config][full fine line] by the full-joint reference, once per line.
+  using Key = std::tuple<int, int, long>;  // (layer, direction, line; 0 when tied)
+  const std::vector<double>& full_conditional(const Key& key, cmera::Model& chain) {
+    auto it = cache_.find(key);
+    if (it != cache_.end()) return it->second;
+    std::vector<double> table;
+    for (std::size_t y = 0; y < chain.tables.top.size(); ++y) {
+      chain.tables.top[y] = 1.0;
+      const auto joints = brute::layer_joints(chain);
+      table.insert(table.end(), joints[0].p.begin(), joints[0].p.end());
+      chain.tables.top[y] = 0.0;
+    }
+    return cache_[key] = std::move(table);
+  }
+
+  const GridModel& m_;
+  bool cones_;
+  std::map<Key, std::vector<double>> cache_;
+  std::map<Key, cmera::Model> chains_;
+};
+
+std::vector<std::pair<long, long>> window_sites(long x, long y) {
+  std::vector<std::pair<long, long>> s;
+  for (int dy = 0; dy < 3; ++dy)
+    for (int dx = 0; dx < 3; ++dx) s.push_back({x + dx, y + dy});
+  return s;
+}
+
+// Wraps the sites of a window at `layer` (the reference takes wrapped coordinates).
+std::vector<std::pair<long, long>> wrapped(const GridLattice& g, int layer,
+                                           std::vector<std::pair<long, long>> s) {
+  for (auto& p : s)
+    p = {cmera::cone::wrap(p.first, g.lx_at(layer)), cmera::cone::wrap(p.second, g.ly_at(layer))};
+  return s;
+}
+
+double max_diff(const double* a, const std::vector<double>& b) {
+  double worst = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+  return worst;
+}
+
+// Every window of every layer of the fast path against a reference.
+void check_all_windows(const GridCase& c, bool cones, double tol) {
+  const GridModel m = random_grid(c, 11 + c.lx + 7 * c.ly + (c.tied ? 0 : 1000));
+  cmera::grid::GridWindowMarginals fast(m.lattice);
+  fast.forward(m);
+  Reference ref(m, cones);
+  for (int l = 0; l <= m.depth(); ++l)
+    for (long y = 0; y < m.lattice.ly_at(l); ++y)
+      for (long x = 0; x < m.lattice.lx_at(l); ++x) {
+        const auto exact = ref.marginal(l, wrapped(m.lattice, l, window_sites(x, y)));
+        ASSERT_LT(max_diff(fast.window(l, x, y), exact), tol)
+            << label(c) << (cones ? " general cone" : " brute force") << " layer " << l
+            << " window (" << x << ", " << y << ")";
+      }
+}
+
+TEST(Grid, WindowsEqualBruteForceOnSmallGrids) {
+  for (const GridCase& c :
+       {GridCase{6, 6, {2, 2}, true}, GridCase{6, 6, {2, 2}, false}, GridCase{12, 6, {2, 2}, false},
+        GridCase{6, 12, {2, 2}, true}, GridCase{6, 6, {2, 3}, false}, GridCase{6, 6, {3, 2}, true}})
+    check_all_windows(c, false, 1e-13);
+}
+
+TEST(Grid, WindowsEqualGeneralConeOnLargerGrids) {
+  // (16 x 8 at depth 2 would leave a 4 x 2 top, which the lattice refuses.)
+  for (const GridCase& c : {GridCase{12, 12, {2, 2, 2}, true}, GridCase{12, 12, {2, 2, 2}, false},
+                            GridCase{16, 12, {2, 2, 2}, false}, GridCase{12, 16, {3, 2, 2}, true}})
+    check_all_windows(c, true, 1e-13);
+}
+
+// The general cone itself (used above on grids too large for brute force) against brute
+// force on far pairs and arbitrary site sets, including sets across the periodic seams.
+TEST(Grid, GeneralConeEqualsBruteForceOnArbitrarySets) {
+  const std::vector<std::vector<std::pair<long, long>>> sets = {
+      {{0, 0}, {3, 3}},
+      {{5, 5}, {0, 0}},
+      {{1, 4}, {4, 1}},
+      {{0, 0}, {5, 0}, {2, 4}, {4, 1}},
+      {{2, 2}},
+      {{5, 0}, {0, 5}, {3, 2}},
+      {{0, 1}, {1, 1}, {2, 1}, {3, 1}, {4, 1}}};
+  for (const GridCase& c : {GridCase{6, 6, {2, 2}, false}, GridCase{6, 6, {2, 3}, true},
+                            GridCase{12, 6, {2, 2}, true}}) {
+    const GridModel m = random_grid(c, 77);
+    Reference brute(m, false), cone(m, true);
+    for (const auto& s : sets)
+      for (int l = 0; l < 1; ++l) {
+        const auto a = brute.marginal(l, s), b = cone.marginal(l, s);
+        EXPECT_LT(max_diff(a.data(), b), 1e-13) << label(c) << " set of " << s.size();
+        double total = 0;
+        for (double v : a) total += v;
+        EXPECT_NEAR(total, 1.0, 1e-13);
+      }
+  }
+}
+
+// Every window of every layer is a distribution; overlapping windows agree on the
+// shared 2 x 3 and 3 x 2 blocks; a thread count does not change a bit; the fast path
+// makes exactly the stated number of 1D kernel calls (docs/design-grid.md §3).
+TEST(Grid, WindowsNormalizedConsistentAndThreadIndependent) {
+  for (const GridCase& c :
+       {GridCase{16, 12, {2, 2, 2}, false}, GridCase{12, 12, {2, 3, 2}, true}}) {
+    const GridModel m = random_grid(c, 5);
+    const GridLattice& g = m.lattice;
+    cmera::grid::GridWindowMarginals fast(g), serial(g);
+    fast.forward(m);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    serial.forward(m);
+    omp_set_num_threads(threads);
+    long expected_calls = 0;
+    for (int l = 0; l <= m.depth(); ++l) {
+      const int d = g.chi[l];
+      const std::size_t n = cmera::grid_window_size(d);
+      if (l < m.depth()) {  // columns once per intermediate window, rows per window
+        const std::size_t K = g.chi[l + 1], mid = g.intermediate_chi(l), dd = d;
+        const std::size_t columns =
+            K * K * K * K * K * K + mid * mid * mid * K * K * K + mid * mid * mid * mid * mid * mid;
+        const std::size_t rows = mid * mid * mid * mid * mid * mid +
+                                 dd * dd * dd * mid * mid * mid + dd * dd * dd * dd * dd * dd;
+        expected_calls += static_cast<long>(columns) * g.lx_at(l + 1) * g.ly_at(l) +
+                          static_cast<long>(rows) * g.sites_at(l);
+      }
+      for (long y = 0; y < g.ly_at(l); ++y)
+        for (long x = 0; x < g.lx_at(l); ++x) {
+          const double* w = fast.window(l, x, y);
+          ASSERT_TRUE(std::equal(w, w + n, serial.window(l, x, y))) << label(c) << " layer " << l;
+          double total = 0;
+          for (std::size_t i = 0; i < n; ++i) {
+            ASSERT_GE(w[i], 0.0);
+            total += w[i];
+          }
+          ASSERT_NEAR(total, 1.0, 1e-13) << label(c) << " layer " << l;
+          // Right neighbour: places dx = 1, 2 here equal dx = 0, 1 there; lower likewise.
+          const double* right = fast.window(l, x + 1, y);
+          const double* below = fast.window(l, x, y + 1);
+          std::vector<double> a(power(d, 6), 0.0), b(a.size(), 0.0), u(a.size(), 0.0),
+              v(a.size(), 0.0);
+          for (std::size_t i = 0; i < n; ++i) {
+            int val[9];
+            std::size_t rest = i;
+            for (int p = 8; p >= 0; --p) {
+              val[p] = static_cast<int>(rest % d);
+              rest /= d;
+            }
+            std::size_t ra = 0, rb = 0, ca = 0, cb = 0;
+            for (int dy = 0; dy < 3; ++dy)
+              for (int k = 0; k < 2; ++k) {
+                ra = ra * d + val[3 * dy + k + 1];
+                rb = rb * d + val[3 * dy + k];
+              }
+            for (int k = 0; k < 2; ++k)
+              for (int dx = 0; dx < 3; ++dx) {
+                ca = ca * d + val[3 * (k + 1) + dx];
+                cb = cb * d + val[3 * k + dx];
+              }
+            a[ra] += w[i];
+            b[rb] += right[i];
+            u[ca] += w[i];
+            v[cb] += below[i];
+          }
+          ASSERT_LT(max_diff(a.data(), b), 1e-14) << label(c) << " layer " << l;
+          ASSERT_LT(max_diff(u.data(), v), 1e-14) << label(c) << " layer " << l;
+        }
+    }
+    EXPECT_EQ(fast.kernel_calls(), expected_calls) << label(c);
+    // The one-window entry point equals the sweep's shared-column path, bit for bit.
+    cmera::grid::GridScratch s;
+    s.reserve(*std::max_element(g.chi.begin(), g.chi.end()));
+    std::vector<double> one(cmera::grid_window_size(g.chi[0]));
+    for (long y = 0; y < g.ly_at(0); ++y)
+      for (long x = 0; x < g.lx_at(0); ++x) {
+        const cmera::GridWindowCone cone = cmera::grid_window_cone(g, 0, x, y);
+        cmera::grid::descend_window(m, 0, x, y, fast.window(1, cone.cx, cone.cy), one.data(), s);
+        ASSERT_TRUE(std::equal(one.begin(), one.end(), fast.window(0, x, y))) << label(c);
+      }
+  }
+}
+
+// Pearson chi-square of sampled 3 x 3 windows against the exact marginals. The cells of
+// smallest expectation are pooled into one expecting >= 5, so the chi-square law holds;
+// Bonferroni over the 8 windows tested keeps the whole test's false-alarm rate <= 1e-6.
+// Fixed seed, so the outcome is deterministic.
+constexpr long kSamples = 200000;
+double window_x2(const GridModel& m, const std::vector<std::vector<std::uint8_t>>& samples, long x,
+                 long y, const double* exact, int* df) {
+  const GridLattice& g = m.lattice;
+  std::vector<long> counts(cmera::grid_window_size(g.chi[0]), 0);
+  for (const auto& s : samples) {
+    std::size_t idx = 0;
+    for (int dy = 0; dy < 3; ++dy)
+      for (int dx = 0; dx < 3; ++dx) idx = idx * g.chi[0] + s[g.site(0, x + dx, y + dy)];
+    ++counts[idx];
+  }
+  // Pool the cells of smallest expectation until the pool and every other cell expect
+  // >= 5 (every count is used, so the cells still partition all outcomes).
+  std::vector<std::size_t> order(counts.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return exact[a] < exact[b]; });
+  const double n = static_cast<double>(samples.size());
+  double x2 = 0, pooled_e = 0;
+  long pooled_n = 0;
+  int cells = 1;  // the pool
+  std::size_t k = 0;
+  for (; k < order.size() && (pooled_e < 5 || exact[order[k]] * n < 5); ++k) {
+    pooled_e += exact[order[k]] * n;
+    pooled_n += counts[order[k]];
+  }
+  x2 += (pooled_n - pooled_e) * (pooled_n - pooled_e) / pooled_e;
+  for (; k < order.size(); ++k, ++cells) {
+    const double e = exact[order[k]] * n;
+    x2 += (counts[order[k]] - e) * (counts[order[k]] - e) / e;
+  }
+  *df = cells - 1;
+  return x2;
+}
+
+std::vector<std::vector<std::uint8_t>> draw(const GridModel& m, std::uint64_t seed) {
+  const cmera::GridSampler sampler(m);
+  std::vector<std::vector<std::uint8_t>> out(kSamples,
+                                             std::vector<std::uint8_t>(m.lattice.sites_at(0)));
+  for (long k = 0; k < kSamples; ++k)
+    sampler.draw(seed, static_cast<std::uint64_t>(k), out[k].data());
+  return out;
+}
+
+const std::vector<std::pair<long, long>> kSampledWindows = {{0, 0}, {2, 3}, {5, 5}, {7, 1}};
+const GridCase kSamplerCases[] = {{8, 6, {2, 2}, false}, {12, 12, {2, 2, 2}, true}};
+const double kPerTestAlpha = 1e-6 / (2.0 * 4.0);
+
+TEST(Grid, SamplesReproduceExactWindows) {
+  for (const GridCase& c : kSamplerCases) {
+    const GridModel m = random_grid(c, 2024);
+    cmera::grid::GridWindowMarginals exact(m.lattice);
+    exact.forward(m);
+    const auto samples = draw(m, 99);
+    for (const auto& [x, y] : kSampledWindows) {
+      int df = 0;
+      const double x2 = window_x2(m, samples, x, y, exact.window(0, x, y), &df);
+      const double threshold = chi2_upper_quantile(kPerTestAlpha, df);
+      EXPECT_LT(x2, threshold) << label(c) << " window (" << x << ", " << y << "): X^2 = " << x2
+                               << ", df = " << df;
+      std::printf("  %-22s window (%ld,%ld) X^2 = %9.3f (df %d, threshold %.1f)\n",
+                  label(c).c_str(), x, y, x2, df, threshold);
+    }
+  }
+}
+
+// Control: the same test rejects samples of another model.
+TEST(Grid, SampleTestRejectsAnotherModel) {
+  const GridCase& c = kSamplerCases[0];
+  const GridModel drawn = random_grid(c, 2024), other = random_grid(c, 2025);
+  cmera::grid::GridWindowMarginals exact(other.lattice);
+  exact.forward(other);
+  const auto samples = draw(drawn, 99);
+  int df = 0;
+  const double x2 = window_x2(drawn, samples, 0, 0, exact.window(0, 0, 0), &df);
+  EXPECT_GT(x2, chi2_upper_quantile(kPerTestAlpha, df));
+}
+
+TEST(Grid, RefusesInvalidLattices) {
+  auto message = [](const GridLattice& g) {
+    try {
+      g.validate();
+    } catch (const cmera::Error& e) {
+      EXPECT_EQ(e.code(), cmera::kExitUsage);
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(message({48, 48, {2, 2}}).find("top joint table over the 24 x 24 top grid"),
+            std::string::npos);
+  EXPECT_NE(message({12, 8, {2, 2, 2}}).find("3 x 3"), std::string::npos);
+  EXPECT_NE(message({12, 10, {2, 2, 2}}).find("divisible"), std::string::npos);
+  EXPECT_NE(message({6, 6, {2, 1}}).find(">= 2"), std::string::npos);
+  EXPECT_EQ(message({48, 48, {2, 2, 2, 2, 2}}), "accepted");  // 3 x 3 top
+}
+
+// Tables and initialization: every conditional normalized, untied lines distinct, and a
+// start a pure function of the seed.
+TEST(Grid, InitializationNormalizedAndSeeded) {
+  const GridLattice g{12, 12, {2, 3, 2}};
+  for (bool tied : {true, false}) {
+    const GridModel a = cmera::initialize_grid_model(g, tied, cmera::InitKind::kDecimation, 0.1, 3);
+    const GridModel b = cmera::initialize_grid_model(g, tied, cmera::InitKind::kDecimation, 0.1, 3);
+    EXPECT_LT(a.normalization_error(), 1e-14);
+    EXPECT_EQ(a.layers[0].x.lines.size(), tied ? 1u : 12u);
+    EXPECT_EQ(a.layers[0].y.lines.size(), tied ? 1u : 6u);
+    EXPECT_EQ(a.layers[0].y.line(0).K, 3);
+    EXPECT_EQ(a.layers[0].y.line(0).d, 2);  // intermediate alphabet chi_0
+    EXPECT_EQ(a.layers[0].x.line(0).K, 2);
+    EXPECT_EQ(a.layers[1].y.line(0).coarse, 3);
+    EXPECT_EQ(a.top, b.top);
+    EXPECT_EQ(a.layers[1].x.line(5).W, b.layers[1].x.line(5).W);
+    if (!tied) EXPECT_NE(a.layers[0].x.line(0).W, a.layers[0].x.line(1).W);
+  }
+}
+
+}  // namespace
