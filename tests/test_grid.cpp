@@ -1,5 +1,5 @@
 // The grid MERA's exact 3 x 3 window marginals (docs/design-grid.md §3) against two
-// references that share no code with src/grid_kernels.cpp or grid_window_cone:
+// references that share no code with src/lattice/grid_kernels.cpp or grid_window_cone:
 //
 // - brute force (small grids, depth 1): the joint of any 2D site set by dense
 //   contraction of the top table with every column's FULL conditional
