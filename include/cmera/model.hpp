@@ -48,7 +48,12 @@ struct LayerTables {
   const double* w(long j) const { return W.data() + slot(j) * w_size(); }
   double* u(long j) { return U.data() + slot(j) * u_size(); }
   const double* u(long j) const { return U.data() + slot(j) * u_size(); }
+  // Largest |sum - 1| over the conditional rows of W and U.
+  double normalization_error() const;
 };
+
+// Largest |sum - 1| over the consecutive rows of `row` entries of v.
+double row_sum_error(const std::vector<double>& v, std::size_t row);
 
 // Parameters (or anything shaped like them: gradients, optimizer moments).
 struct Tables {

@@ -89,20 +89,24 @@ Model Model::uniform(const Geometry& g, bool tied) {
   return m;
 }
 
-double Model::normalization_error() const {
+double row_sum_error(const std::vector<double>& v, std::size_t row) {
   double worst = 0;
-  auto check_rows = [&](const std::vector<double>& v, std::size_t row) {
-    for (std::size_t r = 0; r < v.size(); r += row) {
-      double s = 0;
-      for (std::size_t i = 0; i < row; ++i) s += v[r + i];
-      worst = std::max(worst, std::abs(s - 1.0));
-    }
-  };
-  for (const auto& l : tables.layers) {
-    check_rows(l.W, static_cast<std::size_t>(l.d) * l.d);
-    check_rows(l.U, static_cast<std::size_t>(l.d) * l.d);
+  for (std::size_t r = 0; r < v.size(); r += row) {
+    double s = 0;
+    for (std::size_t i = 0; i < row; ++i) s += v[r + i];
+    worst = std::max(worst, std::abs(s - 1.0));
   }
-  check_rows(tables.top, tables.top.size());
+  return worst;
+}
+
+double LayerTables::normalization_error() const {
+  const std::size_t row = static_cast<std::size_t>(d) * d;
+  return std::max(row_sum_error(W, row), row_sum_error(U, row));
+}
+
+double Model::normalization_error() const {
+  double worst = row_sum_error(tables.top, tables.top.size());
+  for (const auto& l : tables.layers) worst = std::max(worst, l.normalization_error());
   return worst;
 }
 

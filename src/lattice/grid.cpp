@@ -119,21 +119,10 @@ GridModel GridModel::uniform(const GridLattice& g, bool tied) {
 }
 
 double GridModel::normalization_error() const {
-  double worst = 0;
-  auto check_rows = [&](const std::vector<double>& v, std::size_t row) {
-    for (std::size_t r = 0; r < v.size(); r += row) {
-      double s = 0;
-      for (std::size_t i = 0; i < row; ++i) s += v[r + i];
-      worst = std::max(worst, std::abs(s - 1.0));
-    }
-  };
+  double worst = row_sum_error(top, top.size());
   for (const auto& l : layers)
     for (const LineTables* h : {&l.y, &l.x})
-      for (const auto& t : h->lines) {
-        check_rows(t.W, static_cast<std::size_t>(t.d) * t.d);
-        check_rows(t.U, static_cast<std::size_t>(t.d) * t.d);
-      }
-  check_rows(top, top.size());
+      for (const auto& t : h->lines) worst = std::max(worst, t.normalization_error());
   return worst;
 }
 
