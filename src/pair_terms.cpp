@@ -69,17 +69,34 @@ PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
       while (meet < g.depth() && disjoint(chains_[left].at[meet + 1].cone, chains_[right].at[meet + 1].cone))
         ++meet;
       if (meet == 0) {
-        pairs_.push_back({0, left, right, ConePlan(g, 0, {i, i + r}), {}, {}, {}});
+        pairs_.push_back({0, left, right, ConePlan(g, 0, {i, i + r})});
         continue;
       }
       const ConeInWindow &a = chains_[left].at[meet], &b = chains_[right].at[meet];
       std::vector<long> joint = a.cone;
       joint.insert(joint.end(), b.cone.begin(), b.cone.end());
-      pairs_.push_back({meet, left, right, ConePlan(g, meet, joint), {}, window_entries(g, meet, a),
-                        window_entries(g, meet, b)});
+      pairs_.push_back({meet, left, right, ConePlan(g, meet, joint)});
+      pairs_.back().left_at = window_entries(g, meet, a);
+      pairs_.back().right_at = window_entries(g, meet, b);
       chains_[left].top = std::max(chains_[left].top, meet);
       chains_[right].top = std::max(chains_[right].top, meet);
     }
+  // One shared top marginal per distinct top site set (plans list them in their own
+  // order, which fixes the marginal's layout, so the key is the ordered list).
+  std::map<std::vector<long>, std::size_t> top_index;
+  const std::size_t K = static_cast<std::size_t>(g.chi.back());
+  for (Pair& pr : pairs_) {
+    const std::vector<long>& sites = pr.plan.top_sites();
+    const auto it = top_index.find(sites);
+    if (it != top_index.end()) {
+      pr.top = it->second;
+      continue;
+    }
+    std::size_t n = 1;
+    for (std::size_t k = 0; k < sites.size(); ++k) n *= K;
+    tops_.push_back({sites, std::vector<double>(n), std::vector<double>(n)});
+    pr.top = top_index[sites] = tops_.size() - 1;
+  }
   for (Chain& c : chains_) {
     c.up.resize(static_cast<std::size_t>(c.top) + 1);
     c.env.resize(static_cast<std::size_t>(c.top) + 1);
@@ -117,6 +134,9 @@ void PairTerms::build_chains(const Model& model) {
 }
 
 double PairTerms::log_likelihood(const Model& model) {
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::size_t t = 0; t < tops_.size(); ++t)
+    top_marginal(geometry_, tops_[t].sites, model.tables.top.data(), tops_[t].p.data());
   build_chains(model);
   const int d = stats_.d;
   const std::size_t dd = static_cast<std::size_t>(d) * d;
@@ -124,7 +144,7 @@ double PairTerms::log_likelihood(const Model& model) {
 #pragma omp parallel for schedule(dynamic, 8)
   for (std::size_t k = 0; k < pairs_.size(); ++k) {
     Pair& pr = pairs_[k];
-    const std::vector<double>& joint = pr.plan.forward(model);
+    const std::vector<double>& joint = pr.plan.forward(model, tops_[pr.top].p.data());
     if (pr.meet == 0) {
       pr.p = joint;
     } else {
@@ -154,55 +174,96 @@ double PairTerms::log_likelihood(const Model& model) {
   return weight_ * total;
 }
 
-void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
+// Reverse pass of pair k without touching anything shared: its chains' adjoints at the
+// meeting layer go to pr.el / pr.er, its plan keeps its own table gradients.
+void PairTerms::pair_reverse(const Model& model, double scale, std::size_t k, Scratch& s) {
   const int d = stats_.d;
   const std::size_t dd = static_cast<std::size_t>(d) * d;
+  Pair& pr = pairs_[k];
+  const double* q = stats_.q.data() + k * dd;
+  s.g.resize(dd);
+  for (std::size_t x = 0; x < dd; ++x) s.g[x] = q[x] > 0 ? scale * weight_ * q[x] / pr.p[x] : 0.0;
+  if (pr.meet == 0) {
+    pr.plan.backward_local(model, s.g);
+    return;
+  }
+  const std::vector<double>& rho = pr.plan.marginal();
+  const std::vector<double>& tl = chains_[pr.left].up[pr.meet];
+  const std::vector<double>& tr = chains_[pr.right].up[pr.meet];
+  const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
+  const std::size_t wl = tl.size() / d, wr = tr.size() / d;
+  // h[xl][b] = sum_xr g[xl][xr] Tr[xr][b];  j[xr][a] = sum_xl g[xl][xr] Tl[xl][a]
+  s.h.assign(d * nb, 0.0);
+  s.j.assign(d * na, 0.0);
+  for (int xl = 0; xl < d; ++xl)
+    for (int xr = 0; xr < d; ++xr) {
+      const double gx = s.g[xl * d + xr];
+      for (std::size_t b = 0; b < nb; ++b) s.h[xl * nb + b] += gx * tr[xr * wr + pr.right_at[b]];
+      for (std::size_t a = 0; a < na; ++a) s.j[xr * na + a] += gx * tl[xl * wl + pr.left_at[a]];
+    }
+  // dF/drho[a][b] = sum_x Tl[x][a] h[x][b]; dF/dTl[x][a] = sum_b rho[a][b] h[x][b];
+  // dF/dTr[x][b] = sum_a j[x][a] rho[a][b], kept per cone state ([x][a], [x][b]).
+  s.big_g.assign(na * nb, 0.0);
+  pr.el.assign(d * na, 0.0);
+  pr.er.assign(d * nb, 0.0);
+  for (std::size_t a = 0; a < na; ++a)
+    for (int x = 0; x < d; ++x) {
+      const double t = tl[x * wl + pr.left_at[a]], ja = s.j[x * na + a];
+      const double* hx = s.h.data() + x * nb;
+      const double* row = rho.data() + a * nb;
+      double* gr = s.big_g.data() + a * nb;
+      double* er = pr.er.data() + x * nb;
+      double sum = 0;
+      for (std::size_t b = 0; b < nb; ++b) {
+        gr[b] += t * hx[b];
+        sum += row[b] * hx[b];
+        er[b] += ja * row[b];
+      }
+      pr.el[x * na + a] = sum;
+    }
+  pr.plan.backward_local(model, s.big_g);
+}
+
+// Pairs run their reverse passes on threads a block at a time, then add into the shared
+// chain adjoints, tables and top marginals in pair order: a fixed order whatever the
+// thread count. Blocks bound the memory of the plans' gradients in flight.
+void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
+  constexpr std::size_t kBlock = 64;
+  const int d = stats_.d;
   for (Chain& c : chains_)
     for (auto& e : c.env) std::fill(e.begin(), e.end(), 0.0);
-  std::vector<double> g(dd), big_g, h, j;
-  for (std::size_t k = 0; k < pairs_.size(); ++k) {
-    Pair& pr = pairs_[k];
-    const double* q = stats_.q.data() + k * dd;
-    for (std::size_t x = 0; x < dd; ++x) g[x] = q[x] > 0 ? scale * weight_ * q[x] / pr.p[x] : 0.0;
-    if (pr.meet == 0) {
-      pr.plan.backward(model, g, grad);
-      continue;
-    }
-    const std::vector<double>& rho = pr.plan.marginal();
-    const std::vector<double>& tl = chains_[pr.left].up[pr.meet];
-    const std::vector<double>& tr = chains_[pr.right].up[pr.meet];
-    const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
-    const std::size_t wl = tl.size() / d, wr = tr.size() / d;
-    // h[xl][b] = sum_xr g[xl][xr] Tr[xr][b];  j[xr][a] = sum_xl g[xl][xr] Tl[xl][a]
-    h.assign(d * nb, 0.0);
-    j.assign(d * na, 0.0);
-    for (int xl = 0; xl < d; ++xl)
-      for (int xr = 0; xr < d; ++xr) {
-        const double gx = g[xl * d + xr];
-        for (std::size_t b = 0; b < nb; ++b) h[xl * nb + b] += gx * tr[xr * wr + pr.right_at[b]];
-        for (std::size_t a = 0; a < na; ++a) j[xr * na + a] += gx * tl[xl * wl + pr.left_at[a]];
-      }
-    // dF/drho[a][b] = sum_x Tl[x][a] h[x][b]; dF/dTl[x][a] = sum_b rho[a][b] h[x][b];
-    // dF/dTr[x][b] = sum_a j[x][a] rho[a][b]; the chains' adjoints get them in window places.
-    big_g.assign(na * nb, 0.0);
-    std::vector<double>& el = chains_[pr.left].env[pr.meet];
-    std::vector<double>& er = chains_[pr.right].env[pr.meet];
-    for (std::size_t a = 0; a < na; ++a)
-      for (int x = 0; x < d; ++x) {
-        const double t = tl[x * wl + pr.left_at[a]], ja = j[x * na + a];
-        const double* hx = h.data() + x * nb;
-        const double* row = rho.data() + a * nb;
-        double* gr = big_g.data() + a * nb;
-        double sum = 0;
-        for (std::size_t b = 0; b < nb; ++b) {
-          gr[b] += t * hx[b];
-          sum += row[b] * hx[b];
-          er[x * wr + pr.right_at[b]] += ja * row[b];
+  for (TopSet& t : tops_) std::fill(t.g.begin(), t.g.end(), 0.0);
+  std::vector<Scratch> scratch(static_cast<std::size_t>(omp_get_max_threads()));
+  for (std::size_t first = 0; first < pairs_.size(); first += kBlock) {
+    const std::size_t last = std::min(pairs_.size(), first + kBlock);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::size_t k = first; k < last; ++k) pair_reverse(model, scale, k, scratch[omp_get_thread_num()]);
+    for (std::size_t k = first; k < last; ++k) {
+      Pair& pr = pairs_[k];
+      if (pr.meet > 0) {
+        std::vector<double>& el = chains_[pr.left].env[pr.meet];
+        std::vector<double>& er = chains_[pr.right].env[pr.meet];
+        const std::size_t wl = el.size() / d, wr = er.size() / d;
+        const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
+        for (int x = 0; x < d; ++x) {
+          for (std::size_t a = 0; a < na; ++a) el[x * wl + pr.left_at[a]] += pr.el[x * na + a];
+          for (std::size_t b = 0; b < nb; ++b) er[x * wr + pr.right_at[b]] += pr.er[x * nb + b];
         }
-        el[x * wl + pr.left_at[a]] += sum;
       }
-    pr.plan.backward(model, big_g, grad);
+      pr.plan.add_gradient(grad);
+      const std::vector<double>& gt = pr.plan.top_gradient();
+      std::vector<double>& into = tops_[pr.top].g;
+      for (std::size_t x = 0; x < gt.size(); ++x) into[x] += gt[x];
+    }
   }
+  // Each top set's adjoint reaches the top table once; threads split the table into
+  // fixed pieces, each adding the sets in order.
+  const std::size_t K = static_cast<std::size_t>(geometry_.chi.back()), size = geometry_.top_size();
+  const std::size_t piece = std::max(K, (size / 64 + K - 1) / K * K);
+#pragma omp parallel for schedule(static)
+  for (std::size_t begin = 0; begin < size; begin += piece)
+    for (const TopSet& t : tops_)
+      top_marginal_adjoint(geometry_, t.sites, t.g.data(), grad.top.data(), begin, std::min(size, begin + piece));
   descend_chains(model, grad);
 }
 
@@ -212,38 +273,79 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
 // a window table outside the cone has all its outputs summed, so its gradient is a
 // constant per conditional row, which EM would count as extra prior-like evidence
 // (measured: it slowed EM about threefold). The gradient then equals that of one
-// two-site cone per pair. Serial: every chain adds into shared tables.
+// two-site cone per pair. Chains run on threads a block at a time, each into its own
+// buffers, which are then added to the shared tables in chain order (thread-count
+// independent).
 void PairTerms::descend_chains(const Model& model, Tables& grad) {
+  constexpr std::size_t kBlock = 64;
   const int d = geometry_.chi[0];
   const int chi_max = *std::max_element(geometry_.chi.begin(), geometry_.chi.end());
-  kernels::WindowScratch scratch;
-  scratch.reserve(chi_max, chi_max);
-  // Gradients of tables outside the site's own cone, and of the coarse measure (which
-  // env[l-1] already receives through descend_pair), are discarded here.
-  std::vector<double> sink(window_size(chi_max) * chi_max), sink_rho(window_size(chi_max)), child(window_size(chi_max));
-  for (Chain& c : chains_)
-    for (int l = c.top; l >= 1; --l) {
-      const int dl = geometry_.chi[l - 1], K = geometry_.chi[l];
-      const std::size_t nl = window_size(dl), nk = window_size(K);
-      const kernels::ConeTables tab = kernels::cone_tables(model.tables.layers[l - 1], c.at[l].window);
-      kernels::ConeGradients gt = kernels::cone_gradients(grad.layers[l - 1], c.at[l].window);
-      double** slot[5] = {&gt.w0, &gt.w1, &gt.w2, &gt.u0, &gt.u1};
-      for (int k = 0; k < 5; ++k)
-        if (!c.own[l][k]) *slot[k] = sink.data();
-      const bool odd = c.at[l - 1].window % 2 == 1;
-      for (int x = 0; x < d; ++x) {
-        const double* measure = c.env[l].data() + x * nk;
-        if (l > 1) {
-          kernels::descend_pair(dl, K, tab, measure, odd ? child.data() : nullptr,
-                                odd ? nullptr : child.data(), scratch);
-          double* below = c.env[l - 1].data() + x * nl;
-          for (std::size_t w = 0; w < nl; ++w) below[w] += child[w];
+  // Own-table gradients of a chain per layer: five slots (W x3, U x2 under its window).
+  auto slot_size = [&](int l, int k) {
+    const LayerTables& t = grad.layers[l - 1];
+    return k < 3 ? t.w_size() : t.u_size();
+  };
+  std::vector<std::vector<double>> held(kBlock);
+  for (std::size_t first = 0; first < chains_.size(); first += kBlock) {
+    const std::size_t last = std::min(chains_.size(), first + kBlock);
+#pragma omp parallel
+    {
+      kernels::WindowScratch scratch;
+      scratch.reserve(chi_max, chi_max);
+      // Gradients of tables outside the site's own cone, and of the coarse measure (which
+      // env[l-1] already receives through descend_pair), are discarded here.
+      std::vector<double> sink(window_size(chi_max) * chi_max), sink_rho(window_size(chi_max)),
+          child(window_size(chi_max));
+#pragma omp for schedule(dynamic, 1)
+      for (std::size_t k = first; k < last; ++k) {
+        Chain& c = chains_[k];
+        std::vector<double>& buf = held[k - first];
+        std::size_t total = 0;
+        for (int l = c.top; l >= 1; --l)
+          for (int s = 0; s < 5; ++s) total += c.own[l][s] ? slot_size(l, s) : 0;
+        buf.assign(total, 0.0);
+        std::size_t at = 0;
+        for (int l = c.top; l >= 1; --l) {
+          const int dl = geometry_.chi[l - 1], K = geometry_.chi[l];
+          const std::size_t nl = window_size(dl), nk = window_size(K);
+          const kernels::ConeTables tab = kernels::cone_tables(model.tables.layers[l - 1], c.at[l].window);
+          double* slot[5];
+          for (int s = 0; s < 5; ++s) {
+            slot[s] = c.own[l][s] ? buf.data() + at : sink.data();
+            at += c.own[l][s] ? slot_size(l, s) : 0;
+          }
+          const kernels::ConeGradients gt{slot[0], slot[1], slot[2], slot[3], slot[4]};
+          const bool odd = c.at[l - 1].window % 2 == 1;
+          for (int x = 0; x < d; ++x) {
+            const double* measure = c.env[l].data() + x * nk;
+            if (l > 1) {
+              kernels::descend_pair(dl, K, tab, measure, odd ? child.data() : nullptr,
+                                    odd ? nullptr : child.data(), scratch);
+              double* below = c.env[l - 1].data() + x * nl;
+              for (std::size_t w = 0; w < nl; ++w) below[w] += child[w];
+            }
+            const double* up = c.up[l - 1].data() + x * nl;
+            kernels::ascend_pair(dl, K, tab, measure, odd ? up : nullptr, odd ? nullptr : up,
+                                 sink_rho.data(), gt, scratch);
+          }
         }
-        const double* up = c.up[l - 1].data() + x * nl;
-        kernels::ascend_pair(dl, K, tab, measure, odd ? up : nullptr, odd ? nullptr : up,
-                             sink_rho.data(), gt, scratch);
       }
     }
+    for (std::size_t k = first; k < last; ++k) {  // into the shared tables, in chain order
+      const Chain& c = chains_[k];
+      const double* from = held[k - first].data();
+      for (int l = c.top; l >= 1; --l) {
+        const kernels::ConeGradients to = kernels::cone_gradients(grad.layers[l - 1], c.at[l].window);
+        double* dest[5] = {to.w0, to.w1, to.w2, to.u0, to.u1};
+        for (int s = 0; s < 5; ++s) {
+          if (!c.own[l][s]) continue;
+          const std::size_t n = slot_size(l, s);
+          for (std::size_t i = 0; i < n; ++i) dest[s][i] += from[i];
+          from += n;
+        }
+      }
+    }
+  }
 }
 
 std::vector<long> PairTerms::tables_read(int layer) const {

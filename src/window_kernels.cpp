@@ -7,6 +7,9 @@
 #include "cmera/window_kernels.hpp"
 
 #include <algorithm>
+#include <cstdint>
+
+#include "cmera/siteset.hpp"
 
 namespace cmera::kernels {
 
@@ -51,6 +54,7 @@ inline void product_dispatch(long m, long n, long k, View A, View B, double* C) 
 // C[m x n] (row-major, leading dimension n) = or += A[m x k] * B[k x n]; C never overlaps
 // A or B.
 inline void product(long m, long n, long k, View A, View B, double* C, bool accumulate) {
+  work_count() += static_cast<std::uint64_t>(m * n * k);
   if (!accumulate) std::fill_n(C, m * n, 0.0);
   if (B.col == 1)
     product_dispatch<true>(m, n, k, A, B, C);
@@ -200,11 +204,15 @@ void for_each_top_entry(int K, long n, long c, F&& f) {
 
 void top_window(int K, long n, const double* top, long c, double* rho) {
   std::fill_n(rho, K * K * K, 0.0);
-  for_each_top_entry(K, n, c, [&](std::size_t flat, std::size_t w) { rho[w] += top[flat]; });
+  std::uint64_t entries = 0;
+  for_each_top_entry(K, n, c, [&](std::size_t flat, std::size_t w) { rho[w] += top[flat]; ++entries; });
+  work_count() += entries;
 }
 
 void top_window_adjoint(int K, long n, long c, const double* g_rho, double* g_top) {
-  for_each_top_entry(K, n, c, [&](std::size_t flat, std::size_t w) { g_top[flat] += g_rho[w]; });
+  std::uint64_t entries = 0;
+  for_each_top_entry(K, n, c, [&](std::size_t flat, std::size_t w) { g_top[flat] += g_rho[w]; ++entries; });
+  work_count() += entries;
 }
 
 }  // namespace cmera::kernels

@@ -74,11 +74,22 @@ class PairTerms {
     int meet;            // layer of the joint (0: two-site cone of the sites themselves)
     std::size_t left, right;  // chains (when meet > 0)
     ConePlan plan;           // joint of the two cones at `meet`
-    std::vector<double> p;   // [x_i][x_j]
-    std::vector<std::size_t> left_at, right_at;  // window entry of each cone state
+    std::vector<double> p = {};   // [x_i][x_j]
+    std::vector<std::size_t> left_at = {}, right_at = {};  // window entry of each cone state
+    std::size_t top = 0;          // its plan's top site set in tops_
+    std::vector<double> el = {}, er = {};  // reverse pass: chain adjoints [x][cone state]
+  };
+  // A top site set shared by plans: its marginal (forward) and summed adjoint (reverse).
+  struct TopSet {
+    std::vector<long> sites;
+    std::vector<double> p, g;
+  };
+  struct Scratch {
+    std::vector<double> g, big_g, h, j;
   };
   std::size_t add_chain(long first, int position);
   void build_chains(const Model& model);
+  void pair_reverse(const Model& model, double scale, std::size_t k, Scratch& s);
   void descend_chains(const Model& model, Tables& grad);
 
   Geometry geometry_;
@@ -86,6 +97,7 @@ class PairTerms {
   double weight_;
   std::vector<Chain> chains_;
   std::vector<Pair> pairs_;  // [distance][site]
+  std::vector<TopSet> tops_;
 };
 
 }  // namespace cmera
