@@ -69,34 +69,20 @@ PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
       while (meet < g.depth() && disjoint(chains_[left].at[meet + 1].cone, chains_[right].at[meet + 1].cone))
         ++meet;
       if (meet == 0) {
-        pairs_.push_back({0, left, right, ConePlan(g, 0, {i, i + r})});
+        pairs_.push_back({0, left, right, ConePlan(g, 0, {i, i + r}, 1)});
         continue;
       }
       const ConeInWindow &a = chains_[left].at[meet], &b = chains_[right].at[meet];
       std::vector<long> joint = a.cone;
       joint.insert(joint.end(), b.cone.begin(), b.cone.end());
-      pairs_.push_back({meet, left, right, ConePlan(g, meet, joint)});
+      pairs_.push_back({meet, left, right, ConePlan(g, meet, joint, std::min(meet + 1, g.depth()))});
       pairs_.back().left_at = window_entries(g, meet, a);
       pairs_.back().right_at = window_entries(g, meet, b);
       chains_[left].top = std::max(chains_[left].top, meet);
       chains_[right].top = std::max(chains_[right].top, meet);
     }
-  // One shared top marginal per distinct top site set (plans list them in their own
-  // order, which fixes the marginal's layout, so the key is the ordered list).
-  std::map<std::vector<long>, std::size_t> top_index;
-  const std::size_t K = static_cast<std::size_t>(g.chi.back());
-  for (Pair& pr : pairs_) {
-    const std::vector<long>& sites = pr.plan.top_sites();
-    const auto it = top_index.find(sites);
-    if (it != top_index.end()) {
-      pr.top = it->second;
-      continue;
-    }
-    std::size_t n = 1;
-    for (std::size_t k = 0; k < sites.size(); ++k) n *= K;
-    tops_.push_back({sites, std::vector<double>(n), std::vector<double>(n)});
-    pr.top = top_index[sites] = tops_.size() - 1;
-  }
+  by_layer_.resize(static_cast<std::size_t>(g.depth()) + 1);
+  for (Pair& pr : pairs_) pr.top = node(pr.plan.start_layer(), pr.plan.top_sites());
   for (Chain& c : chains_) {
     c.up.resize(static_cast<std::size_t>(c.top) + 1);
     c.env.resize(static_cast<std::size_t>(c.top) + 1);
@@ -105,6 +91,28 @@ PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
       c.env[l].assign(c.up[l].size(), 0.0);
     }
   }
+}
+
+std::size_t PairTerms::node(int layer, const std::vector<long>& sites) {
+  const auto key = std::make_pair(layer, sites);
+  const auto it = node_index_.find(key);
+  if (it != node_index_.end()) return it->second;
+  Node n{layer, sites, 0, ConePlan(geometry_, layer, sites, std::min(layer + 1, geometry_.depth()))};
+  if (layer == geometry_.depth()) {
+    std::size_t size = 1;
+    for (std::size_t k = 0; k < sites.size(); ++k) size *= static_cast<std::size_t>(geometry_.chi.back());
+    n.p.assign(size, 0.0);
+  } else {
+    n.parent = node(layer + 1, n.plan.top_sites());
+  }
+  nodes_.push_back(std::move(n));
+  by_layer_[layer].push_back(nodes_.size() - 1);
+  return node_index_[key] = nodes_.size() - 1;
+}
+
+const double* PairTerms::node_marginal(std::size_t k) const {
+  const Node& n = nodes_[k];
+  return n.layer == geometry_.depth() ? n.p.data() : n.plan.marginal().data();
 }
 
 // up[0] = indicator of the site's value; up[l+1][x] = up[l][x] pulled back to the
@@ -134,9 +142,17 @@ void PairTerms::build_chains(const Model& model) {
 }
 
 double PairTerms::log_likelihood(const Model& model) {
+  for (int l = geometry_.depth(); l >= 0; --l) {  // nodes top down, a layer at a time
+    const std::vector<std::size_t>& at = by_layer_[l];
 #pragma omp parallel for schedule(dynamic, 1)
-  for (std::size_t t = 0; t < tops_.size(); ++t)
-    top_marginal(geometry_, tops_[t].sites, model.tables.top.data(), tops_[t].p.data());
+    for (std::size_t k = 0; k < at.size(); ++k) {
+      Node& n = nodes_[at[k]];
+      if (l == geometry_.depth())
+        top_marginal(geometry_, n.sites, model.tables.top.data(), n.p.data());
+      else
+        n.plan.forward(model, node_marginal(n.parent));
+    }
+  }
   build_chains(model);
   const int d = stats_.d;
   const std::size_t dd = static_cast<std::size_t>(d) * d;
@@ -144,7 +160,7 @@ double PairTerms::log_likelihood(const Model& model) {
 #pragma omp parallel for schedule(dynamic, 8)
   for (std::size_t k = 0; k < pairs_.size(); ++k) {
     Pair& pr = pairs_[k];
-    const std::vector<double>& joint = pr.plan.forward(model, tops_[pr.top].p.data());
+    const std::vector<double>& joint = pr.plan.forward(model, node_marginal(pr.top));
     if (pr.meet == 0) {
       pr.p = joint;
     } else {
@@ -232,7 +248,7 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
   const int d = stats_.d;
   for (Chain& c : chains_)
     for (auto& e : c.env) std::fill(e.begin(), e.end(), 0.0);
-  for (TopSet& t : tops_) std::fill(t.g.begin(), t.g.end(), 0.0);
+  for (Node& n : nodes_) n.g.assign(n.layer == geometry_.depth() ? n.p.size() : n.plan.marginal().size(), 0.0);
   std::vector<Scratch> scratch(static_cast<std::size_t>(omp_get_max_threads()));
   for (std::size_t first = 0; first < pairs_.size(); first += kBlock) {
     const std::size_t last = std::min(pairs_.size(), first + kBlock);
@@ -252,18 +268,35 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
       }
       pr.plan.add_gradient(grad);
       const std::vector<double>& gt = pr.plan.top_gradient();
-      std::vector<double>& into = tops_[pr.top].g;
+      std::vector<double>& into = nodes_[pr.top].g;
       for (std::size_t x = 0; x < gt.size(); ++x) into[x] += gt[x];
     }
   }
-  // Each top set's adjoint reaches the top table once; threads split the table into
-  // fixed pieces, each adding the sets in order.
+  // Nodes bottom up, a layer at a time: reverse passes on threads, then, in node order,
+  // their table gradients and their adjoints into their parents.
+  const int T = geometry_.depth();
+  for (int l = 0; l < T; ++l) {
+    const std::vector<std::size_t>& at = by_layer_[l];
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::size_t k = 0; k < at.size(); ++k) nodes_[at[k]].plan.backward_local(model, nodes_[at[k]].g);
+    for (std::size_t k : at) {
+      Node& n = nodes_[k];
+      n.plan.add_gradient(grad);
+      std::vector<double>& into = nodes_[n.parent].g;
+      const std::vector<double>& gt = n.plan.top_gradient();
+      for (std::size_t x = 0; x < gt.size(); ++x) into[x] += gt[x];
+    }
+  }
+  // Each top node's adjoint reaches the top table once; threads split the table into
+  // fixed pieces, each adding the nodes in order.
   const std::size_t K = static_cast<std::size_t>(geometry_.chi.back()), size = geometry_.top_size();
   const std::size_t piece = std::max(K, (size / 64 + K - 1) / K * K);
+  const std::vector<std::size_t>& tops = by_layer_[T];
 #pragma omp parallel for schedule(static)
   for (std::size_t begin = 0; begin < size; begin += piece)
-    for (const TopSet& t : tops_)
-      top_marginal_adjoint(geometry_, t.sites, t.g.data(), grad.top.data(), begin, std::min(size, begin + piece));
+    for (std::size_t k : tops)
+      top_marginal_adjoint(geometry_, nodes_[k].sites, nodes_[k].g.data(), grad.top.data(), begin,
+                           std::min(size, begin + piece));
   descend_chains(model, grad);
 }
 
@@ -352,6 +385,10 @@ std::vector<long> PairTerms::tables_read(int layer) const {
   std::vector<long> all;
   for (const auto& p : pairs_) {
     const auto& t = p.plan.tables_read(layer);
+    all.insert(all.end(), t.begin(), t.end());
+  }
+  for (const auto& n : nodes_) {
+    const auto& t = n.plan.tables_read(layer);
     all.insert(all.end(), t.begin(), t.end());
   }
   const long M = geometry_.sites_at(layer + 1);

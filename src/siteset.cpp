@@ -168,8 +168,10 @@ std::vector<long> cone_parents(const Geometry& g, int layer, const std::vector<l
   return {Y.begin(), Y.end()};
 }
 
-ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites)
-    : geometry_(g), tables_read_(static_cast<std::size_t>(g.depth())) {
+ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites, int from)
+    : geometry_(g), tables_read_(static_cast<std::size_t>(g.depth())), from_(from < 0 ? g.depth() : from) {
+  if (from_ < layer || from_ > g.depth())
+    throw Error(fmt::format("cone: start layer {} outside {}..{}", from_, layer, g.depth()));
   const long n0 = g.sites_at(layer);
   for (long s : sites) sites_.push_back(wrap(s, n0));
   std::vector<long> sorted = sites_;
@@ -180,10 +182,10 @@ ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites)
   // Site sets from `layer` up to the top.
   std::vector<std::vector<long>> sets(static_cast<std::size_t>(g.depth() + 1));
   sets[layer] = sorted;
-  for (int l = layer; l < g.depth(); ++l) sets[l + 1] = cone_parents(g, l, sets[l]);
-  for (long s : sets[g.depth()]) top_labels_.push_back(s);
+  for (int l = layer; l < from_; ++l) sets[l + 1] = cone_parents(g, l, sets[l]);
+  top_labels_ = sets[from_];
 
-  for (int l = g.depth() - 1; l >= layer; --l) {
+  for (int l = from_ - 1; l >= layer; --l) {
     const long M = g.sites_at(l + 1), n = 2 * M;
     const std::set<long> X(sets[l].begin(), sets[l].end());
     std::set<long> A, U;
@@ -221,8 +223,8 @@ ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites)
   // Shapes of every stage, then where each requested site ends up.
   stages_.resize(ops_.size() + 1);
   for (long s : top_labels_) {
-    stages_[0].labels.push_back(label(g.depth(), 0, s));
-    stages_[0].dims.push_back(g.chi.back());
+    stages_[0].labels.push_back(label(from_, 0, s));
+    stages_[0].dims.push_back(g.chi[from_]);
   }
   for (std::size_t k = 0; k < ops_.size(); ++k) {
     stages_[k + 1] = result_shape(stages_[k], ops_[k].in, ops_[k].out, g.chi[ops_[k].layer]);
@@ -263,6 +265,7 @@ const double* ConePlan::kernel(const Model& m, const Op& op) {
 }
 
 const std::vector<double>& ConePlan::forward(const Model& model) {
+  if (from_ != geometry_.depth()) throw Error("cone: a plan from below the top needs its start marginal");
   Tensor& top = stages_[0];
   top.data.resize(size_of(top.dims));
   top_marginal(geometry_, top_labels_, model.tables.top.data(), top.data.data());
@@ -296,6 +299,7 @@ const std::vector<double>& ConePlan::descend(const Model& model) {
 }
 
 void ConePlan::backward(const Model& model, const std::vector<double>& g, Tables& grad) {
+  if (from_ != geometry_.depth()) throw Error("cone: a plan from below the top has no top table gradient");
   backward_local(model, g);
   add_gradient(grad);
   top_marginal_adjoint(geometry_, top_labels_, top_grad_.data(), grad.top.data(), 0, geometry_.top_size());
@@ -342,7 +346,6 @@ void ConePlan::add_gradient(Tables& grad) {
         for (int x1 = 0; x1 < d; ++x1)
           table[(r * d + x0) * d + x1] += g_kernel[(r * o0 + (op.keep0 ? x0 : 0)) * o1 + (op.keep1 ? x1 : 0)];
   }
-  std::vector<double>().swap(op_grad_);  // a plan's table gradients are only held in flight
 }
 
 double SiteMarginal::at(const std::vector<int>& values) const {

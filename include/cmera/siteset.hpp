@@ -30,25 +30,28 @@ struct SiteMarginal {
 
 class ConePlan {
  public:
-  // Plan for the marginal of `sites` (distinct mod N_layer, any order) at `layer`.
-  ConePlan(const Geometry& g, int layer, const std::vector<long>& sites);
+  // Plan for the marginal of `sites` (distinct mod N_layer, any order) at `layer`,
+  // starting from the marginal of their cone at layer `from` (layer <= from <= depth;
+  // -1: the top, whose marginal forward(model) takes from the top table itself).
+  ConePlan(const Geometry& g, int layer, const std::vector<long>& sites, int from = -1);
 
   // Exact marginal over the plan's sites in the requested order.
   const std::vector<double>& forward(const Model& model);
-  // The same from the top marginal on top_sites() (row-major in that order), e.g. one
-  // shared by several plans (top_marginal() below).
+  // The same from the marginal at the start layer on top_sites() (row-major in that
+  // order), e.g. one shared by several plans (top_marginal() below, or another plan's).
   const std::vector<double>& forward(const Model& model, const double* top);
   const std::vector<double>& marginal() const { return result_; }  // last forward()
   // After forward(): adds d/dtheta of sum_x g[x] * p[x] to grad (same shape as tables).
   void backward(const Model& model, const std::vector<double>& g, Tables& grad);
   // backward() in two steps: backward_local touches only the plan (safe on threads, one
-  // plan per thread) and leaves dL/d(top marginal) in top_gradient(); add_gradient adds
-  // the W/U gradients to grad (in the order backward() would) and frees their buffer.
+  // plan per thread) and leaves dL/d(start marginal) in top_gradient(); add_gradient adds
+  // the W/U gradients to grad in the order backward() would.
   void backward_local(const Model& model, const std::vector<double>& g);
   void add_gradient(Tables& grad);
   const std::vector<double>& top_gradient() const { return top_grad_; }
-  // Top-layer sites whose marginal the plan starts from.
+  // Sites (sorted) of the start layer whose marginal the plan starts from, and the layer.
   const std::vector<long>& top_sites() const { return top_labels_; }
+  int start_layer() const { return from_; }
   // Coarse sites (table indices) of `layer` whose W/U this cone reads.
   const std::vector<long>& tables_read(int layer) const { return tables_read_[layer]; }
   const std::vector<long>& sites() const { return sites_; }
@@ -84,6 +87,7 @@ class ConePlan {
   std::vector<double> result_;
   std::vector<std::vector<long>> tables_read_;
   std::size_t op_grad_size_ = 0;
+  int from_ = 0;
   std::vector<double> kernel_, grad_in_;  // scratch of forward/backward
   std::vector<double> op_grad_, top_grad_;  // backward_local's results (op_grad_: per op)
 };
