@@ -51,38 +51,36 @@ std::size_t PairTerms::add_chain(long first, int position) {
 
 PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
     : geometry_(g), stats_(stats), weight_(weight) {
-  // The left site ends its window and the right one starts its own (any window holding
-  // the site would do: it contains the site's cone at every layer).
-  std::map<std::pair<long, int>, std::size_t> index;
-  auto chain = [&](long first, int position) {
-    const auto key = std::make_pair(wrap(first, g.sites), position);
-    const auto it = index.find(key);
+  // One chain per site, in the window the site starts (any window holding the site would
+  // do: it contains the site's cone at every layer), shared by every pair it ends.
+  std::map<long, std::size_t> index;
+  auto chain = [&](long site) {
+    const auto it = index.find(wrap(site, g.sites));
     if (it != index.end()) return it->second;
-    return index[key] = add_chain(first, position);
+    return index[wrap(site, g.sites)] = add_chain(site, 0);
   };
+  by_layer_.resize(static_cast<std::size_t>(g.depth()) + 1);
   for (long r : stats.distances)
     for (long i : stats.sites) {
-      const std::size_t left = chain(i - 2, 2), right = chain(i + r, 0);
+      const std::size_t left = chain(i), right = chain(i + r);
       // Highest layer up to which the two cones share no site (hence no table): the
       // joint formed there has the fewest layers of dense work above it.
       int meet = 0;
       while (meet < g.depth() && disjoint(chains_[left].at[meet + 1].cone, chains_[right].at[meet + 1].cone))
         ++meet;
       if (meet == 0) {
-        pairs_.push_back({0, left, right, ConePlan(g, 0, {i, i + r}, 1)});
+        pairs_.push_back({0, left, right, node(0, {wrap(i, g.sites), wrap(i + r, g.sites)})});
         continue;
       }
       const ConeInWindow &a = chains_[left].at[meet], &b = chains_[right].at[meet];
       std::vector<long> joint = a.cone;
       joint.insert(joint.end(), b.cone.begin(), b.cone.end());
-      pairs_.push_back({meet, left, right, ConePlan(g, meet, joint, std::min(meet + 1, g.depth()))});
+      pairs_.push_back({meet, left, right, node(meet, joint)});
       pairs_.back().left_at = window_entries(g, meet, a);
       pairs_.back().right_at = window_entries(g, meet, b);
       chains_[left].top = std::max(chains_[left].top, meet);
       chains_[right].top = std::max(chains_[right].top, meet);
     }
-  by_layer_.resize(static_cast<std::size_t>(g.depth()) + 1);
-  for (Pair& pr : pairs_) pr.top = node(pr.plan.start_layer(), pr.plan.top_sites());
   for (Chain& c : chains_) {
     c.up.resize(static_cast<std::size_t>(c.top) + 1);
     c.env.resize(static_cast<std::size_t>(c.top) + 1);
@@ -160,9 +158,9 @@ double PairTerms::log_likelihood(const Model& model) {
 #pragma omp parallel for schedule(dynamic, 8)
   for (std::size_t k = 0; k < pairs_.size(); ++k) {
     Pair& pr = pairs_[k];
-    const std::vector<double>& joint = pr.plan.forward(model, node_marginal(pr.top));
+    const double* joint = node_marginal(pr.joint);
     if (pr.meet == 0) {
-      pr.p = joint;
+      pr.p.assign(joint, joint + dd);
     } else {
       // p[xl][xr] = sum_b (sum_a Tl[xl][a] rho[a][b]) Tr[xr][b], T read at the cones'
       // window entries (up[meet] is [x][window entry]).
@@ -191,8 +189,8 @@ double PairTerms::log_likelihood(const Model& model) {
 }
 
 // Reverse pass of pair k without touching anything shared: its chains' adjoints at the
-// meeting layer go to pr.el / pr.er, its plan keeps its own table gradients.
-void PairTerms::pair_reverse(const Model& model, double scale, std::size_t k, Scratch& s) {
+// meeting layer go to pr.el / pr.er, the adjoint of its joint to pr.gj.
+void PairTerms::pair_reverse(double scale, std::size_t k, Scratch& s) {
   const int d = stats_.d;
   const std::size_t dd = static_cast<std::size_t>(d) * d;
   Pair& pr = pairs_[k];
@@ -200,10 +198,10 @@ void PairTerms::pair_reverse(const Model& model, double scale, std::size_t k, Sc
   s.g.resize(dd);
   for (std::size_t x = 0; x < dd; ++x) s.g[x] = q[x] > 0 ? scale * weight_ * q[x] / pr.p[x] : 0.0;
   if (pr.meet == 0) {
-    pr.plan.backward_local(model, s.g);
+    pr.gj = s.g;
     return;
   }
-  const std::vector<double>& rho = pr.plan.marginal();
+  const double* rho = node_marginal(pr.joint);
   const std::vector<double>& tl = chains_[pr.left].up[pr.meet];
   const std::vector<double>& tr = chains_[pr.right].up[pr.meet];
   const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
@@ -219,15 +217,15 @@ void PairTerms::pair_reverse(const Model& model, double scale, std::size_t k, Sc
     }
   // dF/drho[a][b] = sum_x Tl[x][a] h[x][b]; dF/dTl[x][a] = sum_b rho[a][b] h[x][b];
   // dF/dTr[x][b] = sum_a j[x][a] rho[a][b], kept per cone state ([x][a], [x][b]).
-  s.big_g.assign(na * nb, 0.0);
+  pr.gj.assign(na * nb, 0.0);
   pr.el.assign(d * na, 0.0);
   pr.er.assign(d * nb, 0.0);
   for (std::size_t a = 0; a < na; ++a)
     for (int x = 0; x < d; ++x) {
       const double t = tl[x * wl + pr.left_at[a]], ja = s.j[x * na + a];
       const double* hx = s.h.data() + x * nb;
-      const double* row = rho.data() + a * nb;
-      double* gr = s.big_g.data() + a * nb;
+      const double* row = rho + a * nb;
+      double* gr = pr.gj.data() + a * nb;
       double* er = pr.er.data() + x * nb;
       double sum = 0;
       for (std::size_t b = 0; b < nb; ++b) {
@@ -237,24 +235,21 @@ void PairTerms::pair_reverse(const Model& model, double scale, std::size_t k, Sc
       }
       pr.el[x * na + a] = sum;
     }
-  pr.plan.backward_local(model, s.big_g);
 }
 
-// Pairs run their reverse passes on threads a block at a time, then add into the shared
-// chain adjoints, tables and top marginals in pair order: a fixed order whatever the
-// thread count. Blocks bound the memory of the plans' gradients in flight.
+// Pairs run their reverse passes on threads, then add into the shared chain adjoints and
+// joint nodes in pair order; nodes and chains likewise: a fixed order whatever the
+// thread count.
 void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
-  constexpr std::size_t kBlock = 64;
   const int d = stats_.d;
   for (Chain& c : chains_)
     for (auto& e : c.env) std::fill(e.begin(), e.end(), 0.0);
   for (Node& n : nodes_) n.g.assign(n.layer == geometry_.depth() ? n.p.size() : n.plan.marginal().size(), 0.0);
   std::vector<Scratch> scratch(static_cast<std::size_t>(omp_get_max_threads()));
-  for (std::size_t first = 0; first < pairs_.size(); first += kBlock) {
-    const std::size_t last = std::min(pairs_.size(), first + kBlock);
-#pragma omp parallel for schedule(dynamic, 1)
-    for (std::size_t k = first; k < last; ++k) pair_reverse(model, scale, k, scratch[omp_get_thread_num()]);
-    for (std::size_t k = first; k < last; ++k) {
+  {
+#pragma omp parallel for schedule(dynamic, 8)
+    for (std::size_t k = 0; k < pairs_.size(); ++k) pair_reverse(scale, k, scratch[omp_get_thread_num()]);
+    for (std::size_t k = 0; k < pairs_.size(); ++k) {
       Pair& pr = pairs_[k];
       if (pr.meet > 0) {
         std::vector<double>& el = chains_[pr.left].env[pr.meet];
@@ -266,10 +261,8 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
           for (std::size_t b = 0; b < nb; ++b) er[x * wr + pr.right_at[b]] += pr.er[x * nb + b];
         }
       }
-      pr.plan.add_gradient(grad);
-      const std::vector<double>& gt = pr.plan.top_gradient();
-      std::vector<double>& into = nodes_[pr.top].g;
-      for (std::size_t x = 0; x < gt.size(); ++x) into[x] += gt[x];
+      std::vector<double>& into = nodes_[pr.joint].g;
+      for (std::size_t x = 0; x < pr.gj.size(); ++x) into[x] += pr.gj[x];
     }
   }
   // Nodes bottom up, a layer at a time: reverse passes on threads, then, in node order,
@@ -383,10 +376,6 @@ void PairTerms::descend_chains(const Model& model, Tables& grad) {
 
 std::vector<long> PairTerms::tables_read(int layer) const {
   std::vector<long> all;
-  for (const auto& p : pairs_) {
-    const auto& t = p.plan.tables_read(layer);
-    all.insert(all.end(), t.begin(), t.end());
-  }
   for (const auto& n : nodes_) {
     const auto& t = n.plan.tables_read(layer);
     all.insert(all.end(), t.begin(), t.end());

@@ -79,11 +79,11 @@ class PairTerms {
   struct Pair {
     int meet;            // layer of the joint (0: two-site cone of the sites themselves)
     std::size_t left, right;  // chains (when meet > 0)
-    ConePlan plan;           // joint of the two cones at `meet`
+    std::size_t joint;        // node of the two cones' joint at `meet` (meet 0: the pair's)
     std::vector<double> p = {};   // [x_i][x_j]
     std::vector<std::size_t> left_at = {}, right_at = {};  // window entry of each cone state
-    std::size_t top = 0;          // node of its plan's start sites in nodes_
-    std::vector<double> el = {}, er = {};  // reverse pass: chain adjoints [x][cone state]
+    // reverse pass: adjoints of the chains [x][cone state] and of the joint
+    std::vector<double> el = {}, er = {}, gj = {};
   };
   // A site set shared by plans: the marginal a plan (or a node below) starts from, and
   // its summed adjoint. At the top it is a marginal of the top table; below, a one-layer
@@ -91,19 +91,19 @@ class PairTerms {
   // meeting layer, where pairs at every distance and position converge onto few sets.
   struct Node {
     int layer;
-    std::vector<long> sites;  // sorted
+    std::vector<long> sites;  // sorted, except a pair's joint (its two cones in turn)
     std::size_t parent = 0;   // node at layer + 1 (below the top)
     ConePlan plan;            // below the top: from the parent's sites to these
     std::vector<double> p = {}, g = {};  // p: top nodes only (others: plan.marginal())
   };
   struct Scratch {
-    std::vector<double> g, big_g, h, j;
+    std::vector<double> g, h, j;
   };
   std::size_t add_chain(long first, int position);
   std::size_t node(int layer, const std::vector<long>& sites);
   const double* node_marginal(std::size_t k) const;
   void build_chains(const Model& model);
-  void pair_reverse(const Model& model, double scale, std::size_t k, Scratch& s);
+  void pair_reverse(double scale, std::size_t k, Scratch& s);
   void descend_chains(const Model& model, Tables& grad);
 
   Geometry geometry_;
