@@ -294,7 +294,7 @@ TEST(PairTerms, OperationCountStaysNearTheWindowsAtEveryTopSize) {
     std::printf("  %-26s top %2ld sites: windows %10llu, pairs %10llu operations, ratio %.2f\n",
                 label(c).c_str(), m.geometry.top_sites(), static_cast<unsigned long long>(windows),
                 static_cast<unsigned long long>(pairs), ratio);
-    EXPECT_LT(ratio, 1000.0) << label(c);
+    EXPECT_LT(ratio, 25.0) << label(c);
   }
 }
 
