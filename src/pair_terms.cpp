@@ -1,5 +1,5 @@
 // Multiscale pair terms (pair_terms.hpp): chains of window conditionals below the
-// meeting layer, one six-site ConePlan at it.
+// meeting layer, one-layer ConePlans from shared cone-set nodes above it.
 #include "cmera/pair_terms.hpp"
 
 #include <omp.h>
@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <map>
+#include <set>
 #include <utility>
 
 #include <fmt/format.h>
@@ -81,6 +82,7 @@ PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
       chains_[left].top = std::max(chains_[left].top, meet);
       chains_[right].top = std::max(chains_[right].top, meet);
     }
+  build_covers();
   for (Chain& c : chains_) {
     c.up.resize(static_cast<std::size_t>(c.top) + 1);
     c.env.resize(static_cast<std::size_t>(c.top) + 1);
@@ -106,6 +108,53 @@ std::size_t PairTerms::node(int layer, const std::vector<long>& sites) {
   nodes_.push_back(std::move(n));
   by_layer_[layer].push_back(nodes_.size() - 1);
   return node_index_[key] = nodes_.size() - 1;
+}
+
+// Greedy over the top nodes in site order: a node joins the current cover while the
+// union stays within kCoverEntries entries (a node larger than that is its own cover).
+void PairTerms::build_covers() {
+  const int T = geometry_.depth();
+  const std::size_t K = static_cast<std::size_t>(geometry_.chi.back());
+  std::vector<std::size_t> tops = by_layer_[T];
+  std::sort(tops.begin(), tops.end(), [&](std::size_t a, std::size_t b) {
+    std::vector<long> x = nodes_[a].sites, y = nodes_[b].sites;
+    std::sort(x.begin(), x.end());
+    std::sort(y.begin(), y.end());
+    return x < y;
+  });
+  auto entries = [&](std::size_t sites) {
+    std::size_t n = 1;
+    for (std::size_t k = 0; k < sites; ++k) n = std::min(n * K, kCoverEntries + 1);
+    return n;
+  };
+  std::vector<std::vector<std::size_t>> members;
+  std::set<long> current;
+  for (std::size_t k : tops) {
+    std::set<long> grown = current;
+    grown.insert(nodes_[k].sites.begin(), nodes_[k].sites.end());
+    if (members.empty() || entries(grown.size()) > kCoverEntries) {
+      members.emplace_back();
+      grown = std::set<long>(nodes_[k].sites.begin(), nodes_[k].sites.end());
+    }
+    members.back().push_back(k);
+    current = grown;
+    covers_.resize(members.size());
+    covers_.back().sites.assign(current.begin(), current.end());
+  }
+  for (std::size_t c = 0; c < covers_.size(); ++c) {
+    Cover& cv = covers_[c];
+    std::size_t n = 1;
+    for (std::size_t k = 0; k < cv.sites.size(); ++k) n *= K;
+    cv.p.assign(n, 0.0);
+    cv.g.assign(n, 0.0);
+    for (std::size_t k : members[c]) {
+      Node& nd = nodes_[k];
+      nd.parent = c;
+      nd.in_cover.clear();
+      for (long s : nd.sites)
+        nd.in_cover.push_back(std::lower_bound(cv.sites.begin(), cv.sites.end(), s) - cv.sites.begin());
+    }
+  }
 }
 
 const double* PairTerms::node_marginal(std::size_t k) const {
@@ -140,15 +189,21 @@ void PairTerms::build_chains(const Model& model) {
 }
 
 double PairTerms::log_likelihood(const Model& model) {
+  const int K = geometry_.chi.back();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::size_t c = 0; c < covers_.size(); ++c)
+    table_marginal(K, geometry_.top_sites(), covers_[c].sites, model.tables.top.data(), covers_[c].p.data());
   for (int l = geometry_.depth(); l >= 0; --l) {  // nodes top down, a layer at a time
     const std::vector<std::size_t>& at = by_layer_[l];
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::size_t k = 0; k < at.size(); ++k) {
       Node& n = nodes_[at[k]];
-      if (l == geometry_.depth())
-        top_marginal(geometry_, n.sites, model.tables.top.data(), n.p.data());
-      else
+      if (l == geometry_.depth()) {
+        const Cover& cv = covers_[n.parent];
+        table_marginal(K, static_cast<long>(cv.sites.size()), n.in_cover, cv.p.data(), n.p.data());
+      } else {
         n.plan.forward(model, node_marginal(n.parent));
+      }
     }
   }
   build_chains(model);
@@ -246,24 +301,22 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
     for (auto& e : c.env) std::fill(e.begin(), e.end(), 0.0);
   for (Node& n : nodes_) n.g.assign(n.layer == geometry_.depth() ? n.p.size() : n.plan.marginal().size(), 0.0);
   std::vector<Scratch> scratch(static_cast<std::size_t>(omp_get_max_threads()));
-  {
 #pragma omp parallel for schedule(dynamic, 8)
-    for (std::size_t k = 0; k < pairs_.size(); ++k) pair_reverse(scale, k, scratch[omp_get_thread_num()]);
-    for (std::size_t k = 0; k < pairs_.size(); ++k) {
-      Pair& pr = pairs_[k];
-      if (pr.meet > 0) {
-        std::vector<double>& el = chains_[pr.left].env[pr.meet];
-        std::vector<double>& er = chains_[pr.right].env[pr.meet];
-        const std::size_t wl = el.size() / d, wr = er.size() / d;
-        const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
-        for (int x = 0; x < d; ++x) {
-          for (std::size_t a = 0; a < na; ++a) el[x * wl + pr.left_at[a]] += pr.el[x * na + a];
-          for (std::size_t b = 0; b < nb; ++b) er[x * wr + pr.right_at[b]] += pr.er[x * nb + b];
-        }
+  for (std::size_t k = 0; k < pairs_.size(); ++k) pair_reverse(scale, k, scratch[omp_get_thread_num()]);
+  for (std::size_t k = 0; k < pairs_.size(); ++k) {
+    Pair& pr = pairs_[k];
+    if (pr.meet > 0) {
+      std::vector<double>& el = chains_[pr.left].env[pr.meet];
+      std::vector<double>& er = chains_[pr.right].env[pr.meet];
+      const std::size_t wl = el.size() / d, wr = er.size() / d;
+      const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
+      for (int x = 0; x < d; ++x) {
+        for (std::size_t a = 0; a < na; ++a) el[x * wl + pr.left_at[a]] += pr.el[x * na + a];
+        for (std::size_t b = 0; b < nb; ++b) er[x * wr + pr.right_at[b]] += pr.er[x * nb + b];
       }
-      std::vector<double>& into = nodes_[pr.joint].g;
-      for (std::size_t x = 0; x < pr.gj.size(); ++x) into[x] += pr.gj[x];
     }
+    std::vector<double>& into = nodes_[pr.joint].g;
+    for (std::size_t x = 0; x < pr.gj.size(); ++x) into[x] += pr.gj[x];
   }
   // Nodes bottom up, a layer at a time: reverse passes on threads, then, in node order,
   // their table gradients and their adjoints into their parents.
@@ -280,16 +333,24 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
       for (std::size_t x = 0; x < gt.size(); ++x) into[x] += gt[x];
     }
   }
-  // Each top node's adjoint reaches the top table once; threads split the table into
-  // fixed pieces, each adding the nodes in order.
-  const std::size_t K = static_cast<std::size_t>(geometry_.chi.back()), size = geometry_.top_size();
-  const std::size_t piece = std::max(K, (size / 64 + K - 1) / K * K);
-  const std::vector<std::size_t>& tops = by_layer_[T];
+  // Top nodes into their covers (in node order), then each cover's adjoint reaches the
+  // top table once; threads split the table into fixed pieces, each adding the covers
+  // in order.
+  const int K = geometry_.chi.back();
+  for (Cover& cv : covers_) std::fill(cv.g.begin(), cv.g.end(), 0.0);
+  for (std::size_t k : by_layer_[T]) {
+    const Node& n = nodes_[k];
+    Cover& cv = covers_[n.parent];
+    table_marginal_adjoint(K, static_cast<long>(cv.sites.size()), n.in_cover, n.g.data(), cv.g.data(), 0,
+                           cv.g.size());
+  }
+  const std::size_t size = geometry_.top_size(), k_size = static_cast<std::size_t>(K);
+  const std::size_t piece = std::max(k_size, (size / 64 + k_size - 1) / k_size * k_size);
 #pragma omp parallel for schedule(static)
   for (std::size_t begin = 0; begin < size; begin += piece)
-    for (std::size_t k : tops)
-      top_marginal_adjoint(geometry_, nodes_[k].sites, nodes_[k].g.data(), grad.top.data(), begin,
-                           std::min(size, begin + piece));
+    for (const Cover& cv : covers_)
+      table_marginal_adjoint(K, geometry_.top_sites(), cv.sites, cv.g.data(), grad.top.data(), begin,
+                             std::min(size, begin + piece));
   descend_chains(model, grad);
 }
 

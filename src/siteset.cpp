@@ -99,14 +99,14 @@ void for_each_entry(const Tensor& t, const std::vector<std::size_t>& keep_stride
   }
 }
 
-// Calls f(flat, idx) for the top entries flat in [begin, end), idx the entry's index in
-// the marginal on `sites`: an odometer over the top sites steps idx, the last site in an
-// inner loop, so a pass over the top table costs no division per entry.
+// Calls f(flat, idx) for the entries flat in [begin, end) of a table over `n` sites of
+// alphabet K, idx the entry's index in the marginal on `sites`: an odometer over the
+// sites steps idx, the last site in an inner loop, so a pass costs no division per entry.
 template <class F>
-void for_each_top(const Geometry& g, const std::vector<long>& sites, std::size_t begin,
-                  std::size_t end, F&& f) {
-  const auto n = static_cast<std::size_t>(g.top_sites());
-  const std::size_t K = static_cast<std::size_t>(g.chi.back());
+void for_each_entry_of(int alphabet, long sites_in_table, const std::vector<long>& sites,
+                       std::size_t begin, std::size_t end, F&& f) {
+  const auto n = static_cast<std::size_t>(sites_in_table);
+  const auto K = static_cast<std::size_t>(alphabet);
   std::vector<std::size_t> step(n, 0);
   std::size_t st = 1;
   for (std::size_t k = sites.size(); k-- > 0;) {
@@ -142,18 +142,18 @@ std::uint64_t& work_count() {
   return count;
 }
 
-void top_marginal(const Geometry& g, const std::vector<long>& sites, const double* top,
-                  double* out) {
-  std::size_t n = 1;
-  for (std::size_t k = 0; k < sites.size(); ++k) n *= static_cast<std::size_t>(g.chi.back());
-  std::fill_n(out, n, 0.0);
-  for_each_top(g, sites, 0, g.top_size(), [&](std::size_t flat, std::size_t idx) { out[idx] += top[flat]; });
-  work_count() += g.top_size();
+void table_marginal(int K, long n, const std::vector<long>& sites, const double* table, double* out) {
+  std::size_t size = 1, out_size = 1;
+  for (long k = 0; k < n; ++k) size *= static_cast<std::size_t>(K);
+  for (std::size_t k = 0; k < sites.size(); ++k) out_size *= static_cast<std::size_t>(K);
+  std::fill_n(out, out_size, 0.0);
+  for_each_entry_of(K, n, sites, 0, size, [&](std::size_t flat, std::size_t idx) { out[idx] += table[flat]; });
+  work_count() += size;
 }
 
-void top_marginal_adjoint(const Geometry& g, const std::vector<long>& sites, const double* gm,
-                          double* g_top, std::size_t begin, std::size_t end) {
-  for_each_top(g, sites, begin, end, [&](std::size_t flat, std::size_t idx) { g_top[flat] += gm[idx]; });
+void table_marginal_adjoint(int K, long n, const std::vector<long>& sites, const double* gm,
+                            double* g_table, std::size_t begin, std::size_t end) {
+  for_each_entry_of(K, n, sites, begin, end, [&](std::size_t flat, std::size_t idx) { g_table[flat] += gm[idx]; });
   work_count() += end - begin;
 }
 
@@ -268,7 +268,8 @@ const std::vector<double>& ConePlan::forward(const Model& model) {
   if (from_ != geometry_.depth()) throw Error("cone: a plan from below the top needs its start marginal");
   Tensor& top = stages_[0];
   top.data.resize(size_of(top.dims));
-  top_marginal(geometry_, top_labels_, model.tables.top.data(), top.data.data());
+  table_marginal(geometry_.chi.back(), geometry_.top_sites(), top_labels_, model.tables.top.data(),
+                 top.data.data());
   return descend(model);
 }
 
@@ -302,7 +303,8 @@ void ConePlan::backward(const Model& model, const std::vector<double>& g, Tables
   if (from_ != geometry_.depth()) throw Error("cone: a plan from below the top has no top table gradient");
   backward_local(model, g);
   add_gradient(grad);
-  top_marginal_adjoint(geometry_, top_labels_, top_grad_.data(), grad.top.data(), 0, geometry_.top_size());
+  table_marginal_adjoint(geometry_.chi.back(), geometry_.top_sites(), top_labels_, top_grad_.data(),
+                         grad.top.data(), 0, geometry_.top_size());
 }
 
 void ConePlan::backward_local(const Model& model, const std::vector<double>& g) {

@@ -12,8 +12,9 @@
 // a general cone (ConePlan), and only for one layer: it starts from the marginal of the
 // pair's cone at m+1, a node shared by every pair whose cone is that same set (at upper
 // layers pairs of all distances and positions share few sets; each node is one layer of
-// dense work from its own parent node, and the top nodes are marginals of the top table,
-// one pass over it per distinct set instead of one per pair and pass).
+// dense work from its own parent node, and the top nodes are marginals of a few covering
+// marginals of the top table, one pass over it per cover instead of one per pair and
+// pass).
 // Pairs whose windows already touch at layer 1 keep the plain two-site cone (from layer
 // 1). Plans are built once per run; forward and reverse run on threads, and the reverse
 // pass adds into shared chain adjoints, nodes and tables in a fixed order, so results do
@@ -92,10 +93,20 @@ class PairTerms {
   struct Node {
     int layer;
     std::vector<long> sites;  // sorted, except a pair's joint (its two cones in turn)
-    std::size_t parent = 0;   // node at layer + 1 (below the top)
+    std::size_t parent = 0;   // node at layer + 1 (below the top); top nodes: their cover
     ConePlan plan;            // below the top: from the parent's sites to these
     std::vector<double> p = {}, g = {};  // p: top nodes only (others: plan.marginal())
+    std::vector<long> in_cover = {};     // top nodes: positions of `sites` in the cover's
   };
+  // Top sites covering several top nodes (at most kCoverEntries entries): one pass over
+  // the top table per cover and pass, the nodes' marginals then come from the small
+  // cover marginal. Without covers every distinct top set is a full pass, and a large
+  // top (2^24 entries) has a hundred of them against the windows' N_T.
+  struct Cover {
+    std::vector<long> sites;  // sorted
+    std::vector<double> p, g;
+  };
+  static constexpr std::size_t kCoverEntries = 4096;
   struct Scratch {
     std::vector<double> g, h, j;
   };
@@ -111,7 +122,9 @@ class PairTerms {
   double weight_;
   std::vector<Chain> chains_;
   std::vector<Pair> pairs_;  // [distance][site]
+  void build_covers();
   std::vector<Node> nodes_;  // parents before children
+  std::vector<Cover> covers_;
   std::map<std::pair<int, std::vector<long>>, std::size_t> node_index_;
   std::vector<std::vector<std::size_t>> by_layer_;  // node indices per layer
 };

@@ -38,7 +38,7 @@ class ConePlan {
   // Exact marginal over the plan's sites in the requested order.
   const std::vector<double>& forward(const Model& model);
   // The same from the marginal at the start layer on top_sites() (row-major in that
-  // order), e.g. one shared by several plans (top_marginal() below, or another plan's).
+  // order), e.g. one shared by several plans (table_marginal() below, or another plan's).
   const std::vector<double>& forward(const Model& model, const double* top);
   const std::vector<double>& marginal() const { return result_; }  // last forward()
   // After forward(): adds d/dtheta of sum_x g[x] * p[x] to grad (same shape as tables).
@@ -92,13 +92,13 @@ class ConePlan {
   std::vector<double> op_grad_, top_grad_;  // backward_local's results (op_grad_: per op)
 };
 
-// Marginal of the top table on `sites` (top-layer indices, distinct; row-major in that
-// order), and its adjoint restricted to the top entries [begin, end) so that threads can
-// split the table: g_top[flat] += g[entry of flat].
-void top_marginal(const Geometry& g, const std::vector<long>& sites, const double* top,
-                  double* out);
-void top_marginal_adjoint(const Geometry& g, const std::vector<long>& sites, const double* gm,
-                          double* g_top, std::size_t begin, std::size_t end);
+// Marginal on `sites` (distinct indices into the table's sites; row-major in that order)
+// of a dense table over n sites of alphabet K, e.g. the top table, and its adjoint
+// restricted to the table entries [begin, end) so that threads can split the table:
+// g_table[flat] += gm[entry of flat].
+void table_marginal(int K, long n, const std::vector<long>& sites, const double* table, double* out);
+void table_marginal_adjoint(int K, long n, const std::vector<long>& sites, const double* gm,
+                            double* g_table, std::size_t begin, std::size_t end);
 
 // Multiply-adds done by the calling thread in general cones, top marginals and the window
 // kernels since the thread started (counted per dense stage, not per entry, so the count
