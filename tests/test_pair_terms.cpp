@@ -2,20 +2,27 @@
 // ConePlan per pair, on lattices large enough that pairs meet at every layer (the
 // brute-force checks of test_flow_mpi stop at N = 16): joint marginals to 1e-13 and the
 // gradient entry by entry, raw (not only along normalized tables: EM's counts see every
-// entry). The reference's own gradient is checked against a five-point central
-// difference of its log-likelihood, EM on the pair terms alone must be monotone, and the
-// gradient must stay inside the tables the terms say they read.
+// entry), including chi = 2 chains whose top holds 4, 8 and 16 sites. The reference's own
+// gradient is checked against a five-point central difference of its log-likelihood, EM
+// on the pair terms alone must be monotone, the gradient must stay inside the tables the
+// terms say they read, results must not depend on the thread count, and the pair terms'
+// operation count must stay within a small multiple of the windows' at every top size
+// (the cost once exploded with the top: every pair marginalized the whole top table).
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <map>
+#include <utility>
 #include <string>
 
 #include "cmera/optimizer.hpp"
 #include "cmera/pair_terms.hpp"
 #include "cmera/rng.hpp"
+#include "cmera/window_sweep.hpp"
 #include "model_cases.hpp"
 
 namespace cmera {
@@ -25,12 +32,14 @@ using Case = testing::ModelCase;
 using testing::label;
 using testing::random_model;
 
-// Every `stride`-th left site, dyadic and odd distances; q random and positive per pair.
-PairStats random_stats(const Case& c, std::uint64_t seed, long stride = 1) {
+// Every `stride`-th left site, dyadic and (unless dyadic_only) odd distances; q random and
+// positive per pair.
+PairStats random_stats(const Case& c, std::uint64_t seed, long stride = 1, bool dyadic_only = false) {
   PairStats st;
   st.d = c.chi[0];
   st.distances = dyadic_distances(c.sites);
-  for (long r : {1L, 3L, 5L, 11L, c.sites / 2 - 1}) st.distances.push_back(r);
+  if (!dyadic_only)
+    for (long r : {1L, 3L, 5L, 11L, c.sites / 2 - 1}) st.distances.push_back(r);
   for (long i = 0; i < c.sites; i += stride) st.sites.push_back(i);
   const std::size_t dd = static_cast<std::size_t>(st.d) * st.d;
   auto rng = stream_rng(seed, Stream::kGenerate, 0);
@@ -88,7 +97,14 @@ std::vector<Case> reference_cases() {
   return {{256, {2, 2, 2, 2, 2, 2}, true},
           {128, {2, 3, 4, 3, 2}, false},
           {64, {2, 4, 4, 2}, false},
-          {96, {3, 2, 3, 2}, true}};
+          {96, {3, 2, 3, 2}, true},
+          // chi = 2 chains with 4, 8 and 16 top sites, tied and untied
+          {128, {2, 2, 2, 2, 2, 2}, true},
+          {128, {2, 2, 2, 2, 2, 2}, false},
+          {128, {2, 2, 2, 2, 2}, true},
+          {128, {2, 2, 2, 2, 2}, false},
+          {128, {2, 2, 2, 2}, true},
+          {128, {2, 2, 2, 2}, false}};
 }
 
 TEST(PairTerms, MarginalsAndGradientsEqualTheTwoSiteConeReference) {
@@ -218,6 +234,79 @@ TEST(PairTerms, GradientStaysInsideTablesRead) {
       for (std::size_t i = 0; i < t.u_size(); ++i) ASSERT_EQ(t.u(j)[i], 0.0) << "layer " << l << " U" << j;
     }
     if (l == 0) EXPECT_LT(read.size(), static_cast<std::size_t>(t.coarse));
+  }
+}
+
+// The same objective at 1 and 2 threads: the reverse pass adds into shared chains, nodes
+// and tables in a fixed order, so value and gradient must agree bit for bit.
+TEST(PairTerms, ResultsDoNotDependOnTheThreadCount) {
+  std::uint64_t seed = 1000;
+  for (const Case& c : std::vector<Case>{{128, {2, 3, 4, 3, 2}, false}, {256, {2, 2, 2, 2, 2, 2}, true}}) {
+    const Model m = random_model(c, seed++);
+    const PairStats st = random_stats(c, seed++);
+    std::vector<double> value, grad[2];
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      PairTerms terms(m.geometry, st, 0.7);
+      value.push_back(terms.log_likelihood(m));
+      Tables g = Tables::zeros_like(m.tables);
+      terms.gradient(m, 1.0, g);
+      grad[threads - 1] = entries(g);
+    }
+    omp_set_num_threads(1);
+    EXPECT_EQ(value[0], value[1]) << label(c);
+    ASSERT_EQ(grad[0].size(), grad[1].size());
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < grad[0].size(); ++i) differ += grad[0][i] != grad[1][i];
+    EXPECT_EQ(differ, 0u) << label(c) << ": gradient entries differing between 1 and 2 threads";
+  }
+}
+
+// Operation count (work_count(): multiply-adds and top-table entries visited) of one
+// iteration's pair terms (forward and reverse, default dyadic distances and stride) over
+// the windows' count, on one thread. Windows alone already visit the whole top table
+// twice per top window; pairs must stay within a small multiple of that at every top
+// size, and what a larger top adds to the pairs' count must stay below twice what it
+// adds to the windows' (with a pass over the top table per distinct top set instead of
+// per cover, measured 7 times; with one per pair and pass it was larger still).
+TEST(PairTerms, OperationCountStaysNearTheWindowsAtEveryTopSize) {
+  omp_set_num_threads(1);
+  std::uint64_t seed = 1100;
+  std::map<std::pair<bool, long>, std::pair<double, double>> counts;  // (tied, top) -> (windows, pairs)
+  for (const Case& c : std::vector<Case>{{128, {2, 2, 2, 2, 2, 2}, true}, {128, {2, 2, 2, 2, 2, 2}, false},
+                                         {128, {2, 2, 2, 2, 2}, true}, {128, {2, 2, 2, 2, 2}, false},
+                                         {128, {2, 2, 2, 2}, true}, {128, {2, 2, 2, 2}, false}}) {
+    const Model m = random_model(c, seed++);
+    WindowStats ws;
+    ws.first = 0;
+    ws.count = c.sites;
+    ws.d = c.chi[0];
+    ws.q.assign(static_cast<std::size_t>(c.sites) * 8, 1.0 / 8);
+    WindowSweep sweep(m.geometry, 0, c.sites);
+    Tables grad = Tables::zeros_like(m.tables);
+    const std::uint64_t w0 = work_count();
+    sweep.forward(m);
+    sweep.gradient(m, ws, 1.0, grad);
+    const std::uint64_t windows = work_count() - w0;
+
+    const PairStats st = random_stats(c, seed++, pair_stride(m.geometry, 0), true);
+    PairTerms terms(m.geometry, st, 1.0);
+    const std::uint64_t p0 = work_count();
+    terms.log_likelihood(m);
+    terms.gradient(m, 1.0, grad);
+    const std::uint64_t pairs = work_count() - p0;
+    const double ratio = static_cast<double>(pairs) / static_cast<double>(windows);
+    std::printf("  %-26s top %2ld sites: windows %10llu, pairs %10llu operations, ratio %.2f\n",
+                label(c).c_str(), m.geometry.top_sites(), static_cast<unsigned long long>(windows),
+                static_cast<unsigned long long>(pairs), ratio);
+    EXPECT_LT(ratio, 25.0) << label(c);
+    counts[{c.tied, m.geometry.top_sites()}] = {static_cast<double>(windows), static_cast<double>(pairs)};
+  }
+  for (bool tied : {true, false}) {
+    const auto small = counts.at({tied, 4}), large = counts.at({tied, 16});
+    const double growth = (large.second - small.second) / (large.first - small.first);
+    std::printf("  %-6s top 4 -> 16: pairs' added operations / windows' = %.2f\n", tied ? "tied" : "untied", growth);
+    EXPECT_LT(growth, 2.0) << (tied ? "tied" : "untied");
   }
 }
 

@@ -9,15 +9,22 @@
 // a and b the two sites' own cones at m. The conditionals T ("chains", one per endpoint
 // site, shared by every distance; site_chain.hpp) come from the window kernels in
 // O(chi^5) per layer (each cone lies inside a 3-site window); only the joint rho_m needs
-// a general cone (ConePlan), so its dense work is paid from m upwards instead of at every
-// layer.
-// Pairs whose windows already touch at layer 1 keep the plain two-site ConePlan. Plans
-// are built once per run; the reverse pass accumulates serially, in plan order, so
-// results are deterministic. The unfactorized reference (one ConePlan per pair) is in
+// a general cone (ConePlan), and only for one layer: it starts from the marginal of the
+// pair's cone at m+1, a node shared by every pair whose cone is that same set (at upper
+// layers pairs of all distances and positions share few sets; each node is one layer of
+// dense work from its own parent node, and the top nodes are marginals of a few covering
+// marginals of the top table, one pass over it per cover instead of one per pair and
+// pass).
+// Pairs whose windows already touch at layer 1 keep the plain two-site cone (from layer
+// 1). Plans are built once per run; forward and reverse run on threads, and the reverse
+// pass adds into shared chain adjoints, nodes and tables in a fixed order, so results do
+// not depend on the thread count. The unfactorized reference (one ConePlan per pair) is in
 // tests/test_pair_terms.cpp.
 #pragma once
 #include <array>
 #include <cstddef>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "cmera/model.hpp"
@@ -73,12 +80,41 @@ class PairTerms {
   struct Pair {
     int meet;            // layer of the joint (0: two-site cone of the sites themselves)
     std::size_t left, right;  // chains (when meet > 0)
-    ConePlan plan;           // joint of the two cones at `meet`
-    std::vector<double> p;   // [x_i][x_j]
-    std::vector<std::size_t> left_at, right_at;  // window entry of each cone state
+    std::size_t joint;        // node of the two cones' joint at `meet` (meet 0: the pair's)
+    std::vector<double> p = {};   // [x_i][x_j]
+    std::vector<std::size_t> left_at = {}, right_at = {};  // window entry of each cone state
+    // reverse pass: adjoints of the chains [x][cone state] and of the joint
+    std::vector<double> el = {}, er = {}, gj = {};
+  };
+  // A site set shared by plans: the marginal a plan (or a node below) starts from, and
+  // its summed adjoint. At the top it is a marginal of the top table; below, a one-layer
+  // plan from its parent node's set. Node sets are the cones of pairs above their
+  // meeting layer, where pairs at every distance and position converge onto few sets.
+  struct Node {
+    int layer;
+    std::vector<long> sites;  // sorted, except a pair's joint (its two cones in turn)
+    std::size_t parent = 0;   // node at layer + 1 (below the top); top nodes: their cover
+    ConePlan plan;            // below the top: from the parent's sites to these
+    std::vector<double> p = {}, g = {};  // p: top nodes only (others: plan.marginal())
+    std::vector<long> in_cover = {};     // top nodes: positions of `sites` in the cover's
+  };
+  // Top sites covering several top nodes (at most kCoverEntries entries): one pass over
+  // the top table per cover and pass, the nodes' marginals then come from the small
+  // cover marginal. Without covers every distinct top set is a full pass, and a large
+  // top (2^24 entries) has a hundred of them against the windows' N_T.
+  struct Cover {
+    std::vector<long> sites;  // sorted
+    std::vector<double> p, g;
+  };
+  static constexpr std::size_t kCoverEntries = 4096;
+  struct Scratch {
+    std::vector<double> g, h, j;
   };
   std::size_t add_chain(long first, int position);
+  std::size_t node(int layer, const std::vector<long>& sites);
+  const double* node_marginal(std::size_t k) const;
   void build_chains(const Model& model);
+  void pair_reverse(double scale, std::size_t k, Scratch& s);
   void descend_chains(const Model& model, Tables& grad);
 
   Geometry geometry_;
@@ -86,6 +122,11 @@ class PairTerms {
   double weight_;
   std::vector<Chain> chains_;
   std::vector<Pair> pairs_;  // [distance][site]
+  void build_covers();
+  std::vector<Node> nodes_;  // parents before children
+  std::vector<Cover> covers_;
+  std::map<std::pair<int, std::vector<long>>, std::size_t> node_index_;
+  std::vector<std::vector<std::size_t>> by_layer_;  // node indices per layer
 };
 
 }  // namespace cmera

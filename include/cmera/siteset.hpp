@@ -6,7 +6,13 @@
 // Plain generic tensor code, written for clarity: it is the truth the fast window
 // kernels are tested against, and it serves pairs at any distance (multiscale terms,
 // correlation functions), where no hand-written kernel exists.
+// The top marginal can be supplied from outside and the reverse pass can stop short of
+// the tables (backward_local, then add_gradient): many plans share one top site set, and
+// marginalizing the whole top table once per plan is what made the pair terms' cost
+// explode with the top's size; the split also lets plans run their reverse passes on
+// threads and add into the shared tables afterwards, in a fixed order.
 #pragma once
+#include <cstdint>
 #include <vector>
 
 #include "cmera/model.hpp"
@@ -24,14 +30,28 @@ struct SiteMarginal {
 
 class ConePlan {
  public:
-  // Plan for the marginal of `sites` (distinct mod N_layer, any order) at `layer`.
-  ConePlan(const Geometry& g, int layer, const std::vector<long>& sites);
+  // Plan for the marginal of `sites` (distinct mod N_layer, any order) at `layer`,
+  // starting from the marginal of their cone at layer `from` (layer <= from <= depth;
+  // -1: the top, whose marginal forward(model) takes from the top table itself).
+  ConePlan(const Geometry& g, int layer, const std::vector<long>& sites, int from = -1);
 
   // Exact marginal over the plan's sites in the requested order.
   const std::vector<double>& forward(const Model& model);
+  // The same from the marginal at the start layer on top_sites() (row-major in that
+  // order), e.g. one shared by several plans (table_marginal() below, or another plan's).
+  const std::vector<double>& forward(const Model& model, const double* top);
   const std::vector<double>& marginal() const { return result_; }  // last forward()
   // After forward(): adds d/dtheta of sum_x g[x] * p[x] to grad (same shape as tables).
   void backward(const Model& model, const std::vector<double>& g, Tables& grad);
+  // backward() in two steps: backward_local touches only the plan (safe on threads, one
+  // plan per thread) and leaves dL/d(start marginal) in top_gradient(); add_gradient adds
+  // the W/U gradients to grad in the order backward() would.
+  void backward_local(const Model& model, const std::vector<double>& g);
+  void add_gradient(Tables& grad);
+  const std::vector<double>& top_gradient() const { return top_grad_; }
+  // Sites (sorted) of the start layer whose marginal the plan starts from, and the layer.
+  const std::vector<long>& top_sites() const { return top_labels_; }
+  int start_layer() const { return from_; }
   // Coarse sites (table indices) of `layer` whose W/U this cone reads.
   const std::vector<long>& tables_read(int layer) const { return tables_read_[layer]; }
   const std::vector<long>& sites() const { return sites_; }
@@ -49,12 +69,15 @@ class ConePlan {
     std::vector<long> in, out; // labels consumed / produced
     std::vector<std::size_t> keep_stride, in_stride;  // index maps of the input stage
     std::size_t out_size = 1;  // entries of the produced modes
+    std::size_t grad_at = 0;   // offset of its kernel's gradient in backward_local's buffer
   };
 
  private:
   // The op's conditional with dropped outputs summed out: the table itself when both
   // outputs are kept, else kernel_ (scratch reused across calls).
   const double* kernel(const Model& m, const Op& op);
+  // Runs the ops on stages_[0] (the top marginal, already in place).
+  const std::vector<double>& descend(const Model& model);
   Geometry geometry_;
   std::vector<long> sites_;
   std::vector<long> top_labels_;
@@ -63,8 +86,24 @@ class ConePlan {
   std::vector<std::size_t> output_index_;  // final tensor entry -> requested-order entry
   std::vector<double> result_;
   std::vector<std::vector<long>> tables_read_;
-  std::vector<double> kernel_, g_kernel_, grad_in_;  // scratch of forward/backward
+  std::size_t op_grad_size_ = 0;
+  int from_ = 0;
+  std::vector<double> kernel_, grad_in_;  // scratch of forward/backward
+  std::vector<double> op_grad_, top_grad_;  // backward_local's results (op_grad_: per op)
 };
+
+// Marginal on `sites` (distinct indices into the table's sites; row-major in that order)
+// of a dense table over n sites of alphabet K, e.g. the top table, and its adjoint
+// restricted to the table entries [begin, end) so that threads can split the table:
+// g_table[flat] += gm[entry of flat].
+void table_marginal(int K, long n, const std::vector<long>& sites, const double* table, double* out);
+void table_marginal_adjoint(int K, long n, const std::vector<long>& sites, const double* gm,
+                            double* g_table, std::size_t begin, std::size_t end);
+
+// Multiply-adds done by the calling thread in general cones, top marginals and the window
+// kernels since the thread started (counted per dense stage, not per entry, so the count
+// costs nothing measurable). Tests compare operation counts instead of timings.
+std::uint64_t& work_count();
 
 // Exact marginal of `sites` at `layer` (one-off plan).
 SiteMarginal site_marginal(const Model& model, int layer, const std::vector<long>& sites);

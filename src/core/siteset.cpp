@@ -99,21 +99,63 @@ void for_each_entry(const Tensor& t, const std::vector<std::size_t>& keep_stride
   }
 }
 
-// Top marginal onto `sites` (top-layer site indices) and its adjoint.
+// Calls f(flat, idx) for the entries flat in [begin, end) of a table over `n` sites of
+// alphabet K, idx the entry's index in the marginal on `sites`: an odometer over the
+// sites steps idx, the last site in an inner loop, so a pass costs no division per entry.
 template <class F>
-void for_each_top(const Geometry& g, const std::vector<long>& sites, F&& f) {
-  const std::vector<int> dims(static_cast<std::size_t>(g.top_sites()), g.chi.back());
-  std::vector<int> digits;
-  const int K = g.chi.back();
-  for (std::size_t flat = 0; flat < g.top_size(); ++flat) {
-    decode(flat, dims, digits);
-    std::size_t idx = 0;
-    for (long s : sites) idx = idx * K + digits[s];
-    f(flat, idx);
+void for_each_entry_of(int alphabet, long sites_in_table, const std::vector<long>& sites,
+                       std::size_t begin, std::size_t end, F&& f) {
+  const auto n = static_cast<std::size_t>(sites_in_table);
+  const auto K = static_cast<std::size_t>(alphabet);
+  std::vector<std::size_t> step(n, 0);
+  std::size_t st = 1;
+  for (std::size_t k = sites.size(); k-- > 0;) {
+    step[static_cast<std::size_t>(sites[k])] = st;
+    st *= K;
+  }
+  std::vector<std::size_t> digits(n);
+  std::size_t idx = 0, rest = begin / K * K;
+  for (std::size_t s = n; s-- > 0;) {
+    digits[s] = rest % K;
+    rest /= K;
+    idx += digits[s] * step[s];
+  }
+  const std::size_t last = step[n - 1];
+  for (std::size_t flat = begin / K * K; flat < end; flat += K) {
+    for (std::size_t v = 0; v < K; ++v)
+      if (flat + v >= begin && flat + v < end) f(flat + v, idx + v * last);
+    for (std::size_t s = n - 1; s-- > 0;) {
+      if (++digits[s] < K) {
+        idx += step[s];
+        break;
+      }
+      digits[s] = 0;
+      idx -= step[s] * (K - 1);
+    }
   }
 }
 
 }  // namespace
+
+std::uint64_t& work_count() {
+  thread_local std::uint64_t count = 0;
+  return count;
+}
+
+void table_marginal(int K, long n, const std::vector<long>& sites, const double* table, double* out) {
+  std::size_t size = 1, out_size = 1;
+  for (long k = 0; k < n; ++k) size *= static_cast<std::size_t>(K);
+  for (std::size_t k = 0; k < sites.size(); ++k) out_size *= static_cast<std::size_t>(K);
+  std::fill_n(out, out_size, 0.0);
+  for_each_entry_of(K, n, sites, 0, size, [&](std::size_t flat, std::size_t idx) { out[idx] += table[flat]; });
+  work_count() += size;
+}
+
+void table_marginal_adjoint(int K, long n, const std::vector<long>& sites, const double* gm,
+                            double* g_table, std::size_t begin, std::size_t end) {
+  for_each_entry_of(K, n, sites, begin, end, [&](std::size_t flat, std::size_t idx) { g_table[flat] += gm[idx]; });
+  work_count() += end - begin;
+}
 
 std::vector<long> cone_parents(const Geometry& g, int layer, const std::vector<long>& sites) {
   const long M = g.sites_at(layer + 1), n = 2 * M;
@@ -126,8 +168,10 @@ std::vector<long> cone_parents(const Geometry& g, int layer, const std::vector<l
   return {Y.begin(), Y.end()};
 }
 
-ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites)
-    : geometry_(g), tables_read_(static_cast<std::size_t>(g.depth())) {
+ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites, int from)
+    : geometry_(g), tables_read_(static_cast<std::size_t>(g.depth())), from_(from < 0 ? g.depth() : from) {
+  if (from_ < layer || from_ > g.depth())
+    throw Error(fmt::format("cone: start layer {} outside {}..{}", from_, layer, g.depth()));
   const long n0 = g.sites_at(layer);
   for (long s : sites) sites_.push_back(wrap(s, n0));
   std::vector<long> sorted = sites_;
@@ -138,10 +182,10 @@ ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites)
   // Site sets from `layer` up to the top.
   std::vector<std::vector<long>> sets(static_cast<std::size_t>(g.depth() + 1));
   sets[layer] = sorted;
-  for (int l = layer; l < g.depth(); ++l) sets[l + 1] = cone_parents(g, l, sets[l]);
-  for (long s : sets[g.depth()]) top_labels_.push_back(s);
+  for (int l = layer; l < from_; ++l) sets[l + 1] = cone_parents(g, l, sets[l]);
+  top_labels_ = sets[from_];
 
-  for (int l = g.depth() - 1; l >= layer; --l) {
+  for (int l = from_ - 1; l >= layer; --l) {
     const long M = g.sites_at(l + 1), n = 2 * M;
     const std::set<long> X(sets[l].begin(), sets[l].end());
     std::set<long> A, U;
@@ -179,14 +223,18 @@ ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites)
   // Shapes of every stage, then where each requested site ends up.
   stages_.resize(ops_.size() + 1);
   for (long s : top_labels_) {
-    stages_[0].labels.push_back(label(g.depth(), 0, s));
-    stages_[0].dims.push_back(g.chi.back());
+    stages_[0].labels.push_back(label(from_, 0, s));
+    stages_[0].dims.push_back(g.chi[from_]);
   }
   for (std::size_t k = 0; k < ops_.size(); ++k) {
     stages_[k + 1] = result_shape(stages_[k], ops_[k].in, ops_[k].out, g.chi[ops_[k].layer]);
     entry_strides(stages_[k], ops_[k].in, ops_[k].keep_stride, ops_[k].in_stride);
     ops_[k].out_size = 1;
     for (std::size_t m = 0; m < ops_[k].out.size(); ++m) ops_[k].out_size *= static_cast<std::size_t>(g.chi[ops_[k].layer]);
+    const std::size_t d = static_cast<std::size_t>(g.chi[ops_[k].layer]);
+    const std::size_t rows = ops_[k].disentangler ? d * d : static_cast<std::size_t>(g.chi[ops_[k].layer + 1]);
+    ops_[k].grad_at = op_grad_size_;
+    op_grad_size_ += rows * ops_[k].out_size;
   }
   // Where each entry of the final tensor goes in the requested site order.
   std::vector<long> order;
@@ -217,10 +265,21 @@ const double* ConePlan::kernel(const Model& m, const Op& op) {
 }
 
 const std::vector<double>& ConePlan::forward(const Model& model) {
+  if (from_ != geometry_.depth()) throw Error("cone: a plan from below the top needs its start marginal");
   Tensor& top = stages_[0];
-  top.data.assign(size_of(top.dims), 0.0);
-  for_each_top(geometry_, top_labels_,
-               [&](std::size_t flat, std::size_t idx) { top.data[idx] += model.tables.top[flat]; });
+  top.data.resize(size_of(top.dims));
+  table_marginal(geometry_.chi.back(), geometry_.top_sites(), top_labels_, model.tables.top.data(),
+                 top.data.data());
+  return descend(model);
+}
+
+const std::vector<double>& ConePlan::forward(const Model& model, const double* top) {
+  stages_[0].data.assign(top, top + size_of(stages_[0].dims));
+  return descend(model);
+}
+
+const std::vector<double>& ConePlan::descend(const Model& model) {
+  std::uint64_t work = 0;
   for (std::size_t k = 0; k < ops_.size(); ++k) {
     const Tensor& in = stages_[k];
     Tensor& out = stages_[k + 1];
@@ -230,7 +289,9 @@ const std::vector<double>& ConePlan::forward(const Model& model) {
     for_each_entry(in, ops_[k].keep_stride, ops_[k].in_stride, [&](std::size_t flat, std::size_t keep, std::size_t in_flat) {
       for (std::size_t x = 0; x < o; ++x) out.data[keep * o + x] += in.data[flat] * kern[in_flat * o + x];
     });
+    work += in.data.size() * o;
   }
+  work_count() += work;
   // Final tensor -> requested site order.
   const Tensor& last = stages_.back();
   result_.assign(last.data.size(), 0.0);
@@ -239,24 +300,45 @@ const std::vector<double>& ConePlan::forward(const Model& model) {
 }
 
 void ConePlan::backward(const Model& model, const std::vector<double>& g, Tables& grad) {
+  if (from_ != geometry_.depth()) throw Error("cone: a plan from below the top has no top table gradient");
+  backward_local(model, g);
+  add_gradient(grad);
+  table_marginal_adjoint(geometry_.chi.back(), geometry_.top_sites(), top_labels_, top_grad_.data(),
+                         grad.top.data(), 0, geometry_.top_size());
+}
+
+void ConePlan::backward_local(const Model& model, const std::vector<double>& g) {
   Tensor grad_t{stages_.back().labels, stages_.back().dims, std::vector<double>(g.size(), 0.0)};
   for (std::size_t flat = 0; flat < grad_t.data.size(); ++flat) grad_t.data[flat] = g[output_index_[flat]];
+  op_grad_.assign(op_grad_size_, 0.0);
+  std::uint64_t work = 0;
   for (std::size_t k = ops_.size(); k-- > 0;) {
     const Op& op = ops_[k];
     const Tensor& in = stages_[k];
     const double* kern = kernel(model, op);
-    const int d = geometry_.chi[op.layer];
     const std::size_t o = op.out_size;
-    const int rows = op.disentangler ? d * d : grad.layers[op.layer].K;
     std::vector<double>& g_in = grad_in_;
     g_in.assign(in.data.size(), 0.0);
-    g_kernel_.assign(static_cast<std::size_t>(rows) * o, 0.0);
+    double* g_kernel = op_grad_.data() + op.grad_at;
     for_each_entry(in, op.keep_stride, op.in_stride, [&](std::size_t flat, std::size_t keep, std::size_t in_flat) {
       for (std::size_t x = 0; x < o; ++x) {
         g_in[flat] += grad_t.data[keep * o + x] * kern[in_flat * o + x];
-        g_kernel_[in_flat * o + x] += grad_t.data[keep * o + x] * in.data[flat];
+        g_kernel[in_flat * o + x] += grad_t.data[keep * o + x] * in.data[flat];
       }
     });
+    work += 2 * in.data.size() * o;
+    std::swap(grad_t.data, grad_in_);
+  }
+  work_count() += work;
+  top_grad_.swap(grad_t.data);
+}
+
+void ConePlan::add_gradient(Tables& grad) {
+  for (std::size_t k = ops_.size(); k-- > 0;) {
+    const Op& op = ops_[k];
+    const int d = geometry_.chi[op.layer];
+    const int rows = op.disentangler ? d * d : grad.layers[op.layer].K;
+    const double* g_kernel = op_grad_.data() + op.grad_at;
     // Kernel entries were sums over dropped outputs: their gradient reaches each term.
     LayerTables& gt = grad.layers[op.layer];
     double* table = op.disentangler ? gt.u(op.table) : gt.w(op.table);
@@ -264,12 +346,8 @@ void ConePlan::backward(const Model& model, const std::vector<double>& g, Tables
     for (int r = 0; r < rows; ++r)
       for (int x0 = 0; x0 < d; ++x0)
         for (int x1 = 0; x1 < d; ++x1)
-          table[(r * d + x0) * d + x1] +=
-              g_kernel_[(r * o0 + (op.keep0 ? x0 : 0)) * o1 + (op.keep1 ? x1 : 0)];
-    std::swap(grad_t.data, grad_in_);
+          table[(r * d + x0) * d + x1] += g_kernel[(r * o0 + (op.keep0 ? x0 : 0)) * o1 + (op.keep1 ? x1 : 0)];
   }
-  for_each_top(geometry_, top_labels_,
-               [&](std::size_t flat, std::size_t idx) { grad.top[flat] += grad_t.data[idx]; });
 }
 
 double SiteMarginal::at(const std::vector<int>& values) const {

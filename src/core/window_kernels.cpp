@@ -7,6 +7,9 @@
 #include "cmera/window_kernels.hpp"
 
 #include <algorithm>
+#include <cstdint>
+
+#include "cmera/siteset.hpp"
 
 namespace cmera::kernels {
 
@@ -51,6 +54,7 @@ inline void product_dispatch(long m, long n, long k, View A, View B, double* C) 
 // C[m x n] (row-major, leading dimension n) = or += A[m x k] * B[k x n]; C never overlaps
 // A or B.
 inline void product(long m, long n, long k, View A, View B, double* C, bool accumulate) {
+  work_count() += static_cast<std::uint64_t>(m * n * k);
   if (!accumulate) std::fill_n(C, m * n, 0.0);
   if (B.col == 1)
     product_dispatch<true>(m, n, k, A, B, C);
@@ -178,33 +182,16 @@ void ascend_pair(int d, int K, const ConeTables& tab, const double* rho, const d
       for (int a = 0; a < d; ++a) grad.w0[(y * d + b) * d + a] += s.gwm_second[y * d + a];
 }
 
-namespace {
-// Calls f(flat index of the top table, flat index within window (c, c+1, c+2)).
-template <class F>
-void for_each_top_entry(int K, long n, long c, F&& f) {
-  std::size_t size = 1;
-  for (long i = 0; i < n; ++i) size *= static_cast<std::size_t>(K);
-  std::vector<std::size_t> stride(static_cast<std::size_t>(n));
-  std::size_t st = 1;
-  for (long i = n; i-- > 0;) {
-    stride[i] = st;
-    st *= static_cast<std::size_t>(K);
-  }
-  const std::size_t s0 = stride[c % n], s1 = stride[(c + 1) % n], s2 = stride[(c + 2) % n];
-  for (std::size_t flat = 0; flat < size; ++flat) {
-    const std::size_t w = ((flat / s0) % K * K + (flat / s1) % K) * K + (flat / s2) % K;
-    f(flat, w);
-  }
-}
-}  // namespace
-
+// The top windows are marginals of the top table on three of its sites (table_marginal:
+// one pass, no division per entry).
 void top_window(int K, long n, const double* top, long c, double* rho) {
-  std::fill_n(rho, K * K * K, 0.0);
-  for_each_top_entry(K, n, c, [&](std::size_t flat, std::size_t w) { rho[w] += top[flat]; });
+  table_marginal(K, n, {c % n, (c + 1) % n, (c + 2) % n}, top, rho);
 }
 
 void top_window_adjoint(int K, long n, long c, const double* g_rho, double* g_top) {
-  for_each_top_entry(K, n, c, [&](std::size_t flat, std::size_t w) { g_top[flat] += g_rho[w]; });
+  std::size_t size = 1;
+  for (long i = 0; i < n; ++i) size *= static_cast<std::size_t>(K);
+  table_marginal_adjoint(K, n, {c % n, (c + 1) % n, (c + 2) % n}, g_rho, g_top, 0, size);
 }
 
 }  // namespace cmera::kernels

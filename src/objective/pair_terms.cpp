@@ -1,5 +1,5 @@
 // Multiscale pair terms (pair_terms.hpp): chains of window conditionals below the
-// meeting layer, one six-site ConePlan at it.
+// meeting layer, one-layer ConePlans from shared cone-set nodes above it.
 #include "cmera/pair_terms.hpp"
 
 #include <omp.h>
@@ -8,6 +8,7 @@
 #include <array>
 #include <cmath>
 #include <map>
+#include <set>
 #include <utility>
 
 #include <fmt/format.h>
@@ -51,35 +52,37 @@ std::size_t PairTerms::add_chain(long first, int position) {
 
 PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
     : geometry_(g), stats_(stats), weight_(weight) {
-  // The left site ends its window and the right one starts its own (any window holding
-  // the site would do: it contains the site's cone at every layer).
-  std::map<std::pair<long, int>, std::size_t> index;
-  auto chain = [&](long first, int position) {
-    const auto key = std::make_pair(wrap(first, g.sites), position);
-    const auto it = index.find(key);
+  // One chain per site, in the window the site starts (any window holding the site would
+  // do: it contains the site's cone at every layer), shared by every pair it ends.
+  std::map<long, std::size_t> index;
+  auto chain = [&](long site) {
+    const auto it = index.find(wrap(site, g.sites));
     if (it != index.end()) return it->second;
-    return index[key] = add_chain(first, position);
+    return index[wrap(site, g.sites)] = add_chain(site, 0);
   };
+  by_layer_.resize(static_cast<std::size_t>(g.depth()) + 1);
   for (long r : stats.distances)
     for (long i : stats.sites) {
-      const std::size_t left = chain(i - 2, 2), right = chain(i + r, 0);
+      const std::size_t left = chain(i), right = chain(i + r);
       // Highest layer up to which the two cones share no site (hence no table): the
       // joint formed there has the fewest layers of dense work above it.
       int meet = 0;
       while (meet < g.depth() && disjoint(chains_[left].at[meet + 1].cone, chains_[right].at[meet + 1].cone))
         ++meet;
       if (meet == 0) {
-        pairs_.push_back({0, left, right, ConePlan(g, 0, {i, i + r}), {}, {}, {}});
+        pairs_.push_back({0, left, right, node(0, {wrap(i, g.sites), wrap(i + r, g.sites)})});
         continue;
       }
       const ConeInWindow &a = chains_[left].at[meet], &b = chains_[right].at[meet];
       std::vector<long> joint = a.cone;
       joint.insert(joint.end(), b.cone.begin(), b.cone.end());
-      pairs_.push_back({meet, left, right, ConePlan(g, meet, joint), {}, window_entries(g, meet, a),
-                        window_entries(g, meet, b)});
+      pairs_.push_back({meet, left, right, node(meet, joint)});
+      pairs_.back().left_at = window_entries(g, meet, a);
+      pairs_.back().right_at = window_entries(g, meet, b);
       chains_[left].top = std::max(chains_[left].top, meet);
       chains_[right].top = std::max(chains_[right].top, meet);
     }
+  build_covers();
   for (Chain& c : chains_) {
     c.up.resize(static_cast<std::size_t>(c.top) + 1);
     c.env.resize(static_cast<std::size_t>(c.top) + 1);
@@ -88,6 +91,75 @@ PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
       c.env[l].assign(c.up[l].size(), 0.0);
     }
   }
+}
+
+std::size_t PairTerms::node(int layer, const std::vector<long>& sites) {
+  const auto key = std::make_pair(layer, sites);
+  const auto it = node_index_.find(key);
+  if (it != node_index_.end()) return it->second;
+  Node n{layer, sites, 0, ConePlan(geometry_, layer, sites, std::min(layer + 1, geometry_.depth()))};
+  if (layer == geometry_.depth()) {
+    std::size_t size = 1;
+    for (std::size_t k = 0; k < sites.size(); ++k) size *= static_cast<std::size_t>(geometry_.chi.back());
+    n.p.assign(size, 0.0);
+  } else {
+    n.parent = node(layer + 1, n.plan.top_sites());
+  }
+  nodes_.push_back(std::move(n));
+  by_layer_[layer].push_back(nodes_.size() - 1);
+  return node_index_[key] = nodes_.size() - 1;
+}
+
+// Greedy over the top nodes in site order: a node joins the current cover while the
+// union stays within kCoverEntries entries (a node larger than that is its own cover).
+void PairTerms::build_covers() {
+  const int T = geometry_.depth();
+  const std::size_t K = static_cast<std::size_t>(geometry_.chi.back());
+  std::vector<std::size_t> tops = by_layer_[T];
+  std::sort(tops.begin(), tops.end(), [&](std::size_t a, std::size_t b) {
+    std::vector<long> x = nodes_[a].sites, y = nodes_[b].sites;
+    std::sort(x.begin(), x.end());
+    std::sort(y.begin(), y.end());
+    return x < y;
+  });
+  auto entries = [&](std::size_t sites) {
+    std::size_t n = 1;
+    for (std::size_t k = 0; k < sites; ++k) n = std::min(n * K, kCoverEntries + 1);
+    return n;
+  };
+  std::vector<std::vector<std::size_t>> members;
+  std::set<long> current;
+  for (std::size_t k : tops) {
+    std::set<long> grown = current;
+    grown.insert(nodes_[k].sites.begin(), nodes_[k].sites.end());
+    if (members.empty() || entries(grown.size()) > kCoverEntries) {
+      members.emplace_back();
+      grown = std::set<long>(nodes_[k].sites.begin(), nodes_[k].sites.end());
+    }
+    members.back().push_back(k);
+    current = grown;
+    covers_.resize(members.size());
+    covers_.back().sites.assign(current.begin(), current.end());
+  }
+  for (std::size_t c = 0; c < covers_.size(); ++c) {
+    Cover& cv = covers_[c];
+    std::size_t n = 1;
+    for (std::size_t k = 0; k < cv.sites.size(); ++k) n *= K;
+    cv.p.assign(n, 0.0);
+    cv.g.assign(n, 0.0);
+    for (std::size_t k : members[c]) {
+      Node& nd = nodes_[k];
+      nd.parent = c;
+      nd.in_cover.clear();
+      for (long s : nd.sites)
+        nd.in_cover.push_back(std::lower_bound(cv.sites.begin(), cv.sites.end(), s) - cv.sites.begin());
+    }
+  }
+}
+
+const double* PairTerms::node_marginal(std::size_t k) const {
+  const Node& n = nodes_[k];
+  return n.layer == geometry_.depth() ? n.p.data() : n.plan.marginal().data();
 }
 
 // up[0] = indicator of the site's value; up[l+1][x] = up[l][x] pulled back to the
@@ -117,6 +189,23 @@ void PairTerms::build_chains(const Model& model) {
 }
 
 double PairTerms::log_likelihood(const Model& model) {
+  const int K = geometry_.chi.back();
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::size_t c = 0; c < covers_.size(); ++c)
+    table_marginal(K, geometry_.top_sites(), covers_[c].sites, model.tables.top.data(), covers_[c].p.data());
+  for (int l = geometry_.depth(); l >= 0; --l) {  // nodes top down, a layer at a time
+    const std::vector<std::size_t>& at = by_layer_[l];
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::size_t k = 0; k < at.size(); ++k) {
+      Node& n = nodes_[at[k]];
+      if (l == geometry_.depth()) {
+        const Cover& cv = covers_[n.parent];
+        table_marginal(K, static_cast<long>(cv.sites.size()), n.in_cover, cv.p.data(), n.p.data());
+      } else {
+        n.plan.forward(model, node_marginal(n.parent));
+      }
+    }
+  }
   build_chains(model);
   const int d = stats_.d;
   const std::size_t dd = static_cast<std::size_t>(d) * d;
@@ -124,9 +213,9 @@ double PairTerms::log_likelihood(const Model& model) {
 #pragma omp parallel for schedule(dynamic, 8)
   for (std::size_t k = 0; k < pairs_.size(); ++k) {
     Pair& pr = pairs_[k];
-    const std::vector<double>& joint = pr.plan.forward(model);
+    const double* joint = node_marginal(pr.joint);
     if (pr.meet == 0) {
-      pr.p = joint;
+      pr.p.assign(joint, joint + dd);
     } else {
       // p[xl][xr] = sum_b (sum_a Tl[xl][a] rho[a][b]) Tr[xr][b], T read at the cones'
       // window entries (up[meet] is [x][window entry]).
@@ -154,55 +243,114 @@ double PairTerms::log_likelihood(const Model& model) {
   return weight_ * total;
 }
 
-void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
+// Reverse pass of pair k without touching anything shared: its chains' adjoints at the
+// meeting layer go to pr.el / pr.er, the adjoint of its joint to pr.gj.
+void PairTerms::pair_reverse(double scale, std::size_t k, Scratch& s) {
   const int d = stats_.d;
   const std::size_t dd = static_cast<std::size_t>(d) * d;
+  Pair& pr = pairs_[k];
+  const double* q = stats_.q.data() + k * dd;
+  s.g.resize(dd);
+  for (std::size_t x = 0; x < dd; ++x) s.g[x] = q[x] > 0 ? scale * weight_ * q[x] / pr.p[x] : 0.0;
+  if (pr.meet == 0) {
+    pr.gj = s.g;
+    return;
+  }
+  const double* rho = node_marginal(pr.joint);
+  const std::vector<double>& tl = chains_[pr.left].up[pr.meet];
+  const std::vector<double>& tr = chains_[pr.right].up[pr.meet];
+  const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
+  const std::size_t wl = tl.size() / d, wr = tr.size() / d;
+  // h[xl][b] = sum_xr g[xl][xr] Tr[xr][b];  j[xr][a] = sum_xl g[xl][xr] Tl[xl][a]
+  s.h.assign(d * nb, 0.0);
+  s.j.assign(d * na, 0.0);
+  for (int xl = 0; xl < d; ++xl)
+    for (int xr = 0; xr < d; ++xr) {
+      const double gx = s.g[xl * d + xr];
+      for (std::size_t b = 0; b < nb; ++b) s.h[xl * nb + b] += gx * tr[xr * wr + pr.right_at[b]];
+      for (std::size_t a = 0; a < na; ++a) s.j[xr * na + a] += gx * tl[xl * wl + pr.left_at[a]];
+    }
+  // dF/drho[a][b] = sum_x Tl[x][a] h[x][b]; dF/dTl[x][a] = sum_b rho[a][b] h[x][b];
+  // dF/dTr[x][b] = sum_a j[x][a] rho[a][b], kept per cone state ([x][a], [x][b]).
+  pr.gj.assign(na * nb, 0.0);
+  pr.el.assign(d * na, 0.0);
+  pr.er.assign(d * nb, 0.0);
+  for (std::size_t a = 0; a < na; ++a)
+    for (int x = 0; x < d; ++x) {
+      const double t = tl[x * wl + pr.left_at[a]], ja = s.j[x * na + a];
+      const double* hx = s.h.data() + x * nb;
+      const double* row = rho + a * nb;
+      double* gr = pr.gj.data() + a * nb;
+      double* er = pr.er.data() + x * nb;
+      double sum = 0;
+      for (std::size_t b = 0; b < nb; ++b) {
+        gr[b] += t * hx[b];
+        sum += row[b] * hx[b];
+        er[b] += ja * row[b];
+      }
+      pr.el[x * na + a] = sum;
+    }
+}
+
+// Pairs run their reverse passes on threads, then add into the shared chain adjoints and
+// joint nodes in pair order; nodes and chains likewise: a fixed order whatever the
+// thread count.
+void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
+  const int d = stats_.d;
   for (Chain& c : chains_)
     for (auto& e : c.env) std::fill(e.begin(), e.end(), 0.0);
-  std::vector<double> g(dd), big_g, h, j;
+  for (Node& n : nodes_) n.g.assign(n.layer == geometry_.depth() ? n.p.size() : n.plan.marginal().size(), 0.0);
+  std::vector<Scratch> scratch(static_cast<std::size_t>(omp_get_max_threads()));
+#pragma omp parallel for schedule(dynamic, 8)
+  for (std::size_t k = 0; k < pairs_.size(); ++k) pair_reverse(scale, k, scratch[omp_get_thread_num()]);
   for (std::size_t k = 0; k < pairs_.size(); ++k) {
     Pair& pr = pairs_[k];
-    const double* q = stats_.q.data() + k * dd;
-    for (std::size_t x = 0; x < dd; ++x) g[x] = q[x] > 0 ? scale * weight_ * q[x] / pr.p[x] : 0.0;
-    if (pr.meet == 0) {
-      pr.plan.backward(model, g, grad);
-      continue;
-    }
-    const std::vector<double>& rho = pr.plan.marginal();
-    const std::vector<double>& tl = chains_[pr.left].up[pr.meet];
-    const std::vector<double>& tr = chains_[pr.right].up[pr.meet];
-    const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
-    const std::size_t wl = tl.size() / d, wr = tr.size() / d;
-    // h[xl][b] = sum_xr g[xl][xr] Tr[xr][b];  j[xr][a] = sum_xl g[xl][xr] Tl[xl][a]
-    h.assign(d * nb, 0.0);
-    j.assign(d * na, 0.0);
-    for (int xl = 0; xl < d; ++xl)
-      for (int xr = 0; xr < d; ++xr) {
-        const double gx = g[xl * d + xr];
-        for (std::size_t b = 0; b < nb; ++b) h[xl * nb + b] += gx * tr[xr * wr + pr.right_at[b]];
-        for (std::size_t a = 0; a < na; ++a) j[xr * na + a] += gx * tl[xl * wl + pr.left_at[a]];
-      }
-    // dF/drho[a][b] = sum_x Tl[x][a] h[x][b]; dF/dTl[x][a] = sum_b rho[a][b] h[x][b];
-    // dF/dTr[x][b] = sum_a j[x][a] rho[a][b]; the chains' adjoints get them in window places.
-    big_g.assign(na * nb, 0.0);
-    std::vector<double>& el = chains_[pr.left].env[pr.meet];
-    std::vector<double>& er = chains_[pr.right].env[pr.meet];
-    for (std::size_t a = 0; a < na; ++a)
+    if (pr.meet > 0) {
+      std::vector<double>& el = chains_[pr.left].env[pr.meet];
+      std::vector<double>& er = chains_[pr.right].env[pr.meet];
+      const std::size_t wl = el.size() / d, wr = er.size() / d;
+      const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
       for (int x = 0; x < d; ++x) {
-        const double t = tl[x * wl + pr.left_at[a]], ja = j[x * na + a];
-        const double* hx = h.data() + x * nb;
-        const double* row = rho.data() + a * nb;
-        double* gr = big_g.data() + a * nb;
-        double sum = 0;
-        for (std::size_t b = 0; b < nb; ++b) {
-          gr[b] += t * hx[b];
-          sum += row[b] * hx[b];
-          er[x * wr + pr.right_at[b]] += ja * row[b];
-        }
-        el[x * wl + pr.left_at[a]] += sum;
+        for (std::size_t a = 0; a < na; ++a) el[x * wl + pr.left_at[a]] += pr.el[x * na + a];
+        for (std::size_t b = 0; b < nb; ++b) er[x * wr + pr.right_at[b]] += pr.er[x * nb + b];
       }
-    pr.plan.backward(model, big_g, grad);
+    }
+    std::vector<double>& into = nodes_[pr.joint].g;
+    for (std::size_t x = 0; x < pr.gj.size(); ++x) into[x] += pr.gj[x];
   }
+  // Nodes bottom up, a layer at a time: reverse passes on threads, then, in node order,
+  // their table gradients and their adjoints into their parents.
+  const int T = geometry_.depth();
+  for (int l = 0; l < T; ++l) {
+    const std::vector<std::size_t>& at = by_layer_[l];
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::size_t k = 0; k < at.size(); ++k) nodes_[at[k]].plan.backward_local(model, nodes_[at[k]].g);
+    for (std::size_t k : at) {
+      Node& n = nodes_[k];
+      n.plan.add_gradient(grad);
+      std::vector<double>& into = nodes_[n.parent].g;
+      const std::vector<double>& gt = n.plan.top_gradient();
+      for (std::size_t x = 0; x < gt.size(); ++x) into[x] += gt[x];
+    }
+  }
+  // Top nodes into their covers (in node order), then each cover's adjoint reaches the
+  // top table once; threads split the table into fixed pieces, each adding the covers
+  // in order.
+  const int K = geometry_.chi.back();
+  for (Cover& cv : covers_) std::fill(cv.g.begin(), cv.g.end(), 0.0);
+  for (std::size_t k : by_layer_[T]) {
+    const Node& n = nodes_[k];
+    Cover& cv = covers_[n.parent];
+    table_marginal_adjoint(K, static_cast<long>(cv.sites.size()), n.in_cover, n.g.data(), cv.g.data(), 0,
+                           cv.g.size());
+  }
+  const std::size_t size = geometry_.top_size(), k_size = static_cast<std::size_t>(K);
+  const std::size_t piece = std::max(k_size, (size / 64 + k_size - 1) / k_size * k_size);
+#pragma omp parallel for schedule(static)
+  for (std::size_t begin = 0; begin < size; begin += piece)
+    for (const Cover& cv : covers_)
+      table_marginal_adjoint(K, geometry_.top_sites(), cv.sites, cv.g.data(), grad.top.data(), begin,
+                             std::min(size, begin + piece));
   descend_chains(model, grad);
 }
 
@@ -212,44 +360,85 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
 // a window table outside the cone has all its outputs summed, so its gradient is a
 // constant per conditional row, which EM would count as extra prior-like evidence
 // (measured: it slowed EM about threefold). The gradient then equals that of one
-// two-site cone per pair. Serial: every chain adds into shared tables.
+// two-site cone per pair. Chains run on threads a block at a time, each into its own
+// buffers, which are then added to the shared tables in chain order (thread-count
+// independent).
 void PairTerms::descend_chains(const Model& model, Tables& grad) {
+  constexpr std::size_t kBlock = 64;
   const int d = geometry_.chi[0];
   const int chi_max = *std::max_element(geometry_.chi.begin(), geometry_.chi.end());
-  kernels::WindowScratch scratch;
-  scratch.reserve(chi_max, chi_max);
-  // Gradients of tables outside the site's own cone, and of the coarse measure (which
-  // env[l-1] already receives through descend_pair), are discarded here.
-  std::vector<double> sink(window_size(chi_max) * chi_max), sink_rho(window_size(chi_max)), child(window_size(chi_max));
-  for (Chain& c : chains_)
-    for (int l = c.top; l >= 1; --l) {
-      const int dl = geometry_.chi[l - 1], K = geometry_.chi[l];
-      const std::size_t nl = window_size(dl), nk = window_size(K);
-      const kernels::ConeTables tab = kernels::cone_tables(model.tables.layers[l - 1], c.at[l].window);
-      kernels::ConeGradients gt = kernels::cone_gradients(grad.layers[l - 1], c.at[l].window);
-      double** slot[5] = {&gt.w0, &gt.w1, &gt.w2, &gt.u0, &gt.u1};
-      for (int k = 0; k < 5; ++k)
-        if (!c.own[l][k]) *slot[k] = sink.data();
-      const bool odd = c.at[l - 1].window % 2 == 1;
-      for (int x = 0; x < d; ++x) {
-        const double* measure = c.env[l].data() + x * nk;
-        if (l > 1) {
-          kernels::descend_pair(dl, K, tab, measure, odd ? child.data() : nullptr,
-                                odd ? nullptr : child.data(), scratch);
-          double* below = c.env[l - 1].data() + x * nl;
-          for (std::size_t w = 0; w < nl; ++w) below[w] += child[w];
+  // Own-table gradients of a chain per layer: five slots (W x3, U x2 under its window).
+  auto slot_size = [&](int l, int k) {
+    const LayerTables& t = grad.layers[l - 1];
+    return k < 3 ? t.w_size() : t.u_size();
+  };
+  std::vector<std::vector<double>> held(kBlock);
+  for (std::size_t first = 0; first < chains_.size(); first += kBlock) {
+    const std::size_t last = std::min(chains_.size(), first + kBlock);
+#pragma omp parallel
+    {
+      kernels::WindowScratch scratch;
+      scratch.reserve(chi_max, chi_max);
+      // Gradients of tables outside the site's own cone, and of the coarse measure (which
+      // env[l-1] already receives through descend_pair), are discarded here.
+      std::vector<double> sink(window_size(chi_max) * chi_max), sink_rho(window_size(chi_max)),
+          child(window_size(chi_max));
+#pragma omp for schedule(dynamic, 1)
+      for (std::size_t k = first; k < last; ++k) {
+        Chain& c = chains_[k];
+        std::vector<double>& buf = held[k - first];
+        std::size_t total = 0;
+        for (int l = c.top; l >= 1; --l)
+          for (int s = 0; s < 5; ++s) total += c.own[l][s] ? slot_size(l, s) : 0;
+        buf.assign(total, 0.0);
+        std::size_t at = 0;
+        for (int l = c.top; l >= 1; --l) {
+          const int dl = geometry_.chi[l - 1], K = geometry_.chi[l];
+          const std::size_t nl = window_size(dl), nk = window_size(K);
+          const kernels::ConeTables tab = kernels::cone_tables(model.tables.layers[l - 1], c.at[l].window);
+          double* slot[5];
+          for (int s = 0; s < 5; ++s) {
+            slot[s] = c.own[l][s] ? buf.data() + at : sink.data();
+            at += c.own[l][s] ? slot_size(l, s) : 0;
+          }
+          const kernels::ConeGradients gt{slot[0], slot[1], slot[2], slot[3], slot[4]};
+          const bool odd = c.at[l - 1].window % 2 == 1;
+          for (int x = 0; x < d; ++x) {
+            const double* measure = c.env[l].data() + x * nk;
+            if (l > 1) {
+              kernels::descend_pair(dl, K, tab, measure, odd ? child.data() : nullptr,
+                                    odd ? nullptr : child.data(), scratch);
+              double* below = c.env[l - 1].data() + x * nl;
+              for (std::size_t w = 0; w < nl; ++w) below[w] += child[w];
+            }
+            const double* up = c.up[l - 1].data() + x * nl;
+            kernels::ascend_pair(dl, K, tab, measure, odd ? up : nullptr, odd ? nullptr : up,
+                                 sink_rho.data(), gt, scratch);
+          }
         }
-        const double* up = c.up[l - 1].data() + x * nl;
-        kernels::ascend_pair(dl, K, tab, measure, odd ? up : nullptr, odd ? nullptr : up,
-                             sink_rho.data(), gt, scratch);
       }
     }
+    for (std::size_t k = first; k < last; ++k) {  // into the shared tables, in chain order
+      const Chain& c = chains_[k];
+      const double* from = held[k - first].data();
+      for (int l = c.top; l >= 1; --l) {
+        const kernels::ConeGradients to = kernels::cone_gradients(grad.layers[l - 1], c.at[l].window);
+        double* dest[5] = {to.w0, to.w1, to.w2, to.u0, to.u1};
+        for (int s = 0; s < 5; ++s) {
+          if (!c.own[l][s]) continue;
+          const std::size_t n = slot_size(l, s);
+          for (std::size_t i = 0; i < n; ++i) dest[s][i] += from[i];
+          from += n;
+        }
+      }
+    }
+  }
 }
 
 std::vector<long> PairTerms::tables_read(int layer) const {
   std::vector<long> all;
-  for (const auto& p : pairs_) {
-    const auto& t = p.plan.tables_read(layer);
+  for (const auto& n : nodes_) {
+    const auto& t = n.plan.tables_read(layer);
     all.insert(all.end(), t.begin(), t.end());
   }
   const long M = geometry_.sites_at(layer + 1);
