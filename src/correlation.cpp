@@ -359,7 +359,7 @@ struct Layout {
   double cost = 0;
 };
 
-Layout layout(const Item& item, long sites) {
+Layout layout(const Item& item, long sites, LagSums how) {
   Layout lay;
   long dmax = lay.dmin = item.classes.front().delta;
   double partners = 0, partner_flops = 0;
@@ -375,12 +375,12 @@ Layout layout(const Item& item, long sites) {
   if (lay.L >= sites) lay.L = sites;
   const double pairs = static_cast<double>(item.a->residues.size()) * partners;
   const double transforms = 4.0 * static_cast<double>(lay.L) * std::log2(static_cast<double>(lay.L));
-  lay.fft = pairs > transforms;
+  lay.fft = how == LagSums::kAuto ? pairs > transforms : how == LagSums::kFft;
   lay.cost = partner_flops + na * (lay.fft ? 3 * transforms : pairs);
   return lay;
 }
 
-void item_sums(const Item& item, long sites, std::vector<double>& out) {
+void item_sums(const Item& item, long sites, LagSums how, std::vector<double>& out) {
   const long R = static_cast<long>(out.size()), block = 1L << item.layer;
   const std::vector<long>& left = item.a->residues;
   const std::size_t na = item.a->phi.front()->size();
@@ -395,7 +395,7 @@ void item_sums(const Item& item, long sites, std::vector<double>& out) {
     for (std::size_t y = 0; y < pj.size(); ++y) t += J[y] * pj[y];
     return t;
   };
-  const Layout lay = layout(item, sites);
+  const Layout lay = layout(item, sites, how);
   const long L = lay.L, dmin = lay.dmin;
   if (!lay.fft) {
     std::vector<double> w(na);
@@ -468,7 +468,8 @@ std::vector<ConeType> cone_types(const Geometry& g, int m, const Residues& res,
 
 }  // namespace
 
-std::vector<double> model_correlation(const Comm& comm, const Model& model, long max_distance) {
+std::vector<double> model_correlation(const Comm& comm, const Model& model, long max_distance,
+                                      LagSums how) {
   if (!model.tied) return model_correlation_by_position(comm, model, max_distance);
   const Geometry& g = model.geometry;
   const int d = g.chi[0], chi_max = *std::max_element(g.chi.begin(), g.chi.end());
@@ -509,7 +510,7 @@ std::vector<double> model_correlation(const Comm& comm, const Model& model, long
       }
     // Largest first to the least-loaded rank: the same deal on every rank.
     std::vector<double> cost;
-    for (const Item& item : all_items) cost.push_back(layout(item, g.sites).cost);
+    for (const Item& item : all_items) cost.push_back(layout(item, g.sites, how).cost);
     std::vector<std::size_t> order(all_items.size());
     for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
     std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return cost[x] > cost[y]; });
@@ -526,7 +527,7 @@ std::vector<double> model_correlation(const Comm& comm, const Model& model, long
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::size_t k = 0; k < items.size(); ++k) {
       partial[k].assign(sums.size(), 0.0);
-      item_sums(items[k], g.sites, partial[k]);
+      item_sums(items[k], g.sites, how, partial[k]);
     }
     for (const std::vector<double>& p : partial)  // fixed order: independent of the thread count
       for (std::size_t r = 0; r < sums.size(); ++r) sums[r] += p[r];

@@ -27,11 +27,16 @@
 
 namespace cmera {
 
+// How the tied path sums over residues at each lag: by estimated cost (kAuto), or all by
+// FFT / all by dot products, so that tests reach both branches on small lattices.
+enum class LagSums { kAuto, kFft, kDirect };
+
 // Model's <s_i s_{i+r}> averaged over i, r = 1..max_distance (< N). Collective; tied
 // models take the translation-summed path, untied ones the per-position path. The
 // result is deterministic for any thread count and agrees across rank counts to
 // rounding (docs/design.md §5).
-std::vector<double> model_correlation(const Comm& comm, const Model& model, long max_distance);
+std::vector<double> model_correlation(const Comm& comm, const Model& model, long max_distance,
+                                      LagSums how = LagSums::kAuto);
 
 // The per-position path for any model (each rank takes the pairs whose left site it
 // owns). Tests hold the tied path to it.
