@@ -109,7 +109,7 @@ TEST(Flow, DataCorrelationEqualsDirectSums) {
   const Comm comm(MPI_COMM_WORLD);
   const std::string dir = testing::scratch_dir(comm, "data-corr");
   for (int alphabet : {2, 3})
-    for (long n : {48L, 64L}) {
+    for (long n : {48L, 50L, 64L}) {  // 50: the transforms' generic (not 4k) path
       const long samples = 37;
       std::mt19937_64 rng(static_cast<std::uint64_t>(alphabet * 1000 + n));
       std::vector<std::uint8_t> all(static_cast<std::size_t>(samples * n));

@@ -1,7 +1,9 @@
 // Evaluation (evaluate.hpp). Window terms reuse the training sweep (same cones, same
 // statistics pass); the model's two-point function is correlation.hpp's. The flow
-// diagnostics are small (O(N) cones, chi^3 x chi^3 matrices) and computed redundantly on
-// every rank, which keeps them free of communication and identical at every rank count.
+// diagnostics are computed redundantly on every rank, which keeps them free of
+// communication and identical at every rank count: the neighbour joints come from one
+// top-down descent of every 3-site window of every layer (O(N chi^5), the window kernels
+// of docs/design.md §2) rather than one general cone per pair from the top.
 #include "cmera/evaluate.hpp"
 
 #include <fmt/format.h>
@@ -57,14 +59,37 @@ Evaluation evaluate(const Comm& comm, const Model& model, const DatasetReader& d
 
 std::vector<LayerFlow> layer_flow(const Model& model) {
   const Geometry& g = model.geometry;
-  std::vector<LayerFlow> flow;
-  for (int l = 0; l <= g.depth(); ++l) {
+  // windows[s]: marginal of sites (s, s+1, s+2) of the current layer, from the top down.
+  const int K = g.chi.back();
+  const long nt = g.top_sites();
+  const std::size_t top_w = static_cast<std::size_t>(K) * K * K;
+  std::vector<double> windows(static_cast<std::size_t>(nt) * top_w);
+  for (long c = 0; c < nt; ++c) kernels::top_window(K, nt, model.tables.top.data(), c, windows.data() + c * top_w);
+  std::vector<LayerFlow> flow(static_cast<std::size_t>(g.depth() + 1));
+  for (int l = g.depth(); l >= 0; --l) {
     const int d = g.chi[l];
     const long n = g.sites_at(l);
-    // Joint of every neighbour pair (fixed order, so thread-count independent).
-    std::vector<std::vector<double>> joints(static_cast<std::size_t>(n));
-#pragma omp parallel for schedule(dynamic, 4)
-    for (long i = 0; i < n; ++i) joints[i] = site_marginal(model, l, {i, i + 1}).p;
+    const std::size_t w = static_cast<std::size_t>(d) * d * d;
+    if (l < g.depth()) {  // fine windows 2c+1 (odd) and 2c+2 (even) from coarse window c
+      const int Kc = g.chi[l + 1];
+      const std::size_t wc = static_cast<std::size_t>(Kc) * Kc * Kc;
+      std::vector<double> fine(static_cast<std::size_t>(n) * w);
+#pragma omp parallel
+      {
+        kernels::WindowScratch scratch;
+        scratch.reserve(d, Kc);
+#pragma omp for schedule(static)
+        for (long c = 0; c < n / 2; ++c)
+          kernels::descend_pair(d, Kc, kernels::cone_tables(model.tables.layers[l], c),
+                                windows.data() + c * wc, fine.data() + cone::wrap(2 * c + 1, n) * w,
+                                fine.data() + cone::wrap(2 * c + 2, n) * w, scratch);
+      }
+      windows.swap(fine);
+    }
+    // Joint of every neighbour pair (i, i+1): window i with its third site summed out.
+    std::vector<std::vector<double>> joints(static_cast<std::size_t>(n), std::vector<double>(d * d, 0.0));
+    for (long i = 0; i < n; ++i)
+      for (std::size_t x = 0; x < w; ++x) joints[i][x / d] += windows[i * w + x];
     LayerFlow f{l, std::vector<double>(static_cast<std::size_t>(d), 0.0), 0.0};
     for (const auto& p : joints) {
       std::vector<double> left(d, 0.0), right(d, 0.0);
@@ -82,7 +107,7 @@ std::vector<LayerFlow> layer_flow(const Model& model) {
       }
     }
     f.mutual_information /= static_cast<double>(n);
-    flow.push_back(std::move(f));
+    flow[l] = std::move(f);
   }
   return flow;
 }

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Seconds of `cmera eval` (every r up to N/2, flow, scaling spectrum) at N = 65536,
+# chi = 4, 2000 samples, on 2 ranks and on 1 rank (docs/design.md §6). The model is a
+# tied chi = 4 model trained for a few window-only iterations: eval's cost does not depend
+# on the tables' values, only on the geometry, so a short training is enough to time it.
+# Writes <outdir>/eval.json {eval_seconds, eval_seconds_1rank, cpu seconds, ...} and keeps the data,
+# the model and both eval outputs in <outdir>.
+# Usage: jobs/bench-eval.sh <cmera> <outdir>
+set -euo pipefail
+cmera=$(realpath "$1")
+out=$2
+mkdir -p "$out"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+export PMIX_MCA_pcompress_base_silence_warning=1
+n=65536 samples=2000 depth=14
+data="$out/ising_$n.h5"
+[ -f "$data" ] || mpirun --oversubscribe -n 2 "$cmera" generate ising1d --sites $n \
+  --samples $samples --corr 0.6 --seed 1 --output "$data" >/dev/null
+model="$out/run/model.h5"
+if [ ! -f "$model" ]; then
+  rm -rf "$out/run"
+  mpirun --oversubscribe -n 2 "$cmera" train "$here/inputs/ising1d.toml" -P data.path="$data" \
+    -P "model.chi=[2,4]" -P model.depth=$depth -P model.tied=true -P train.iterations=3 \
+    -P train.checkpoint_every=0 -P train.restarts=1 -P train.restart_iterations=0 \
+    -P objective.pairs=false -P output.dir="$out/run" >"$out/train.log"
+fi
+# One eval run (start-up and reading included), JSON kept: "wall cpu" seconds, cpu being
+# user + system time of all ranks (on a shared machine wall-clock includes waiting for a
+# core; cpu / ranks is what the run costs when it has the cores to itself).
+time_eval() {  # ranks
+  /usr/bin/time -o "$out/time_$1.txt" -f "%e %U %S" \
+    mpirun --oversubscribe -n "$1" "$cmera" eval "$model" --data "$data" --json >"$out/eval_$1.json"
+  awk '{ printf "%.3f %.3f", $1, $2 + $3 }' "$out/time_$1.txt"
+}
+read -r s2 c2 <<<"$(time_eval 2)"
+read -r s1 c1 <<<"$(time_eval 1)"
+load=$(cut -d' ' -f1-3 /proc/loadavg)
+cat >"$out/eval.json" <<EOF
+{"sites": $n, "samples": $samples, "chi": 4, "depth": $depth, "max_distance": $((n / 2)),
+ "eval_seconds": $s2, "ranks": 2, "eval_seconds_1rank": $s1,
+ "eval_cpu_seconds": $c2, "eval_cpu_seconds_1rank": $c1, "cores": $(nproc), "load_average": "$load"}
+EOF
+cat "$out/eval.json"
