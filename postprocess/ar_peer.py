@@ -1,0 +1,189 @@
+"""Autoregressive neural-network peer: a gated causal-convolution model of binary lattice
+configurations (the family of variational autoregressive networks and PixelCNN), trained by
+exact maximum likelihood in PyTorch.
+
+p(x) = prod_i p(x_i | x_<i) in a fixed site order: left to right on a chain [S, N], raster
+order (row by row) on a grid [S, Ly, Lx]. Every conditional is a Bernoulli whose logit a
+masked convolution stack computes, so log p(x) is exact and normalized, and sampling is
+ancestral. Trade-offs:
+  * The chain is periodic but the order is not: convolutions are zero-padded, never
+    circular, so the last sites of a ring see the first ones only through the
+    autoregressive order (as conditioning inputs, via the receptive field, which
+    `ARNet.for_chain` makes cover the whole chain), never as right-hand neighbours.
+  * Chains use dilated causal convolutions (left padding, no wasted taps: reach doubles per
+    layer, so log2 N layers see every earlier site) and sample with per-layer caches, one
+    site per step at the cost of one full forward pass in total. Grids use PixelCNN masked
+    2D convolutions (half of every kernel is masked zeros, and the plain stack has
+    PixelCNN's blind spot); they sample with one full forward pass per site, fine for the
+    small grids they are meant for here.
+Spins enter as s = 2x - 1, so the zero padding reads as "no information".
+"""
+import copy
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class CausalConv1d(nn.Module):
+    """Output at site i reads inputs at i - j * dilation, j = 0 .. kernel - 1 (kind "B"),
+    or at i - 1 - j * dilation (kind "A": strictly earlier sites, used on the raw data)."""
+
+    def __init__(self, cin, cout, kernel, dilation, kind):
+        super().__init__()
+        self.conv = nn.Conv1d(cin, cout, kernel, dilation=dilation)
+        self.kernel, self.dilation, self.shift = kernel, dilation, 1 if kind == "A" else 0
+        self.reach = (kernel - 1) * dilation + self.shift  # how far back one output reads
+
+    def forward(self, x):  # x [B, C, N]
+        n = x.shape[-1]
+        x = F.pad(x, ((self.kernel - 1) * self.dilation + self.shift, 0))
+        return self.conv(x[..., :x.shape[-1] - self.shift] if self.shift else x)[..., :n]
+
+    def step(self, buf, i):
+        """Output at site i alone, from buf [B, C, N] holding this layer's inputs at sites < i
+        (and at i for kind B). Sites before 0 read as zero, as in forward()."""
+        pos = [i - self.shift - (self.kernel - 1 - j) * self.dilation for j in range(self.kernel)]
+        cols = torch.stack([buf[:, :, p] if p >= 0 else torch.zeros_like(buf[:, :, 0])
+                            for p in pos], dim=-1)                      # [B, Cin, kernel]
+        return torch.einsum("bck,ock->bo", cols, self.conv.weight) + self.conv.bias
+
+
+class MaskedConv2d(nn.Conv2d):
+    """PixelCNN masked convolution on [B, C, Ly, Lx] in raster order: the output at (y, x)
+    reads rows above and, in row y, columns left of x; kind "B" also reads (y, x) itself."""
+
+    def __init__(self, cin, cout, kernel, dilation, kind):
+        super().__init__(cin, cout, kernel, padding=dilation * (kernel // 2), dilation=dilation)
+        mask = torch.ones_like(self.weight)
+        c = kernel // 2
+        mask[:, :, c, c + (1 if kind == "B" else 0):] = 0
+        mask[:, :, c + 1:, :] = 0
+        self.register_buffer("mask", mask)
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.mask, self.bias, self.stride, self.padding,
+                        self.dilation)
+
+
+class ARNet(nn.Module):
+    """Gated residual stack (WaveNet / gated PixelCNN style): a kind-A input convolution,
+    then blocks h <- h + W_res (tanh(a) * sigmoid(b)) with (a, b) from a kind-B convolution,
+    and a 1x1 head giving the logit of x_i = 1 at every site."""
+
+    def __init__(self, conv, channels, kernel, dilations):
+        super().__init__()
+        self.inp = conv(1, 2 * channels, kernel, 1, "A")
+        self.blocks = nn.ModuleList(conv(channels, 2 * channels, kernel, d, "B") for d in dilations)
+        pointwise = nn.Conv1d if conv is CausalConv1d else nn.Conv2d
+        self.res = nn.ModuleList(pointwise(channels, channels, 1) for _ in dilations)
+        self.head = pointwise(channels, 1, 1)
+
+    @classmethod
+    def for_chain(cls, n, channels, kernel=2):
+        """Dilations 1, 2, 4, ... until the receptive field covers all n - 1 earlier sites."""
+        dilations, reach = [], kernel          # the input layer reads sites i-1 .. i-kernel
+        while reach < n - 1:
+            d = 2 ** len(dilations)
+            dilations.append(d)
+            reach += (kernel - 1) * d
+        return cls(CausalConv1d, channels, kernel, dilations)
+
+    @classmethod
+    def for_grid(cls, channels, layers, kernel=3):
+        return cls(MaskedConv2d, channels, kernel, [1] * layers)
+
+    @staticmethod
+    def _gate(z):
+        a, b = z.chunk(2, dim=1)
+        return torch.tanh(a) * torch.sigmoid(b)
+
+    def logits(self, x):
+        """x uint8/float {0,1} of shape [B, N] or [B, Ly, Lx]; logits of the same shape."""
+        h = self._gate(self.inp((2.0 * x.to(self.head.weight.dtype) - 1.0).unsqueeze(1)))
+        for conv, res in zip(self.blocks, self.res):
+            h = h + res(self._gate(conv(h)))
+        return self.head(torch.relu(h)).squeeze(1)
+
+    def log_prob(self, x):
+        """Exact log p(x) per configuration, [B]."""
+        x = x.to(self.head.weight.dtype)
+        return -F.binary_cross_entropy_with_logits(self.logits(x), x, reduction="none") \
+            .flatten(1).sum(1)
+
+    @torch.no_grad()
+    def sample_reference(self, uniforms):
+        """Ancestral samples, one full forward pass per site (any geometry). uniforms has
+        the sample shape; site i is 1 where uniforms[i] < p(x_i = 1 | x_<i)."""
+        flat_u = uniforms.reshape(len(uniforms), -1)
+        flat_x = torch.zeros_like(flat_u)
+        for i in range(flat_x.shape[1]):
+            p = torch.sigmoid(self.logits(flat_x.view(uniforms.shape)).reshape(len(flat_x), -1)[:, i])
+            flat_x[:, i] = (flat_u[:, i] < p).to(flat_x.dtype)
+        return flat_x.view(uniforms.shape)
+
+    @torch.no_grad()
+    def sample_chain(self, uniforms):
+        """Same samples as sample_reference for chains, in one forward pass's work: each layer
+        keeps its inputs in a buffer and computes only the current site."""
+        assert isinstance(self.inp, CausalConv1d)
+        b, n = uniforms.shape
+        c = self.res[0].in_channels if self.res else self.head.in_channels
+        s = torch.zeros(b, 1, n, dtype=uniforms.dtype)            # layer inputs: spins
+        bufs = [torch.zeros(b, c, n, dtype=uniforms.dtype) for _ in self.blocks]
+        x = torch.zeros_like(uniforms)
+        for i in range(n):
+            h = self._gate(self.inp.step(s, i))
+            for k, (conv, res) in enumerate(zip(self.blocks, self.res)):
+                bufs[k][:, :, i] = h
+                z = self._gate(conv.step(bufs[k], i))
+                h = h + F.linear(z, res.weight[:, :, 0], res.bias)
+            logit = F.linear(torch.relu(h), self.head.weight[:, :, 0], self.head.bias)[:, 0]
+            x[:, i] = (uniforms[:, i] < torch.sigmoid(logit)).to(x.dtype)
+            s[:, 0, i] = 2.0 * x[:, i] - 1.0
+        return x
+
+
+def mean_nll_per_site(net, X, batch=512):
+    """Exact held-out negative log-likelihood in nats per site."""
+    with torch.no_grad():
+        tot = sum(-net.log_prob(X[k:k + batch]).sum().item() for k in range(0, len(X), batch))
+    return tot / (len(X) * X[0].numel())
+
+
+def fit(train, held, channels, learning_rate, epochs, batch=128, seed=1, grid_layers=4):
+    """Adam on the exact log-likelihood; keeps the epoch with the lowest held-out NLL.
+    train, held: uint8 numpy [S, N] or [S, Ly, Lx]. Returns (net, info)."""
+    torch.manual_seed(seed)
+    Xt, Xh = torch.from_numpy(train.astype(np.float32)), torch.from_numpy(held.astype(np.float32))
+    net = (ARNet.for_chain(train.shape[1], channels) if train.ndim == 2
+           else ARNet.for_grid(channels, grid_layers))
+    opt = torch.optim.Adam(net.parameters(), lr=learning_rate)
+    sites = Xt[0].numel()
+    best, best_state, history = math.inf, None, []
+    t0 = time.time()
+    for epoch in range(epochs):
+        for idx in torch.randperm(len(Xt)).split(batch):
+            opt.zero_grad()
+            loss = -net.log_prob(Xt[idx]).mean() / sites
+            loss.backward()
+            opt.step()
+        nll = mean_nll_per_site(net, Xh)
+        history.append(nll)
+        if nll < best:
+            best, best_state = nll, copy.deepcopy(net.state_dict())
+    net.load_state_dict(best_state)
+    return net, {"fit_seconds": time.time() - t0, "heldout_nll_per_site": best,
+                 "best_epoch": int(np.argmin(history)) + 1, "nll_history": history,
+                 "parameters": sum(p.numel() for p in net.parameters())}
+
+
+def draw(net, count, n, seed, batch=2000):
+    """count chain samples [count, n] uint8, cached sampler, reproducible from seed."""
+    g = torch.Generator().manual_seed(seed)
+    out = [net.sample_chain(torch.rand(min(batch, count - k), n, generator=g))
+           for k in range(0, count, batch)]
+    return torch.cat(out).numpy().astype(np.uint8)
