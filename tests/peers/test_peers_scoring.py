@@ -1,0 +1,80 @@
+"""Tests of the scoring in postprocess/peers.py against plain loops and exact cases.
+
+Window frequencies, C(r), the window KL and the C(r) error summary are the numbers the
+peers table reports for every model; each is recomputed here by direct enumeration over
+samples, sites and windows. A model's sampled scores must reduce to the data's own when
+its "samples" are the held-out rows themselves (KL from smoothing only, C(r) error 0).
+Usage: /usr/bin/python3 tests/peers/test_peers_scoring.py [REPO_ROOT]
+"""
+import os
+import sys
+import unittest
+
+ROOT = sys.argv.pop(1) if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "postprocess"))
+
+import numpy as np  # noqa: E402
+
+import peers  # noqa: E402
+
+
+def data(seed=1, s=300, n=16):
+    rng = np.random.RandomState(seed)
+    return (rng.rand(s, n) < np.linspace(0.2, 0.7, n)).astype(np.uint8)
+
+
+class Scoring(unittest.TestCase):
+    def test_window_frequencies_by_loop(self):
+        X = data()
+        s, n = X.shape
+        want = np.zeros((n, 8))
+        for row in X:
+            for i in range(n):
+                want[i, 4 * row[i] + 2 * row[(i + 1) % n] + row[(i + 2) % n]] += 1
+        np.testing.assert_allclose(peers.window_q(X), want / s, rtol=0, atol=1e-15)
+
+    def test_correlation_by_loop(self):
+        X = data(2)
+        s, n = X.shape
+        want = [np.mean([(2.0 * X[k, i] - 1) * (2.0 * X[k, (i + r) % n] - 1)
+                         for k in range(s) for i in range(n)]) for r in range(1, n // 2 + 1)]
+        np.testing.assert_allclose(peers.corr(X, n // 2), want, rtol=0, atol=1e-13)
+
+    def test_window_kl_by_loop(self):
+        q = peers.window_q(data(3))
+        p = peers.sampled_windows(data(4))
+        want = sum(q[i, c] * np.log(q[i, c] / p[i, c])
+                   for i in range(q.shape[0]) for c in range(8) if q[i, c] > 0) / q.shape[0]
+        self.assertAlmostEqual(peers.kl_per_window(q, p), want, delta=1e-14)
+
+    def test_smoothing_and_self_scores(self):
+        held = data(5)
+        e = peers.sampled_scores(held, held)
+        self.assertEqual(e["samples"], len(held))
+        c = peers.corr(held, held.shape[1] // 2)
+        np.testing.assert_array_equal(np.asarray(e["corr_model"]), c)
+        # add-1/2 smoothing: each window's estimate is (count + 1/2) / (S + 4)
+        counts = peers.window_q(held) * len(held)
+        np.testing.assert_allclose(peers.sampled_windows(held), (counts + 0.5) / (len(held) + 4),
+                                   rtol=1e-15)
+        self.assertGreater(e["kl_per_window"], 0)
+        self.assertLess(e["kl_per_window"], 8 * 0.5 / len(held))  # smoothing moves little mass
+        f = peers.sampling_floor(held, held, len(held), c)
+        self.assertEqual(f["corr_max_abs_error"], 0.0)
+
+    def test_summary_of_correlation_errors(self):
+        c_data = np.linspace(0.5, 0.1, 64)          # N = 128
+        err = np.zeros(64)
+        err[[0, 3, 10, 20, 40]] = [1e-3, 2e-3, 5e-2, 3e-3, 4e-3]
+        e = peers.summarize({"corr_model": (c_data + err).tolist()}, c_data)
+        self.assertEqual(list(e["corr_abs_error"]), ["1", "4", "16", "64"])
+        np.testing.assert_allclose(list(e["corr_abs_error"].values()), err[[0, 3, 15, 63]],
+                                   rtol=0, atol=1e-15)
+        self.assertAlmostEqual(e["corr_max_abs_error"], 5e-2, delta=1e-15)
+        self.assertEqual(e["corr_max_abs_error_at_r"], 11)
+        self.assertEqual(e["long_range_from_r"], 16)   # N/8
+        self.assertAlmostEqual(e["corr_max_abs_error_long"], 4e-3, delta=1e-15)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
