@@ -284,6 +284,11 @@ def compare(entry, peers):
     entry["cmera_better_on_all_quality"] = not entry["peer_wins"] and all(
         c["corr_abs_error"][k] < entry[p]["corr_abs_error"][k]
         for p in peers for k in c["corr_abs_error"])
+    # A sampled peer's KL carries its sampling floor; cmera's draws of the same count,
+    # scored the same way, are the like-for-like number.
+    entry["kl_sampled_like_for_like"] = {
+        p: {"peer": entry[p]["kl_per_window"], "cmera": c["sampled_kl_per_window"]}
+        for p in peers if "samples" in entry[p] and entry[p]["samples"] == c.get("sampled_count")}
     best_name = min(peers, key=lambda p: entry[p]["kl_per_window"])
     best_peer = entry[best_name]
     entry["best_peer_on_kl"] = best_name

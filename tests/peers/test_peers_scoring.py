@@ -76,5 +76,37 @@ class Scoring(unittest.TestCase):
         self.assertAlmostEqual(e["corr_max_abs_error_long"], 4e-3, delta=1e-15)
 
 
+class Compare(unittest.TestCase):
+    def model(self, kl, cmax, clong, seconds, **extra):
+        return {"kl_per_window": kl, "corr_max_abs_error": cmax, "corr_max_abs_error_long": clong,
+                "fit_seconds": seconds, "corr_abs_error": {"1": cmax}, "setting": "s", **extra}
+
+    def test_winners_and_time_to_best_peer(self):
+        e = {"cmera": self.model(1e-3, 1e-2, 1e-3, 10.0, sampled_kl_per_window=2e-3,
+                                 sampled_count=100),
+             "a": self.model(5e-3, 5e-3, 2e-3, 40.0, samples=100),   # wins worst C(r)
+             "b": self.model(2e-2, 3e-2, 3e-2, 4.0),
+             "cmera_budgets": [self.model(9e-3, 1, 1, 1.0), self.model(4e-3, 1, 1, 2.0),
+                               self.model(6e-3, 1, 1, 0.5)]}
+        peers.compare(e, ("a", "b"))
+        self.assertEqual(e["winner"], {"kl_per_window": "cmera", "corr_max_abs_error": "a",
+                                       "corr_max_abs_error_long": "cmera"})
+        self.assertEqual(e["peer_wins"], ["a beats cmera on corr_max_abs_error"])
+        self.assertFalse(e["cmera_better_on_all_quality"])
+        self.assertEqual(e["best_peer_on_kl"], "a")
+        # budgets at or below a's KL 5e-3: the 2 s run (4e-3); the 0.5 s one misses it
+        self.assertEqual(e["cmera_time_to_best_peer_kl"]["seconds"], 2.0)
+        self.assertEqual(e["time_ratio_best_peer_over_cmera"], 20.0)
+        self.assertEqual(e["kl_sampled_like_for_like"], {"a": {"peer": 5e-3, "cmera": 2e-3}})
+
+    def test_not_reached(self):
+        e = {"cmera": self.model(1e-2, 1e-3, 1e-3, 10.0), "a": self.model(5e-3, 5e-3, 2e-3, 40.0),
+             "cmera_budgets": [self.model(9e-3, 1, 1, 1.0)]}
+        peers.compare(e, ("a",))
+        self.assertFalse(e["cmera_reaches_best_peer_kl"])
+        self.assertNotIn("time_ratio_best_peer_over_cmera", e)
+        self.assertEqual(e["peer_wins"], ["a beats cmera on kl_per_window"])
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
