@@ -268,7 +268,32 @@ def summarize(entry, c_data):
     entry["corr_max_abs_error_at_r"] = int(err.argmax()) + 1
     entry["corr_max_abs_error_long"] = float(err[long_from - 1:].max())
     entry["long_range_from_r"] = long_from
+    entry["corr_abs_error_by_r"] = err.tolist()
     return entry
+
+
+def plot_corr_errors(report, path):
+    """|C_model(r) - C_data(r)| against r, one panel per dataset, one line per model, with the
+    C(r) sampling floor (the data split in two) as a dashed line."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = [k for k in report if k != "method"]
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        e = report[name]
+        for m in ("cmera", "hmm", "rbm", "ar"):
+            err = np.asarray(e[m]["corr_abs_error_by_r"])
+            ax.semilogy(np.arange(1, len(err) + 1), np.maximum(err, 1e-6), label=m)
+        for n, f in e["sampling_floor"].items():
+            ax.axhline(f["corr_max_abs_error"], ls="--", c="gray", lw=0.8,
+                       label=f"worst, {n} data rows")
+        ax.set_title(name)
+        ax.set_xlabel("r")
+        ax.set_ylabel("|C_model(r) - C_data(r)| (floored at 1e-6)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 QUALITY = ("kl_per_window", "corr_max_abs_error", "corr_max_abs_error_long")
@@ -388,6 +413,7 @@ def main():
         report[name] = entry
         with open(os.path.join(args.out, "peers.json"), "w") as f:  # partial results survive
             json.dump(report, f, indent=1)
+    plot_corr_errors(report, os.path.join(args.out, "peers_corr_error.png"))
 
 
 if __name__ == "__main__":
