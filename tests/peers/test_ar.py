@@ -136,20 +136,22 @@ class Sampling(unittest.TestCase):
 
 class Fit(unittest.TestCase):
     def test_learns_iid_bernoulli(self):
-        rng = np.random.RandomState(10)
-        train = (rng.rand(4000, 8) < 0.2).astype(np.uint8)
-        held = (rng.rand(4000, 8) < 0.2).astype(np.uint8)
-        torch.set_default_dtype(torch.float32)
-        try:
-            net, info = ar_peer.fit(train, held, channels=4, learning_rate=1e-2, epochs=4)
-        finally:
-            torch.set_default_dtype(torch.float64)
-        k = held.mean()
-        exact = -(k * np.log(0.2) + (1 - k) * np.log(0.8))  # held-out NLL of the true model
-        self.assertLess(info["heldout_nll_per_site"], exact + 0.01)
-        self.assertGreater(info["heldout_nll_per_site"], exact - 0.01)
-        self.assertEqual(len(info["nll_history"]), 4)
-
+        # A chain and a grid: both fits must reach the true model's held-out NLL.
+        for shape in ((8,), (3, 3)):
+            rng = np.random.RandomState(10)
+            train = (rng.rand(4000, *shape) < 0.2).astype(np.uint8)
+            held = (rng.rand(4000, *shape) < 0.2).astype(np.uint8)
+            torch.set_default_dtype(torch.float32)
+            try:
+                net, info = ar_peer.fit(train, held, channels=4, learning_rate=1e-2, epochs=4,
+                                        grid_layers=2)
+            finally:
+                torch.set_default_dtype(torch.float64)
+            k = held.mean()
+            exact = -(k * np.log(0.2) + (1 - k) * np.log(0.8))  # held-out NLL of the truth
+            self.assertLess(info["heldout_nll_per_site"], exact + 0.01, shape)
+            self.assertGreater(info["heldout_nll_per_site"], exact - 0.01, shape)
+            self.assertEqual(len(info["nll_history"]), 4)
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
