@@ -70,9 +70,11 @@ class MaskedConv2d(nn.Conv2d):
 
 
 class ARNet(nn.Module):
-    """Gated residual stack (WaveNet / gated PixelCNN style): a kind-A input convolution,
-    then blocks h <- h + W_res (tanh(a) * sigmoid(b)) with (a, b) from a kind-B convolution,
-    and a 1x1 head giving the logit of x_i = 1 at every site."""
+    """Gated residual stack (WaveNet style): a kind-A input convolution, then blocks
+    h <- h + W_res (tanh(a) * sigmoid(b)) with (a, b) from a kind-B convolution, and a 1x1
+    head giving the logit of x_i = 1 at every site. On grids it is one masked stack (the
+    original PixelCNN's, with gated units), not gated PixelCNN's vertical + horizontal pair,
+    hence the blind spot; tests/peers/test_ar.py pins down exactly which sites it reads."""
 
     def __init__(self, conv, channels, kernel, dilations):
         super().__init__()
