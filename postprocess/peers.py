@@ -275,6 +275,37 @@ def summarize(entry, c_data):
     return entry
 
 
+def write_table(report, path):
+    """One markdown row per model and dataset, saying which model wins each number."""
+    rows = ["| dataset | model (selected setting) | window KL | worst C(r) err (at r) | "
+            "worst C(r) err, r >= N/8 | fit s | wins |", "|---|---|---|---|---|---|---|"]
+    for name, e in report.items():
+        if name == "method":
+            continue
+        for m in ("cmera", "hmm", "rbm", "ar"):
+            x = e[m]
+            kl = f"{x['kl_per_window']:.2e}" + (f" (sampled, {x['samples']} draws)" if "samples" in x
+                                                else " (exact)")
+            if m == "cmera" and "sampled_kl_per_window" in x:
+                kl += f"; {x['sampled_kl_per_window']:.2e} from {x['sampled_count']} draws"
+            if m == "ar":
+                kl += f"; held-out NLL {x['heldout_nll_per_site']:.4f} nats/site (exact)"
+            wins = [q for q, w in e["winner"].items() if w == m]
+            rows.append(f"| {name} | {m} ({x['setting']}) | {kl} | {x['corr_max_abs_error']:.1e} "
+                        f"({x['corr_max_abs_error_at_r']}) | {x['corr_max_abs_error_long']:.1e} | "
+                        f"{x['fit_seconds']:.1f} | {', '.join(wins) or '-'} |")
+        floor = "; ".join(f"{n} rows: KL {f['kl_per_window']:.2e}, worst C(r) err "
+                          f"{f['corr_max_abs_error']:.1e}" for n, f in e["sampling_floor"].items())
+        rows.append(f"| {name} | sampling floor (data split in two) | {floor} | | | | |")
+        t = e.get("cmera_time_to_best_peer_kl")
+        ratio = (f"{e['time_ratio_best_peer_over_cmera']:.1f}x faster: {t['seconds']:.2f} s "
+                 f"({t['setting']}, KL {t['kl_per_window']:.2e})" if t else "not reached")
+        rows.append(f"| {name} | cmera time to best peer's KL ({e['best_peer_on_kl']}) | {ratio} "
+                    f"| | | | {'; '.join(e['peer_wins']) or 'no peer wins a number'} |")
+    with open(path, "w") as f:
+        f.write("\n".join(rows) + "\n")
+
+
 def plot_corr_errors(report, path):
     """|C_model(r) - C_data(r)| against r, one panel per dataset, one line per model, with the
     C(r) sampling floor (the data split in two) as a dashed line."""
@@ -416,6 +447,7 @@ def main():
         report[name] = entry
         with open(os.path.join(args.out, "peers.json"), "w") as f:  # partial results survive
             json.dump(report, f, indent=1)
+    write_table(report, os.path.join(args.out, "peers_table.md"))
     plot_corr_errors(report, os.path.join(args.out, "peers_corr_error.png"))
 
 
