@@ -75,6 +75,16 @@ class Scoring(unittest.TestCase):
         self.assertEqual(e["long_range_from_r"], 16)   # N/8
         self.assertAlmostEqual(e["corr_max_abs_error_long"], 4e-3, delta=1e-15)
 
+    def test_ising1d_log_prob_by_enumeration(self):
+        import itertools
+        n, t = 7, 0.6
+        X = np.array(list(itertools.product((0, 1), repeat=n)), dtype=np.uint8)
+        p = np.exp(peers.ising1d_log_prob(X, t))
+        self.assertAlmostEqual(p.sum(), 1.0, delta=1e-13)
+        s = 2.0 * X - 1.0
+        nn = (p[:, None] * s * np.roll(s, -1, axis=1)).sum(0).mean()
+        self.assertAlmostEqual(nn, (t + t ** (n - 1)) / (1 + t ** n), delta=1e-13)
+
 
 class Compare(unittest.TestCase):
     def model(self, kl, cmax, clong, seconds, **extra):
