@@ -410,8 +410,9 @@ def main():
     hmm = {"states": [2, 4], "iterations": 10, "sequences": 5000}
     rbm = {"hidden": [32, 128], "learning_rates": [0.05], "epochs": 20,
            "chains": 5000, "burn": 200, "draws": 4, "thin": 20}
-    # 2 x 2 settings, 3 epochs each (the best epoch kept): about a minute per dataset on
-    # two cores; 20000 draws put the window-KL floor near 2e-4 (reported per dataset).
+    # 2 x 2 settings, 3 epochs each (the best epoch kept): about 1.5 CPU minutes per
+    # dataset of 20000 x 128 (one thread; 7 minutes wall at load 8-11 on 2 shared cores),
+    # plus the draws; 20000 draws put the window-KL floor near 3e-4 (reported per dataset).
     ar = {"channels": [8, 16], "learning_rates": [3e-3, 1e-2], "epochs": 3, "batch": 128,
           "samples": 20000}
     if args.quick:
