@@ -12,7 +12,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 "$here/scripts/setup.sh"
 peers=()
-for p in python3-pomegranate python3-sklearn; do
+for p in python3-pomegranate python3-sklearn python3-torch; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || peers+=("$p")
 done
 if ((${#peers[@]})); then
