@@ -3,7 +3,7 @@
 # runs the Google Benchmark programs (bench/), the real program at several data sizes,
 # thread and rank counts, and the peers comparison (postprocess/peers.py), then
 # postprocess/bench_report.py writes bench-results/summary.json, table.md and plots.
-# Sized for a 2-core machine in under 20 minutes: the scaling lattice is N = 2^20 with
+# Sized for a 2-core machine in about 30 minutes: the scaling lattice is N = 2^20 with
 # few samples and 2 timed iterations (iteration cost does not depend on samples, item 3
 # shows it), and peers get small grids. Everything lands in bench-results/ (git-ignored).
 # Usage: jobs/bench-local.sh
@@ -12,7 +12,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 "$here/scripts/setup.sh"
 peers=()
-for p in python3-pomegranate python3-sklearn python3-torch; do
+for p in python3-pomegranate python3-sklearn python3-torch time; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || peers+=("$p")
 done
 if ((${#peers[@]})); then
@@ -73,7 +73,16 @@ train np2 2 1 "$out/data/n20.h5" "${scale[@]}" model.depth=18
 train omp2_np1 1 2 "$out/data/n20.h5" "${scale[@]}" model.depth=18
 rm -f "$out/data/n19.h5" "$out/data/n20.h5"
 
-echo "bench: 6 peers (HMM, RBM) on the 1D Ising chain and critical 2D Ising rows"
+echo "bench: 6 pair terms over windows (chains, tops of 4-16 sites), OpenMP with pairs on"
+bash jobs/bench-pairs.sh $cmera "$out/pairs" >"$out/logs/pairs.log"
+echo "bench: 7 cmera eval at N = 65536, chi = 4, 2000 samples (all r up to N/2, flow, spectrum)"
+bash jobs/bench-eval.sh $cmera "$out/eval" >"$out/logs/eval.log"
+rm -f "$out"/eval/*.h5 "$out"/eval/run/*.h5
+echo "bench: 8 grid window kernels (3 x 3 windows, 24 x 24 grid) against the chain's"
+OMP_NUM_THREADS=1 build/bin/bench_grid --benchmark_min_time=1 --benchmark_out="$out/grid.json" \
+  --benchmark_out_format=json >"$out/logs/grid.log"
+
+echo "bench: 9 peers (HMM, RBM, autoregressive network) on the 1D Ising chain and critical 2D Ising rows"
 OMP_NUM_THREADS=1 /usr/bin/python3 postprocess/peers.py --cmera $cmera \
   --config inputs/ising1d.toml --out "$out/peers"
 

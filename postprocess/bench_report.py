@@ -35,6 +35,12 @@ def bench(path):
         return {b["name"]: b for b in json.load(f)["benchmarks"]}
 
 
+def wins(peer_result, model):
+    """The quality numbers `model` is best on for one dataset ("-" if none)."""
+    won = [k for k, w in peer_result.get("winner", {}).items() if w == model]
+    return "best on " + ", ".join(won) if won else "-"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results")
@@ -50,6 +56,11 @@ def main():
             runs[row["name"]] = row
     with open(f"{d}/peers/peers.json") as f:
         peers = json.load(f)
+    with open(f"{d}/pairs/pairs.json") as f:
+        pairs = json.load(f)
+    with open(f"{d}/eval/eval.json") as f:
+        evaluation = json.load(f)
+    grid = bench(f"{d}/grid.json")
     mach = machine()
 
     copy = stats["BM_Memcpy/real_time"]["bytes_per_second"]
@@ -93,11 +104,18 @@ def main():
                             "sites_per_rank": int(runs["weak_np1"]["sites"])},
         "strong_efficiency": {"machine": mach, "1": 1.0, "2": t1s / (2 * t2),
                               "sites": int(runs["strong_np1"]["sites"]), "chi": 4},
+        "pairs_over_windows": {k: v["pairs_over_windows"] for k, v in pairs["cases"].items()},
+        "pairs_detail": pairs,
+        "openmp_speedup_2_threads_pairs": pairs["openmp_speedup_2_threads_pairs"],
+        "eval_seconds": evaluation["eval_seconds"],
+        "eval_detail": evaluation,
+        "grid_window_kernels": {n.split("/real_time")[0]: b["real_time"] for n, b in grid.items()
+                                if "real_time" in b},
         "peers": {k: v for k, v in peers.items() if k != "method"},
         "peers_method": peers["method"],
     }
     for k in summary["peers"].values():
-        for drop in ("hmm_all", "rbm_all"):
+        for drop in ("hmm_all", "rbm_all", "ar_all"):
             k.pop(drop, None)
     goals = {
         "stats_fraction_of_copy_bandwidth >= 0.5": summary["stats_fraction_of_copy_bandwidth"] >= 0.5,
@@ -105,6 +123,10 @@ def main():
         "seconds_per_iteration flat (max/min < 1.5)": summary["seconds_per_iteration_vs_samples_spread"] < 1.5,
         "weak_efficiency >= 0.9": summary["weak_efficiency"]["2"] >= 0.9,
         "strong_efficiency >= 0.7": summary["strong_efficiency"]["2"] >= 0.7,
+        "pairs_over_windows <= 2 (chains, every case)": all(
+            v <= 2 for v in summary["pairs_over_windows"].values()),
+        "openmp_speedup_2_threads_pairs >= 1.8": summary["openmp_speedup_2_threads_pairs"] >= 1.8,
+        "eval_seconds <= 10 (N = 65536, 2 ranks)": summary["eval_seconds"] <= 10,
         "peers: cmera better on all quality numbers": all(
             p["cmera_better_on_all_quality"] for p in summary["peers"].values()),
         "peers: cmera reaches best peer KL in >= 10x less time": all(
@@ -128,12 +150,20 @@ def main():
                  "2^19 sites per rank, chi = 4", ">= 0.9"))
     rows.append(("strong efficiency, 2 ranks", f"{summary['strong_efficiency']['2']:.2f}",
                  f"N = 2^20, chi = 4, {t1s:.2f} -> {t2:.2f} s/iter", ">= 0.7"))
+    for case, v in summary["pairs_over_windows"].items():
+        rows.append((f"pairs / windows, {case}", f"{v:.2f}", "s/iter ratio, same data and model", "<= 2"))
+    rows.append(("OpenMP speedup 1 -> 2 threads, pairs on", f"{summary['openmp_speedup_2_threads_pairs']:.2f}",
+                 "N = 4096, chi = 4", ">= 1.8"))
+    ev = summary["eval_detail"]
+    rows.append(("cmera eval, N = 65536, chi = 4, 2 ranks", f"{ev['eval_seconds']:.1f} s",
+                 f"1 rank {ev['eval_seconds_1rank']:.1f} s; CPU {ev['eval_cpu_seconds']:.1f} s", "<= 10 s"))
     for name, p in summary["peers"].items():
-        for m in ("cmera", "hmm", "rbm"):
+        for m in [k for k in ("cmera", "hmm", "rbm", "ar") if k in p]:
             e = p[m]
             errs = " ".join(f"{float(v):.1e}" for v in e["corr_abs_error"].values())
             rows.append((f"peers {name}: {m} ({e['setting']})", f"KL {e['kl_per_window']:.2e}",
-                         f"{e['fit_seconds']:.1f} s; err C(r) r=1,4,16,64: {errs}", "cmera best"))
+                         f"{e['fit_seconds']:.1f} s; err C(r) r=1,4,16,64: {errs}",
+                         wins(p, m)))
         t = p.get("cmera_time_to_best_peer_kl")
         rows.append((f"peers {name}: cmera time to best peer KL",
                      f"{p.get('time_ratio_best_peer_over_cmera', 0):.1f}x faster" if t else "not reached",
