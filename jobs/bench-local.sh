@@ -10,15 +10,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-"$here/scripts/setup.sh"
-peers=()
-for p in python3-pomegranate python3-sklearn python3-torch time; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || peers+=("$p")
-done
-if ((${#peers[@]})); then
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${peers[@]}"
-fi
+CMERA_EXTRA_PACKAGES="python3-pomegranate python3-sklearn python3-torch time" "$here/scripts/setup.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 PMIX_MCA_pcompress_base_silence_warning=1
 out=bench-results
 rm -rf "$out" && mkdir -p "$out/data" "$out/logs"

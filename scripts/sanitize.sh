@@ -9,9 +9,10 @@
 # MPI tests at 3 and 4 ranks (the main suite checks rank-count independence; the 1- and
 # 2-rank runs go through the same code: block partition, neighbour exchange, gathers,
 # collective agreement; the CLI scenarios likewise stop at 2 ranks, CMERA_MAX_RANKS),
-# test_flow_mpi at 2 ranks (its one-cone-per-pair reference is minutes under ASan; 1 rank
-# runs the same kernels) and cli_stop_phases (real signals timed against log lines;
-# ASan's slowdown adds nothing but flakiness). Everything:
+# test_flow_mpi and test_correlation_paths_mpi at 2 ranks (their per-pair references are
+# minutes under ASan; 1 rank runs the same kernels), cli_stop_phases (real signals timed
+# against log lines; ASan's slowdown adds nothing but flakiness) and the Python tests
+# (peers_*: no C++ runs in them). Everything:
 #   CMERA_SANITIZE_EXCLUDE='^slurm_' CMERA_MAX_RANKS=99 bash scripts/sanitize.sh
 # Usage: scripts/sanitize.sh [extra ctest args...]
 set -euo pipefail
@@ -38,4 +39,4 @@ export LSAN_OPTIONS="suppressions=$here/tests/sanitizers/lsan.supp:print_suppres
 cd build-asan
 export CMERA_MAX_RANKS="${CMERA_MAX_RANKS:-2}"
 ctest --output-on-failure --timeout 1500 \
-  -E "${CMERA_SANITIZE_EXCLUDE:-^slurm_|^test_learning$|_np[34]$|^test_flow_mpi_np2$|^cli_stop_phases$}" "$@"
+  -E "${CMERA_SANITIZE_EXCLUDE:-^slurm_|^peers_|^test_learning$|_np[34]$|^test_(flow|correlation_paths)_mpi_np2$|^cli_stop_phases$}" "$@"

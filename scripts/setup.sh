@@ -9,6 +9,10 @@ cd "$here"
 packages=(build-essential cmake git pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev zlib1g-dev
           libeigen3-dev libtomlplusplus-dev libcli11-dev libfmt-dev nlohmann-json3-dev
           libgtest-dev libbenchmark-dev python3-numpy python3-h5py python3-matplotlib)
+# Callers that need more (the tests: PyTorch for the neural peer; the benchmarks: the
+# peers' libraries) name it here, so that one place installs everything.
+read -r -a extra <<<"${CMERA_EXTRA_PACKAGES:-}"
+packages+=("${extra[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

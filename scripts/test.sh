@@ -4,7 +4,7 @@
 # ASan + UBSan suite (scripts/sanitize.sh) and 60 s per fuzz target (scripts/fuzz.sh).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$here/scripts/setup.sh"
+CMERA_EXTRA_PACKAGES="python3-torch ${CMERA_EXTRA_PACKAGES:-}" "$here/scripts/setup.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export PMIX_MCA_pcompress_base_silence_warning=1
 cd "$here/build"
