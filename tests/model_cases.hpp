@@ -1,11 +1,14 @@
 // Test geometries shared by the cone tests: a lattice size, the alphabets per layer and
-// tied/untied, how a failure names one, and a random (normalized) model of it.
+// tied/untied, how a failure names one, and a random (normalized) model of it; and the
+// plain reference of the model's C(r), one general cone per pair.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "cmera/init.hpp"
+#include "cmera/siteset.hpp"
+#include "cmera/statistics.hpp"
 
 namespace cmera::testing {
 
@@ -23,6 +26,19 @@ inline std::string label(const ModelCase& c) {
 
 inline Model random_model(const ModelCase& c, std::uint64_t seed) {
   return initialize_model(Geometry{c.sites, c.chi}, c.tied, InitKind::kRandom, 1.0, seed);
+}
+
+// <s_i s_i+r> averaged over i from one general cone per pair.
+inline double correlation_one_cone_per_pair(const Model& m, long r) {
+  const long n = m.geometry.sites;
+  const int d = m.geometry.chi[0];
+  double c = 0;
+  for (long i = 0; i < n; ++i) {
+    const SiteMarginal p = site_marginal(m, 0, {i, i + r});
+    for (int a = 0; a < d; ++a)
+      for (int b = 0; b < d; ++b) c += p.p[a * d + b] * spin_value(a, d) * spin_value(b, d);
+  }
+  return c / static_cast<double>(n);
 }
 
 }  // namespace cmera::testing

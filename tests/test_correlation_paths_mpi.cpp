@@ -26,19 +26,6 @@ constexpr double kTol = 1e-12;
 
 using Case = testing::ModelCase;
 
-// <s_i s_i+r> averaged over i from one general cone per pair.
-double one_cone_per_pair(const Model& m, long r) {
-  const long n = m.geometry.sites;
-  const int d = m.geometry.chi[0];
-  double c = 0;
-  for (long i = 0; i < n; ++i) {
-    const SiteMarginal p = site_marginal(m, 0, {i, i + r});
-    for (int a = 0; a < d; ++a)
-      for (int b = 0; b < d; ++b) c += p.p[a * d + b] * spin_value(a, d) * spin_value(b, d);
-  }
-  return c / static_cast<double>(n);
-}
-
 TEST(CorrelationPaths, TiedFastPathEqualsPerPositionPath) {
   const Comm comm(MPI_COMM_WORLD);
   std::uint64_t seed = 900;
@@ -74,7 +61,7 @@ TEST(CorrelationPaths, TiedFastPathEqualsOneConePerPair) {
   const std::vector<double> fast = model_correlation(comm, m, c.sites - 1, LagSums::kFft);
   const std::vector<long> rs = {1, 2, 3, 17, 64, 255, 384, 511, 767};
   for (std::size_t k = comm.rank(); k < rs.size(); k += comm.size())
-    EXPECT_NEAR(fast[rs[k] - 1], one_cone_per_pair(m, rs[k]), kTol) << "r=" << rs[k];
+    EXPECT_NEAR(fast[rs[k] - 1], testing::correlation_one_cone_per_pair(m, rs[k]), kTol) << "r=" << rs[k];
 }
 
 // Untied models have no translation structure: model_correlation is the per-position path.

@@ -66,19 +66,6 @@ TEST(Flow, ModelCorrelationAtEveryDistanceMatchesBruteForce) {
   }
 }
 
-// <s_i s_i+r> averaged over i from one general cone per pair (the plain reference).
-double reference_correlation(const Model& m, long r) {
-  const long n = m.geometry.sites;
-  const int d = m.geometry.chi[0];
-  double c = 0;
-  for (long i = 0; i < n; ++i) {
-    const SiteMarginal p = site_marginal(m, 0, {i, i + r});
-    for (int a = 0; a < d; ++a)
-      for (int b = 0; b < d; ++b) c += p.p[a * d + b] * spin_value(a, d) * spin_value(b, d);
-  }
-  return c / static_cast<double>(n);
-}
-
 // Deep cones, so pairs meet at every layer up to the top; alphabet 3; the full range of r
 // and a short one (whose partners do not wrap). Ranks split the reference's distances.
 TEST(Flow, ModelCorrelationEqualsOneConePerPair) {
@@ -94,7 +81,7 @@ TEST(Flow, ModelCorrelationEqualsOneConePerPair) {
       const std::vector<double> corr = model_correlation(comm, m, max_r);
       ASSERT_EQ(corr.size(), static_cast<std::size_t>(max_r));
       for (long r = 1 + comm.rank(); r <= max_r; r += comm.size()) {
-        const double want = reference_correlation(m, r);
+        const double want = testing::correlation_one_cone_per_pair(m, r);
         EXPECT_NEAR(corr[r - 1], want, 1e-13 * std::max(1.0, std::abs(want)))
             << testing::label(c) << " r=" << r << " R=" << max_r << " ranks=" << comm.size();
       }
