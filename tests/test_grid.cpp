@@ -716,6 +716,13 @@ TEST(GridSweep, ThreadCountIndependent) {
       objective.push_back(sweep.objective(q));
       grads.push_back(cmera::grid::zeros_like(m));
       sweep.gradient(m, q, grads.back());
+      // Operation count at chi = 2 (every 1D kernel call on 2^3 values): per intermediate
+      // window (two fine windows) the column half-step once (3 * 64 descend calls), then
+      // per half-step adjoint (two fine windows' rows, the columns once) 2 * 64 recomputed
+      // descend calls and 3 * 64 ascend calls: 192 + 3 * 320 = 1152, 576 per fine window.
+      long fine_windows = 0;
+      for (int l = 0; l < m.depth(); ++l) fine_windows += m.lattice.sites_at(l);
+      EXPECT_EQ(sweep.kernel_calls(), 576 * fine_windows) << label(c);
     }
     EXPECT_EQ(objective[0], objective[1]) << label(c);
     const auto a = entries(grads[0]), b = entries(grads[1]);
