@@ -3,11 +3,16 @@
 // (WindowSweep on a 4096-site ring, same chi) measured in the same process: the grid
 // descend is a loop of chain kernel calls, so the ratio "grid window / chain window"
 // against the call count (counter `calls_per_window`) shows what the gather/scatter
-// around the calls costs. One thread, so the figures are per core.
+// around the calls costs. BM_GridIteration times one training iteration (forward,
+// objective and reverse sweep, grid_sweep.hpp) on the same grid, so its time over
+// BM_GridWindows' is the cost of an iteration in forwards. One thread, so the figures are
+// per core.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
 #include "cmera/grid_kernels.hpp"
+#include "cmera/grid_sampler.hpp"
+#include "cmera/grid_sweep.hpp"
 #include "cmera/init.hpp"
 #include "cmera/window_sweep.hpp"
 
@@ -27,6 +32,39 @@ void BM_GridWindows(benchmark::State& state) {
   state.counters["calls_per_window"] = static_cast<double>(w.kernel_calls()) / windows;
 }
 BENCHMARK(BM_GridWindows)->ArgName("chi")->Arg(2)->Arg(3)->Unit(benchmark::kMillisecond);
+
+void BM_GridIteration(benchmark::State& state) {
+  omp_set_num_threads(1);
+  const int chi = static_cast<int>(state.range(0));
+  const cmera::GridLattice g{24, 24, std::vector<int>(4, chi)};
+  const cmera::GridModel m =
+      cmera::initialize_grid_model(g, true, cmera::InitKind::kRandom, 1.0, 1);
+  // Data: per-window histograms of 20 samples of another model (the sweep's
+  // cost does not depend on the values, only on the lattice).
+  const cmera::GridModel source =
+      cmera::initialize_grid_model(g, true, cmera::InitKind::kRandom, 1.0, 2);
+  const cmera::GridSampler sampler(source);
+  cmera::grid::GridWindowStats q(g);
+  std::vector<std::uint8_t> config(static_cast<std::size_t>(g.sites_at(0)));
+  for (std::uint64_t k = 0; k < 20; ++k) {
+    sampler.draw(3, k, config.data());
+    q.add(config.data(), 1.0 / 20);
+  }
+  cmera::grid::GridSweep sweep(g);
+  cmera::GridModel grad = cmera::grid::zeros_like(m);
+  double objective = 0;
+  for (auto _ : state) {
+    sweep.forward(m);
+    objective = sweep.objective(q);
+    sweep.gradient(m, q, grad);
+  }
+  benchmark::DoNotOptimize(objective);
+  const double windows = static_cast<double>(g.sites_at(0) + g.sites_at(1) + g.sites_at(2));
+  state.counters["s_per_window"] = benchmark::Counter(
+      windows, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+  state.counters["reverse_calls_per_window"] = static_cast<double>(sweep.kernel_calls()) / windows;
+}
+BENCHMARK(BM_GridIteration)->ArgName("chi")->Arg(2)->Unit(benchmark::kMillisecond);
 
 // Yardstick: the chain's forward sweep, per coarse window (one descend_pair emitting both
 // children).

@@ -7,7 +7,8 @@
 // Trade-off: the kernel is called once per value of the six spectator places (chi^6
 // calls of O(chi^5) per column or row, O(chi^11) per window), not assembled into a
 // chi^3 x chi^3 matrix (O(chi^12) to apply): no second copy of the 1D contraction, and
-// the adjoint for training will be the same loop around kernels::ascend_pair.
+// the adjoint for training (ascend_columns / ascend_rows) is the same loop around
+// kernels::ascend_pair.
 #pragma once
 #include <vector>
 
@@ -16,10 +17,11 @@
 
 namespace cmera::grid {
 
-// Scratch for one thread; kernel_calls counts 1D kernel calls (operation count).
+// Scratch for one thread; kernel_calls counts 1D kernel calls, descend_pair and
+// ascend_pair alike (operation count).
 struct GridScratch {
   kernels::WindowScratch window;
-  std::vector<double> stage, mid, gather, child;
+  std::vector<double> stage, g_stage, mid, gather, g_gather, child;
   long kernel_calls = 0;
   void reserve(int chi_max);
 };
@@ -38,8 +40,19 @@ void descend_columns(const GridModel& m, int layer, long x, long y, const double
 void descend_rows(const GridModel& m, int layer, long x, long y, const double* mid, double* fine,
                   GridScratch& s);
 
-// Marginal [chi_T^9] of the top window with corner (x, y), from the top joint table.
+// Adjoints of descend_columns / descend_rows (the same loops around kernels::ascend_pair,
+// in reverse step order): given dL/d(output window), add dL/d(input window) to g_rho /
+// g_mid and dL/d(table) to the lines' tables in `grad` (shaped as m.layers[layer]).
+// They recompute the half-step's inner stages (in s.stage) instead of storing them.
+void ascend_columns(const GridModel& m, int layer, long x, long y, const double* rho,
+                    const double* g_mid, double* g_rho, GridLayerTables& grad, GridScratch& s);
+void ascend_rows(const GridModel& m, int layer, long x, long y, const double* mid,
+                 const double* g_fine, double* g_mid, GridLayerTables& grad, GridScratch& s);
+
+// Marginal [chi_T^9] of the top window with corner (x, y), from the top joint table, and
+// its adjoint (adds g_rho's entries to every top-table entry that maps onto them).
 void top_window(const GridModel& m, long x, long y, double* rho);
+void top_window_adjoint(const GridLattice& g, long x, long y, const double* g_rho, double* g_top);
 
 // Every window of every layer, from the top down; threads split each layer's windows
 // (each writes only its own window, so the result does not depend on the thread count).

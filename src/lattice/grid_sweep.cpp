@@ -1,0 +1,203 @@
+// Objective and reverse sweep of the grid MERA (grid_sweep.hpp). The reverse
+// step of layer l is organized by coarse window (cx, cy) of layer l+1: one task
+// takes the four fine windows hanging off it (x in 2cx+1, 2cx+2; y in 2cy+1,
+// 2cy+2, docs/design-grid.md §2), recomputes their two shared intermediate
+// windows, and runs ascend_rows then ascend_columns, so dL/d(coarse window) has
+// a single writer and needs no reduction. Table gradients without atomics, in
+// an order fixed by the lattice and not by the thread count (bitwise
+// reproducible at any OMP_NUM_THREADS), as the chain's sweep does:
+// - untied: task (cx, cy) touches column lines cx..cx+2 at coarse sites
+// cy..cy+2 and row
+//   lines 2cy+1..2cy+4 at coarse sites cx..cx+2, so tasks with equal (cx mod 3,
+//   cy mod 3) are disjoint; the nine colours run one after another, and the
+//   tasks beyond the last full multiple of 3 in either direction (they may meet
+//   a wrapped neighbour) run last, serially;
+// - tied: every task meets the same tables, so each coarse row cy sums into a
+// private
+//   copy (two W and two U per layer: tiny) and the copies are added in row
+//   order.
+#include "cmera/grid_sweep.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace cmera::grid {
+
+namespace {
+
+void zero(LineTables& lines) {
+  for (LayerTables& t : lines.lines) {
+    std::fill(t.W.begin(), t.W.end(), 0.0);
+    std::fill(t.U.begin(), t.U.end(), 0.0);
+  }
+}
+
+void add_into(const LineTables& from, LineTables& to) {
+  for (std::size_t i = 0; i < from.lines.size(); ++i) {
+    for (std::size_t k = 0; k < from.lines[i].W.size(); ++k) to.lines[i].W[k] += from.lines[i].W[k];
+    for (std::size_t k = 0; k < from.lines[i].U.size(); ++k) to.lines[i].U[k] += from.lines[i].U[k];
+  }
+}
+
+}  // namespace
+
+GridWindowStats::GridWindowStats(const GridLattice& g)
+    : lattice_(g), q_(static_cast<std::size_t>(g.sites_at(0)) * grid_window_size(g.chi[0]), 0.0) {}
+
+void GridWindowStats::add(const std::uint8_t* config, double weight) {
+  const int d = lattice_.chi[0];
+  for (long y = 0; y < lattice_.ly; ++y)
+    for (long x = 0; x < lattice_.lx; ++x) {
+      std::size_t cell = 0;
+      for (int dy = 0; dy < 3; ++dy)
+        for (int dx = 0; dx < 3; ++dx) cell = cell * d + config[lattice_.site(0, x + dx, y + dy)];
+      window(x, y)[cell] += weight;
+    }
+}
+
+const double* GridWindowStats::window(long x, long y) const {
+  return q_.data() +
+         static_cast<std::size_t>(lattice_.site(0, x, y)) * grid_window_size(lattice_.chi[0]);
+}
+double* GridWindowStats::window(long x, long y) {
+  return const_cast<double*>(static_cast<const GridWindowStats&>(*this).window(x, y));
+}
+
+GridModel zeros_like(const GridModel& m) {
+  GridModel z = m;
+  for (GridLayerTables& l : z.layers) {
+    zero(l.y);
+    zero(l.x);
+  }
+  std::fill(z.top.begin(), z.top.end(), 0.0);
+  return z;
+}
+
+Tables as_chain_tables(const GridModel& m) {
+  Tables t;
+  for (const GridLayerTables& l : m.layers)
+    for (const LineTables* dir : {&l.y, &l.x})
+      t.layers.insert(t.layers.end(), dir->lines.begin(), dir->lines.end());
+  t.top = m.top;
+  return t;
+}
+
+void from_chain_tables(const Tables& t, GridModel& m) {
+  std::size_t k = 0;
+  for (GridLayerTables& l : m.layers)
+    for (LineTables* dir : {&l.y, &l.x})
+      for (LayerTables& line : dir->lines) line = t.layers[k++];
+  m.top = t.top;
+}
+
+GridSweep::GridSweep(const GridLattice& g) : lattice_(g), rho_(g) {}
+
+void GridSweep::ensure_workers() {
+  const int chi_max = *std::max_element(lattice_.chi.begin(), lattice_.chi.end());
+  while (workers_.size() < static_cast<std::size_t>(omp_get_max_threads())) {
+    workers_.emplace_back();
+    workers_.back().s.reserve(chi_max);
+    workers_.back().g_mid.assign(grid_window_size(chi_max), 0.0);
+  }
+}
+
+void GridSweep::forward(const GridModel& m) { rho_.forward(m); }
+
+double GridSweep::objective(const GridWindowStats& q) const {
+  const GridLattice& g = lattice_;
+  const std::size_t size = grid_window_size(g.chi[0]);
+  std::vector<double> per_window(static_cast<std::size_t>(g.sites_at(0)), 0.0);
+#pragma omp parallel for schedule(static)
+  for (long i = 0; i < g.sites_at(0); ++i) {
+    const double* qw = q.window(i % g.lx, i / g.lx);
+    const double* p = rho_.window(0, i % g.lx, i / g.lx);
+    double s = 0;
+    for (std::size_t x = 0; x < size; ++x)
+      if (qw[x] > 0) s += qw[x] * std::log(p[x]);
+    per_window[i] = s;
+  }
+  double total = 0;  // fixed order
+  for (double s : per_window) total += s;
+  return total;
+}
+
+double* GridSweep::g_window(std::vector<double>& g, int layer, long x, long y) const {
+  return g.data() + static_cast<std::size_t>(lattice_.site(layer, x, y)) *
+                        grid_window_size(lattice_.chi[layer]);
+}
+
+void GridSweep::reverse_layer(const GridModel& m, int l, GridLayerTables& grad) {
+  const GridLattice& g = lattice_;
+  const long mx = g.lx_at(l + 1), my = g.ly_at(l + 1);
+  const std::size_t mid_size = grid_window_size(g.intermediate_chi(l));
+  g_coarse_.assign(static_cast<std::size_t>(g.sites_at(l + 1)) * grid_window_size(g.chi[l + 1]),
+                   0.0);
+  auto task = [&](long cx, long cy, GridLayerTables& into) {
+    Worker& w = workers_[static_cast<std::size_t>(omp_get_thread_num())];
+    const double* rho = rho_.window(l + 1, cx, cy);
+    double* g_rho = g_window(g_coarse_, l + 1, cx, cy);
+    const long x = 2 * cx + 1;
+    for (long y : {2 * cy + 1, 2 * cy + 2}) {
+      descend_columns(m, l, x, y, rho, w.s.mid.data(), w.s);
+      std::fill_n(w.g_mid.data(), mid_size, 0.0);
+      for (long xf : {x, x + 1})
+        ascend_rows(m, l, xf, y, w.s.mid.data(), g_window(g_fine_, l, xf, y), w.g_mid.data(), into,
+                    w.s);
+      ascend_columns(m, l, x, y, rho, w.g_mid.data(), g_rho, into, w.s);
+    }
+  };
+  if (!m.tied) {
+    const long nx = mx / 3,
+               ny = my / 3;  // full colour periods in each direction
+    for (int colour = 0; colour < 9; ++colour) {
+#pragma omp parallel for schedule(static)
+      for (long i = 0; i < nx * ny; ++i)
+        task(colour % 3 + 3 * (i % nx), colour / 3 + 3 * (i / nx), grad);
+    }
+    for (long cy = 0; cy < my; ++cy)
+      for (long cx = 0; cx < mx; ++cx)
+        if (cx >= 3 * nx || cy >= 3 * ny) task(cx, cy, grad);
+  } else {
+    GridLayerTables empty = grad;
+    zero(empty.y);
+    zero(empty.x);
+    std::vector<GridLayerTables> partial(static_cast<std::size_t>(my), empty);
+#pragma omp parallel for schedule(static)
+    for (long cy = 0; cy < my; ++cy)
+      for (long cx = 0; cx < mx; ++cx) task(cx, cy, partial[static_cast<std::size_t>(cy)]);
+    for (const GridLayerTables& p : partial) {
+      add_into(p.y, grad.y);
+      add_into(p.x, grad.x);
+    }
+  }
+}
+
+void GridSweep::gradient(const GridModel& m, const GridWindowStats& q, GridModel& grad) {
+  const GridLattice& g = lattice_;
+  const int T = g.depth();
+  ensure_workers();
+  for (Worker& w : workers_) w.s.kernel_calls = 0;
+  // d/dp of sum_x q log p is q / p (0 where q = 0, as in the objective).
+  const std::size_t size = grid_window_size(g.chi[0]);
+  g_fine_.assign(static_cast<std::size_t>(g.sites_at(0)) * size, 0.0);
+#pragma omp parallel for schedule(static)
+  for (long i = 0; i < g.sites_at(0); ++i) {
+    const double* qw = q.window(i % g.lx, i / g.lx);
+    const double* p = rho_.window(0, i % g.lx, i / g.lx);
+    double* gw = g_window(g_fine_, 0, i % g.lx, i / g.lx);
+    for (std::size_t x = 0; x < size; ++x) gw[x] = qw[x] > 0 ? qw[x] / p[x] : 0.0;
+  }
+  for (int l = 0; l < T; ++l) {
+    reverse_layer(m, l, grad.layers[l]);
+    std::swap(g_fine_, g_coarse_);
+  }
+  for (long y = 0; y < g.ly_at(T); ++y)
+    for (long x = 0; x < g.lx_at(T); ++x)
+      top_window_adjoint(g, x, y, g_window(g_fine_, T, x, y), grad.top.data());
+  kernel_calls_ = 0;
+  for (const Worker& w : workers_) kernel_calls_ += w.s.kernel_calls;
+}
+
+}  // namespace cmera::grid
