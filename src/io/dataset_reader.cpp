@@ -11,8 +11,6 @@
 //   root attributes     cmera_kind = "dataset", plus the caller's attributes (strings)
 #include "cmera/io.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 

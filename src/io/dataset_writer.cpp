@@ -5,14 +5,11 @@
 // any collective write, and the file replaces <path> only when complete.
 #include "cmera/io.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
 
-#include "cmera/memory.hpp"
 #include "file_publish.hpp"
 
 namespace cmera {
