@@ -1,0 +1,50 @@
+// The training objective of a grid model over a rank layout (docs/design-grid.md §5): the
+// statistics pass over a [S, Ly, Lx] dataset and the window objective with its exact
+// gradient, reduced over ranks, behind the three calls the trainer makes. Ranks own
+// blocks of bottom windows (GridDecomposition); every rank gets the global objective and
+// the global gradient.
+//
+// Trade-off: one class hides the decomposition, the statistics and the sweep from the
+// trainer, so the chain and grid training loops share everything above the objective
+// (candidates, optimizer, checkpoints, stops) at the price of one virtual-free adapter per
+// lattice.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "cmera/comm.hpp"
+#include "cmera/grid.hpp"
+
+namespace cmera::grid {
+
+struct GridObjectiveOptions {
+  long chunk_samples = 4096;  // samples per collective read of the statistics pass
+  int ranks_x = 0, ranks_y = 0;  // rank grid; 0: chosen like MPI_Dims_create
+};
+
+class GridObjective {
+ public:
+  // Collective. Reads `path`'s /configs [S, Ly, Lx] (Lx, Ly must equal g's; values must be
+  // < g.chi[0]; both checked with one clear error naming the file).
+  GridObjective(const Comm& comm, const GridLattice& g, const std::string& path,
+                const GridObjectiveOptions& options = {});
+  ~GridObjective();
+  GridObjective(const GridObjective&) = delete;
+  GridObjective& operator=(const GridObjective&) = delete;
+
+  long samples() const;
+  // Collective: mean over all bottom windows of sum_x q_w(x) log p_w(x) (global).
+  double objective(const GridModel& m);
+  // KL per window (nats) of the model last passed to objective(): -objective - entropy.
+  double kl_per_window() const;
+  // Collective: d objective / d(table entry) of the model last passed to objective(),
+  // complete (summed over ranks) on every rank; grad is zeros_like(m) shaped and is
+  // overwritten.
+  void gradient(const GridModel& m, GridModel& grad);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cmera::grid
