@@ -23,6 +23,7 @@
 #include "cmera/error.hpp"
 #include "cmera/grid.hpp"
 #include "cmera/grid_decomposition.hpp"
+#include "cmera/grid_kernels.hpp"
 #include "cmera/grid_objective.hpp"
 #include "cmera/grid_sampler.hpp"
 #include "cmera/grid_sweep.hpp"
@@ -164,6 +165,43 @@ TEST_F(GridObjectiveTest, RegionsAreExactlyTheCones_mpi) {
         }
         for (int k : owners) ASSERT_EQ(k, 1) << what;
       }
+}
+
+// The forward over a region computes its windows at every layer exactly as the whole
+// lattice's forward does (bitwise: same kernels, same order), and nothing else: at chi = 2
+// every 1D kernel call works on 2^3 values and a layer's calls are 192 per intermediate
+// window (columns cx .. cx+2, rows y .. y+2) that some region window hangs off plus 192
+// per region window (docs/design-grid.md §3), counted here from grid_window_cone.
+TEST_F(GridObjectiveTest, RegionForwardComputesOnlyItsWindows_mpi) {
+  for (const Case& c : {kCases[1], kCases[2]}) {
+    const GridModel m = model_of(c, 5);
+    const GridLattice& g = m.lattice;
+    GridWindowMarginals whole(g);
+    whole.forward(m);
+    for (int ranks = 1; ranks <= 8; ++ranks)
+      for (const auto& [px, py] : layouts(ranks, g)) {
+        const GridRegion region = GridDecomposition(g, ranks, ranks - 1, px, py).region();
+        GridWindowMarginals part(g, region);
+        part.forward(m);
+        long expected = 0;
+        for (int l = 0; l <= g.depth(); ++l) {
+          std::set<std::pair<long, long>> intermediate;
+          for (long i = 0; i < region.windows(l); ++i) {
+            const long x = region.x[l].at(i % region.x[l].length),
+                       y = region.y[l].at(i / region.x[l].length);
+            const std::size_t size = grid_window_size(c.chi[l]);
+            for (std::size_t k = 0; k < size; ++k)
+              ASSERT_EQ(part.window(l, x, y)[k], whole.window(l, x, y)[k])
+                  << label(c) << " layer " << l << " window (" << x << ", " << y << ")";
+            if (l < g.depth()) intermediate.insert({grid_window_cone(g, l, x, y).cx, y});
+          }
+          if (l < g.depth())
+            expected += 192 * (static_cast<long>(intermediate.size()) + region.windows(l));
+        }
+        EXPECT_EQ(part.kernel_calls(), expected)
+            << label(c) << " at " << ranks << " ranks as " << px << " x " << py;
+      }
+  }
 }
 
 // The chosen layout is the most balanced factor pair, more ranks along the longer axis;
@@ -377,6 +415,11 @@ TEST_F(GridObjectiveTest, RefusesBadDatasets_mpi) {
   what = error_of([&] { GridObjective o(comm, source.lattice, flat); });
   EXPECT_NE(what.find(flat + ": /configs is [9, 144], but the 12 x 12 grid model needs "
                              "[samples, Ly, Lx] = [9, 12, 12]"),
+            std::string::npos)
+      << what;
+
+  what = error_of([&] { GridObjective o(comm, source.lattice, flat, {0}); });
+  EXPECT_NE(what.find("chunk_samples = 0: the statistics pass reads at least one sample"),
             std::string::npos)
       << what;
 

@@ -17,7 +17,9 @@ namespace cmera::grid {
 
 // A periodic box of window corners per layer: x[l] x y[l] at layer l. Windows are stored
 // in box order, index oy * x[l].length + ox (ox, oy the offsets in the two ranges); for the
-// whole lattice that is the site index.
+// whole lattice that is the site index. The sweeps (GridWindowMarginals, GridSweep) take
+// regions made by whole() or cones_of(), whose windows at each layer reach exactly the
+// next layer's.
 struct GridRegion {
   std::vector<CyclicRange> x, y;  // [layer], 0 .. depth
 

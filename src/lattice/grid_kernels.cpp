@@ -305,14 +305,14 @@ void GridWindowMarginals::forward(const GridModel& m) {
   for (auto& s : scratch) s.reserve(chi_max);
   for (int l = T - 1; l >= 0; --l) {
     // One y half-step per intermediate window (columns cx .. cx+2, rows y .. y+2), shared
-    // by the two fine windows x = 2 cx + 1 (odd) and 2 cx + 2 (even) hanging off it; the
-    // coarse columns cx of the region one layer up cover every window x of this layer's.
+    // by the two fine windows x = 2 cx + 1 (odd) and 2 cx + 2 (even) hanging off it. The
+    // region's coarse columns cx one layer up are exactly those of its windows x here
+    // (GridRegion::cones_of), so each intermediate window feeds at least one of them.
     const CyclicRange &cxs = r.x[l + 1], &ys = r.y[l];
     const long n = cxs.length * ys.length;
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < n; ++i) {
       const long y = ys.at(i / cxs.length), x_odd = 2 * cxs.at(i % cxs.length) + 1;
-      if (!r.x[l].contains(x_odd) && !r.x[l].contains(x_odd + 1)) continue;
       GridScratch& s = scratch[static_cast<std::size_t>(omp_get_thread_num())];
       const GridWindowCone c = grid_window_cone(g, l, x_odd, y);
       descend_columns(m, l, x_odd, y, window(l + 1, c.cx, c.cy), s.mid.data(), s);

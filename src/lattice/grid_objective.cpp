@@ -128,6 +128,9 @@ struct GridObjective::Impl {
 GridObjective::GridObjective(const Comm& comm, const GridLattice& g, const std::string& path,
                              const GridObjectiveOptions& options)
     : impl_(std::make_unique<Impl>(comm, g, options)) {
+  if (options.chunk_samples < 1)
+    throw Error(fmt::format("chunk_samples = {}: the statistics pass reads at least one "
+                            "sample per chunk", options.chunk_samples));
   Impl& p = *impl_;
   const DatasetReader data(comm, path, true);
   require_lattice_shape(data, g);

@@ -150,7 +150,6 @@ void GridSweep::reverse_layer(const GridModel& m, int l, GridLayerTables& grad) 
     const double* rho = rho_.window(l + 1, cx, cy);
     double* g_rho = g_window(g_coarse_, l + 1, cx, cy);
     const long x = 2 * cx + 1;
-    if (!xs.contains(x) && !xs.contains(x + 1)) return;
     for (long y : {2 * cy + 1, 2 * cy + 2}) {
       if (!ys.contains(y)) continue;
       descend_columns(m, l, x, y, rho, w.s.mid.data(), w.s);
