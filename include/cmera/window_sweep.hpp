@@ -26,12 +26,6 @@ struct WindowStats {
   const double* window(long k) const { return q.data() + k * d * d * d; }
 };
 
-// The coarse windows (of a layer with coarse_sites windows) that the windows `fine` come
-// from: floor((s - 1) / 2) over the range (docs/design.md §2, cone::coarse_window), i.e.
-// the range halved plus a halo of at most two, capped at the whole layer. The grid applies
-// it once per axis (grid_decomposition.hpp).
-CyclicRange coarse_windows(const CyclicRange& fine, long coarse_sites);
-
 class WindowSweep {
  public:
   WindowSweep(const Geometry& g, long first_window, long count);

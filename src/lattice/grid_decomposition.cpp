@@ -1,6 +1,6 @@
 // Rank grid and per-layer window regions of the grid MERA (grid_decomposition.hpp,
 // docs/design-grid.md §5). Each axis is an independent chain: a BlockPartition of the
-// bottom window corners, then the chain's coarse_windows rule (window_sweep.hpp) layer by
+// bottom window corners, then the chain's coarse_windows rule (comm.hpp) layer by
 // layer, so the grid has no index rule of its own beyond the product of two chains.
 #include "cmera/grid_decomposition.hpp"
 
@@ -12,7 +12,6 @@
 #include <utility>
 
 #include "cmera/error.hpp"
-#include "cmera/window_sweep.hpp"
 
 namespace cmera::grid {
 

@@ -24,15 +24,6 @@ std::vector<kernels::WindowScratch> make_scratch(int d, int K) {
 }
 }  // namespace
 
-CyclicRange coarse_windows(const CyclicRange& fine, long coarse_sites) {
-  if (fine.length == 0) return CyclicRange::make(0, 0, coarse_sites);
-  if (fine.full()) return CyclicRange::make(0, coarse_sites, coarse_sites);
-  // fine.start >= 0, so cone::coarse_window is floor((s - 1) / 2) at both ends.
-  const long first = cone::coarse_window(fine.start);
-  const long last = cone::coarse_window(fine.start + fine.length - 1);
-  return CyclicRange::make(first, last - first + 1, coarse_sites);
-}
-
 WindowSweep::WindowSweep(const Geometry& g, long first_window, long count) : geometry_(g) {
   const int T = g.depth();
   windows_.resize(T + 1);
