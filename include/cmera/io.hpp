@@ -25,11 +25,14 @@ struct DatasetShape {
   long samples = 0;
   long sites = 0;
   int alphabet = 0;  // from the "alphabet" attribute; 0 if absent
+  std::vector<long> sample_dims;  // one sample's shape: {sites}, or {Ly, Lx} (lattice samples)
 };
 
 class DatasetReader {
  public:
-  DatasetReader(const Comm& comm, const std::string& path);  // collective
+  // Collective. lattice_samples: /configs may also be [S, Ly, Lx] (grid models, read with
+  // read_box); otherwise only [S, sites] is accepted.
+  DatasetReader(const Comm& comm, const std::string& path, bool lattice_samples = false);
   ~DatasetReader();
   DatasetReader(const DatasetReader&) = delete;
   DatasetReader& operator=(const DatasetReader&) = delete;
@@ -45,6 +48,10 @@ class DatasetReader {
   // out becomes [count][columns.length], row-major.
   void read(long first_sample, long count, const CyclicRange& columns,
             std::vector<std::uint8_t>& out) const;
+  // Collective, [S, Ly, Lx] datasets: every rank its periodic box of rows (y) x columns (x)
+  // of the same samples. out becomes [count][rows.length][columns.length], row-major.
+  void read_box(long first_sample, long count, const CyclicRange& rows,
+                const CyclicRange& columns, std::vector<std::uint8_t>& out) const;
 
  private:
   const Comm& comm_;
@@ -56,7 +63,7 @@ class DatasetReader {
   // rows_, samples [rows_first_, rows_first_ + rows_count_) of every site (src/io/dataset_reader.cpp).
   bool load_rows(long first, long count) const;
   long chunk_rows_ = 0, chunk_cols_ = 0;
-  bool filtered_ = false;
+  bool hdf5_blocks_ = false;  // blocks read by H5Dread: filtered chunks, or 3D ones
   mutable std::vector<std::uint8_t> rows_;
   mutable long rows_first_ = 0, rows_count_ = 0;
 };
