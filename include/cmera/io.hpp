@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cmera/comm.hpp"
+#include "cmera/grid.hpp"
 #include "cmera/model.hpp"
 #include "cmera/provenance.hpp"
 
@@ -23,13 +24,16 @@ namespace cmera {
 
 struct DatasetShape {
   long samples = 0;
-  long sites = 0;
+  long sites = 0;         // Ly * Lx for a grid dataset
+  long ly = 0, lx = 0;    // a grid dataset [S, Ly, Lx]; 0 for [S, N]
   int alphabet = 0;  // from the "alphabet" attribute; 0 if absent
 };
 
 class DatasetReader {
  public:
-  DatasetReader(const Comm& comm, const std::string& path);  // collective
+  // Collective. A grid dataset [S, Ly, Lx] is refused unless `grid_ok`: a reader that
+  // takes it reads whole samples (every site, columns [0, Ly * Lx)), rows first.
+  DatasetReader(const Comm& comm, const std::string& path, bool grid_ok = false);
   ~DatasetReader();
   DatasetReader(const DatasetReader&) = delete;
   DatasetReader& operator=(const DatasetReader&) = delete;
@@ -78,11 +82,19 @@ using RowSource = std::function<void(long first, long count, std::uint8_t* out)>
 // time), so memory does not grow with the number of samples.
 void write_dataset(const Comm& comm, const std::string& path, long total_samples, long sites,
                    int alphabet, const RowSource& draw, const Attributes& attrs);
+// The same for samples of any shape (a grid: {Ly, Lx}); the rows are [count][sites].
+void write_dataset(const Comm& comm, const std::string& path, long total_samples,
+                   const std::vector<long>& sample_shape, int alphabet, const RowSource& draw,
+                   const Attributes& attrs);
 // Rows of one such block over all ranks.
 long dataset_block_rows(const Comm& comm, long sites);
 
 struct ModelFileContents {
+  // A grid model (grid set; docs/design-grid.md §5 "Files") travels as its chain view
+  // (as_chain_model): model.tables in grid::as_chain_tables order, so checkpoints and the
+  // optimizers handle both lattices alike.
   Model model;
+  std::optional<GridLattice> grid;
   std::string config_toml;
   std::vector<double> objective_history;
   std::vector<double> kl_history;
@@ -123,10 +135,19 @@ struct ModelFileExtras {
 void write_model(const Comm& comm, const std::string& path, const ModelFileContents& contents,
                  const ModelFileExtras* extras = nullptr, bool durable = false,
                  const std::function<void()>& before_rename = {});
+// Which lattice a reader takes; a model of the other one is refused naming both.
+enum class ModelLattice { chain, grid, any };
+
 // Collective; every rank gets the whole model. With extras, the file must be of kind
 // extras->kind and every named integer and table set is read (refused if absent).
 ModelFileContents read_model(const Comm& comm, const std::string& path,
-                             ModelFileExtras* extras = nullptr);
+                             ModelFileExtras* extras = nullptr,
+                             ModelLattice lattice = ModelLattice::chain);
+
+// A grid model's chain view (ModelFileContents): geometry {Lx * Ly sites, chi} (sites:
+// the number of windows, as for a chain), tied, tables = grid::as_chain_tables; and back.
+Model as_chain_model(const GridModel& m);
+GridModel as_grid_model(const GridLattice& g, const Model& view);
 
 // What a file that cmera wrote says about itself: enough to decide whether a command may
 // replace it (output_guard.hpp) or a run may rotate it (checkpoint.hpp).

@@ -7,7 +7,9 @@
 //
 // Dataset file (written by dataset_writer.cpp)
 //   /configs            uint8 [samples, sites], contiguous; attribute alphabet (int32)
-//                       (readers take any layout: chunked and gzip-compressed too)
+//                       (readers take any layout: chunked and gzip-compressed too), or
+//                       uint8 [samples, Ly, Lx] for a grid (readers that ask for it;
+//                       read in whole samples, without the chunked fast path)
 //   root attributes     cmera_kind = "dataset", plus the caller's attributes (strings)
 #include "cmera/io.hpp"
 
@@ -22,7 +24,7 @@ namespace cmera {
 
 using namespace h5;  // the io module's HDF5 toolkit
 
-DatasetReader::DatasetReader(const Comm& comm, const std::string& path)
+DatasetReader::DatasetReader(const Comm& comm, const std::string& path, bool grid_ok)
     : comm_(comm), path_(path) {
   silence_hdf5();
   const Ctx ctx{comm, path};
@@ -33,17 +35,25 @@ DatasetReader::DatasetReader(const Comm& comm, const std::string& path)
   ctx.require(dset.ok(), "/configs is not a dataset (expected uint8 [samples, sites])");
   const Handle type(H5Dget_type(dset.get()), H5Tclose);
   const Handle space(H5Dget_space(dset.get()), H5Sclose);
-  const auto dims = dims_of(space.get());
+  auto dims = dims_of(space.get());
   const bool type_ok = H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 &&
                        H5Tget_sign(type.get()) == H5T_SGN_NONE;
-  ctx.require(dims.size() != 3,
+  ctx.require(dims.size() != 3 || grid_ok,
               fmt::format("/configs is {} {}: 2D datasets [S, Ly, Lx] are not supported by "
                           "train/eval yet; expected [samples, sites] (write rows as samples with "
                           "`cmera generate ising2d --rows`, or reshape to [S*Ly, Lx])",
                           type_string(type.get()), shape_string(dims)));
-  ctx.require(type_ok && dims.size() == 2,
-              fmt::format("/configs is {} {} (rank {}), expected uint8 [samples, sites]",
-                          type_string(type.get()), shape_string(dims), dims.size()));
+  ctx.require(type_ok && (dims.size() == 2 || dims.size() == 3),
+              fmt::format("/configs is {} {} (rank {}), expected uint8 [samples, sites]{}",
+                          type_string(type.get()), shape_string(dims), dims.size(),
+                          grid_ok ? " or [samples, Ly, Lx]" : ""));
+  if (dims.size() == 3) {  // a grid: whole samples, as [samples, Ly * Lx]
+    ctx.require(dims[1] >= 1 && dims[2] >= 1 && dims[1] < (hsize_t{1} << 31) && dims[2] < (hsize_t{1} << 31),
+                fmt::format("/configs shape {} has an empty or absurd grid", shape_string(dims)));
+    shape_.ly = static_cast<long>(dims[1]);
+    shape_.lx = static_cast<long>(dims[2]);
+    dims = {dims[0], dims[1] * dims[2]};
+  }
   ctx.require(dims[0] >= 1, "/configs has zero samples");
   ctx.require(dims[0] < (hsize_t{1} << 62) && dims[1] < (hsize_t{1} << 62),
               fmt::format("/configs shape {} is beyond any real dataset (damaged?)", shape_string(dims)));
@@ -188,6 +198,10 @@ void DatasetReader::read(long first_sample, long count, const CyclicRange& colum
                         (columns.period == shape_.sites && columns.length > 0 &&
                          columns.length <= columns.period && columns.start >= 0 &&
                          columns.start < columns.period));
+  // A grid is read in whole samples: its dataspace has no column dimension to slice.
+  const bool grid = shape_.ly > 0;
+  ctx.require(!grid || columns.length == 0 || (columns.start == 0 && columns.length == shape_.sites),
+              "a grid dataset [S, Ly, Lx] is read in whole samples (internal error)");
   ctx.require(args_ok, fmt::format("read of samples [{}, {}) columns start {} length {} period {} "
                                    "is outside /configs [{}, {}]",
                                    first_sample, first_sample + count, columns.start,
@@ -217,6 +231,11 @@ void DatasetReader::read(long first_sample, long count, const CyclicRange& colum
   const hsize_t elems = static_cast<hsize_t>(count * len);
   if (elems == 0) {
     ok = H5Sselect_none(fspace.get()) >= 0;
+  } else if (grid) {
+    const hsize_t start[3] = {static_cast<hsize_t>(first_sample), 0, 0};
+    const hsize_t block[3] = {static_cast<hsize_t>(count), static_cast<hsize_t>(shape_.ly),
+                              static_cast<hsize_t>(shape_.lx)};
+    ok = H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, block, nullptr) >= 0;
   } else {
     const hsize_t start[2] = {static_cast<hsize_t>(first_sample),
                               static_cast<hsize_t>(columns.start)};
