@@ -507,11 +507,16 @@ GridLattice checked_lattice(const Comm& comm, const Config& cfg, const DatasetRe
                             g.lx, g.ly));
   }
   data.require_alphabet(g.chi[0]);
-  // Tables, gradient (twice: grid and chain view), optimizer state, the best candidate.
+  // Tables, gradient (twice: grid and chain view), optimizer state, the best candidate;
+  // and the sweep's window marginals of every layer with their gradients, and the
+  // histograms (8 chi_l^9 bytes per site of each layer, docs/design-grid.md §4).
   constexpr double kTableCopies = 10;
-  require_memory(comm, kTableCopies * g.table_bytes(cfg.tied),
+  double windows = static_cast<double>(g.sites_at(0)) * std::pow(g.chi[0], 9.0);
+  for (int l = 0; l <= g.depth(); ++l)
+    windows += 2 * static_cast<double>(g.sites_at(l)) * std::pow(g.chi[l], 9.0);
+  require_memory(comm, kTableCopies * g.table_bytes(cfg.tied) + 8 * windows,
                  fmt::format("model.chi = [{}] on a {} x {} grid", fmt::join(g.chi, ", "), g.lx, g.ly),
-                 "for its tables, gradient and optimizer state");
+                 "for its tables, window marginals, gradient and optimizer state");
   return g;
 }
 
