@@ -38,6 +38,7 @@
 
 #include "cmera/comm.hpp"
 #include "cmera/config.hpp"
+#include "cmera/grid.hpp"
 #include "cmera/model.hpp"
 
 namespace cmera {
@@ -101,7 +102,9 @@ class CheckpointSeries {
   // (continue them with --restart latest, or move them away), and a restart where a
   // checkpoint file of a later iteration was not written by this run (continuing would
   // have to write over it).
-  CheckpointSeries(const Comm& comm, const Config& cfg, const TrainingState* resumed);
+  // `grid`: the run trains a grid, whose models are chain views (io.hpp, as_chain_model).
+  CheckpointSeries(const Comm& comm, const Config& cfg, const TrainingState* resumed,
+                   std::optional<GridLattice> grid = {});
   const std::string& run_id() const { return run_id_; }
 
   // Collective: writes the checkpoint (optimizer state taken from `optimizer_state`,
@@ -122,6 +125,7 @@ class CheckpointSeries {
   void remove_leftovers(const Config& cfg) const;
 
   std::string run_id_;
+  std::optional<GridLattice> grid_;
   std::string temporary_tag_;  // config digest and run id: names this run's temporaries
   std::vector<std::pair<long, std::string>> mine_;  // rank 0: (iteration, path), this run's
 };
@@ -129,9 +133,11 @@ class CheckpointSeries {
 // Collective: reads and validates the checkpoint at `path` against the run's config:
 // kind, format version, the same model, data and training settings (only train.iterations,
 // train.checkpoint_every, train.log_seconds, data.chunk_samples and [output] may differ),
-// the same dataset size. Throws cmera::Error with one line naming the problem.
+// the same dataset size, the same lattice (`grid` set: a grid run, whose checkpoint holds a
+// grid model; a chain checkpoint is refused, and vice versa). Throws cmera::Error with one
+// line naming the problem.
 TrainingState read_checkpoint(const Comm& comm, const std::string& path, const Config& cfg,
-                              long data_samples);
+                              long data_samples, const std::optional<GridLattice>& grid = {});
 
 // Collective: what `--restart SPEC` resumes from. SPEC "latest": the newest checkpoint in
 // cfg.output_dir that passes read_checkpoint, printing one line for each one refused and
@@ -140,6 +146,7 @@ TrainingState read_checkpoint(const Comm& comm, const std::string& path, const C
 // refused with an error.
 std::optional<TrainingState> find_restart(const Comm& comm, const std::string& spec,
                                           const Config& cfg, long data_samples,
-                                          std::string* path_used);
+                                          std::string* path_used,
+                                          const std::optional<GridLattice>& grid = {});
 
 }  // namespace cmera

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cmera/comm.hpp"
+#include "cmera/grid.hpp"
 #include "cmera/model.hpp"
 #include "cmera/provenance.hpp"
 
@@ -23,9 +24,12 @@ namespace cmera {
 
 struct DatasetShape {
   long samples = 0;
-  long sites = 0;
+  long sites = 0;  // Ly * Lx for a grid dataset
   int alphabet = 0;  // from the "alphabet" attribute; 0 if absent
   std::vector<long> sample_dims;  // one sample's shape: {sites}, or {Ly, Lx} (lattice samples)
+  bool is_grid() const { return sample_dims.size() == 2; }
+  long ly() const { return is_grid() ? sample_dims[0] : 0; }
+  long lx() const { return is_grid() ? sample_dims[1] : 0; }
 };
 
 class DatasetReader {
@@ -85,11 +89,19 @@ using RowSource = std::function<void(long first, long count, std::uint8_t* out)>
 // time), so memory does not grow with the number of samples.
 void write_dataset(const Comm& comm, const std::string& path, long total_samples, long sites,
                    int alphabet, const RowSource& draw, const Attributes& attrs);
+// The same for samples of any shape (a grid: {Ly, Lx}); the rows are [count][sites].
+void write_dataset(const Comm& comm, const std::string& path, long total_samples,
+                   const std::vector<long>& sample_shape, int alphabet, const RowSource& draw,
+                   const Attributes& attrs);
 // Rows of one such block over all ranks.
 long dataset_block_rows(const Comm& comm, long sites);
 
 struct ModelFileContents {
+  // A grid model (grid set; docs/design-grid.md §5 "Files") travels as its chain view
+  // (as_chain_model): model.tables in grid::as_chain_tables order, so checkpoints and the
+  // optimizers handle both lattices alike.
   Model model;
+  std::optional<GridLattice> grid;
   std::string config_toml;
   std::vector<double> objective_history;
   std::vector<double> kl_history;
@@ -130,10 +142,19 @@ struct ModelFileExtras {
 void write_model(const Comm& comm, const std::string& path, const ModelFileContents& contents,
                  const ModelFileExtras* extras = nullptr, bool durable = false,
                  const std::function<void()>& before_rename = {});
+// Which lattice a reader takes; a model of the other one is refused naming both.
+enum class ModelLattice { chain, grid, any };
+
 // Collective; every rank gets the whole model. With extras, the file must be of kind
 // extras->kind and every named integer and table set is read (refused if absent).
 ModelFileContents read_model(const Comm& comm, const std::string& path,
-                             ModelFileExtras* extras = nullptr);
+                             ModelFileExtras* extras = nullptr,
+                             ModelLattice lattice = ModelLattice::chain);
+
+// A grid model's chain view (ModelFileContents): geometry {Lx * Ly sites, chi} (sites:
+// the number of windows, as for a chain), tied, tables = grid::as_chain_tables; and back.
+Model as_chain_model(const GridModel& m);
+GridModel as_grid_model(const GridLattice& g, const Model& view);
 
 // What a file that cmera wrote says about itself: enough to decide whether a command may
 // replace it (output_guard.hpp) or a run may rotate it (checkpoint.hpp).

@@ -3,11 +3,13 @@
 // progress lines and the objective history.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cmera/comm.hpp"
 #include "cmera/config.hpp"
+#include "cmera/grid.hpp"
 #include "cmera/io.hpp"
 
 namespace cmera {
@@ -33,7 +35,8 @@ struct TrainOptions {
 };
 
 struct TrainResult {
-  Model model;
+  Model model;                            // a grid's chain view (io.hpp, as_chain_model)
+  std::optional<GridLattice> grid;        // set when the dataset was a grid [S, Ly, Lx]
   std::vector<double> objective_history;  // mean per window of sum q log p
   std::vector<double> kl_history;         // KL per window (nats)
   double seconds_per_iteration = 0;       // main phase, checkpoint writes excluded
@@ -45,6 +48,8 @@ struct TrainResult {
   std::string checkpoint;                 // the last checkpoint written ("" if none)
 };
 
+// The lattice is the dataset's: [S, N] trains a chain, [S, Ly, Lx] a grid
+// (docs/design-grid.md §5; windows only, no pair terms yet).
 // Runs the candidate starts and the main phase up to config.iterations (or continues the
 // checkpoint options.restart names). Checkpoints: after candidate selection, every
 // train.checkpoint_every iterations of the main phase, at the end, and on a stop in either

@@ -1,10 +1,14 @@
 // `cmera sample model.h5 --count S`: exact ancestral samples, drawn and written in blocks
-// of ~64 MiB per rank. Sample k depends only on the seed and k, so the file is the same at
-// any rank and thread count.
+// of ~64 MiB per rank; /configs [S, N] from a chain model, [S, Ly, Lx] from a grid model
+// (GridSampler). Sample k depends only on the seed and k, so the file is the same at any
+// rank and thread count.
 #include <fmt/format.h>
+#include <functional>
 #include <memory>
+#include <optional>
 
 #include "cmera/error.hpp"
+#include "cmera/grid_sampler.hpp"
 #include "cmera/io.hpp"
 #include "cmera/memory.hpp"
 #include "cmera/output_guard.hpp"
@@ -23,19 +27,35 @@ int run_sample(const Comm& comm, const std::string& model_path, long count, std:
       fmt::format("generator = \"cmera-sample\"\nmodel = \"{}\"\ncount = {}\nseed = {}\n",
                   model_path, count, seed);
   require_replaceable(comm, output, "dataset", {model_path}, same_parameters(params));
-  const ModelFileContents mf = read_model(comm, model_path);
+  const ModelFileContents mf = read_model(comm, model_path, nullptr, ModelLattice::any);
   const Model& m = mf.model;
-  const long n = m.geometry.sites;
+  const long n = mf.grid ? mf.grid->sites_at(0) : m.geometry.sites;
   const long block = dataset_block_rows(comm, n) / comm.size();
   require_memory(comm, static_cast<double>(block) * static_cast<double>(n),
                  fmt::format("a block of {} samples with N = {}", block, n), "to draw");
-  const AncestralSampler sampler(m);
-  write_dataset(comm, output, count, n, m.geometry.chi[0], [&](long first, long rows, std::uint8_t* out) {
+  // Either sampler draws sample k of `seed` into n values.
+  std::function<void(std::uint64_t, std::uint8_t*)> draw;
+  std::optional<GridModel> grid_model;
+  std::optional<AncestralSampler> chain_sampler;
+  std::optional<GridSampler> grid_sampler;
+  std::vector<long> shape{n};
+  if (mf.grid) {
+    grid_model = as_grid_model(*mf.grid, m);
+    grid_sampler.emplace(*grid_model);
+    draw = [&](std::uint64_t k, std::uint8_t* out) { grid_sampler->draw(seed, k, out); };
+    shape = {mf.grid->ly, mf.grid->lx};
+  } else {
+    chain_sampler.emplace(m);
+    draw = [&](std::uint64_t k, std::uint8_t* out) { chain_sampler->draw(seed, k, out); };
+  }
+  write_dataset(comm, output, count, shape, m.geometry.chi[0], [&](long first, long rows, std::uint8_t* out) {
 #pragma omp parallel for schedule(static)
-    for (long k = 0; k < rows; ++k)
-      sampler.draw(seed, static_cast<std::uint64_t>(first + k), out + k * n);
+    for (long k = 0; k < rows; ++k) draw(static_cast<std::uint64_t>(first + k), out + k * n);
   }, provenance(command, params));
-  if (comm.is_root()) fmt::print("wrote {} ({} samples x {} sites)\n", output, count, n);
+  if (comm.is_root())
+    fmt::print("wrote {} ({} samples x {})\n", output, count,
+               mf.grid ? fmt::format("{} x {} grid", mf.grid->lx, mf.grid->ly)
+                       : fmt::format("{} sites", n));
   return 0;
 }
 

@@ -1,4 +1,5 @@
-// `cmera train config.toml`: the output directory is prepared and locked, model.h5 is
+// `cmera train config.toml`: a chain model from a [S, N] dataset, a grid model from a
+// [S, Ly, Lx] one (trainer.hpp); the output directory is prepared and locked, model.h5 is
 // checked replaceable before any work, stop requests (signals, STOP file, --max-hours)
 // end the run with a checkpoint and exit status 85, and model.h5 is written at the end.
 #include <cmath>
@@ -69,6 +70,7 @@ int run_train(const Comm& comm, const std::string& config_path,
   require_model_replaceable();  // a file may have appeared there while it trained
   ModelFileContents out;
   out.model = std::move(res.model);
+  out.grid = res.grid;
   out.config_toml = cfg.to_toml();
   out.objective_history = res.objective_history;
   out.kl_history = res.kl_history;

@@ -37,7 +37,7 @@ DatasetReader::DatasetReader(const Comm& comm, const std::string& path, bool lat
   ctx.require(dset.ok(), "/configs is not a dataset (expected uint8 [samples, sites])");
   const Handle type(H5Dget_type(dset.get()), H5Tclose);
   const Handle space(H5Dget_space(dset.get()), H5Sclose);
-  const auto dims = dims_of(space.get());
+  auto dims = dims_of(space.get());
   const bool type_ok = H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 &&
                        H5Tget_sign(type.get()) == H5T_SGN_NONE;
   ctx.require(lattice_samples || dims.size() != 3,
@@ -198,6 +198,14 @@ DatasetReader::~DatasetReader() {
 void DatasetReader::read(long first_sample, long count, const CyclicRange& columns,
                          std::vector<std::uint8_t>& out) const {
   const Ctx ctx{comm_, path_, kExitRuntime};
+  // A grid dataset read as [samples, Ly * Lx] (whole samples, or none on this rank): the
+  // box of every row and column, which is the same bytes in the same order.
+  if (shape_.is_grid() && (columns.length == 0 || (columns.start == 0 && columns.length == shape_.sites))) {
+    const long rows = columns.length == 0 ? 0 : shape_.ly();
+    read_box(first_sample, count, CyclicRange::make(0, rows, shape_.ly()),
+             CyclicRange::make(0, rows == 0 ? 0 : shape_.lx(), shape_.lx()), out);
+    return;
+  }
   // An empty column range need not carry the right period: ranks without columns often
   // pass a default CyclicRange.
   const bool args_ok = shape_.sample_dims.size() == 1 && first_sample >= 0 && count >= 0 &&

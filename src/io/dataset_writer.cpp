@@ -84,8 +84,16 @@ long dataset_block_rows(const Comm& comm, long sites) {
 
 void write_dataset(const Comm& comm, const std::string& path, long total_samples, long sites,
                    int alphabet, const RowSource& draw, const Attributes& attrs) {
+  write_dataset(comm, path, total_samples, std::vector<long>{sites}, alphabet, draw, attrs);
+}
+
+void write_dataset(const Comm& comm, const std::string& path, long total_samples,
+                   const std::vector<long>& sample_shape, int alphabet, const RowSource& draw,
+                   const Attributes& attrs) {
+  long sites = 1;
+  for (long n : sample_shape) sites *= n;
   const long block = dataset_block_rows(comm, sites);
-  write_dataset_file(comm, path, total_samples, {sites}, alphabet, attrs, [&](const Ctx& c, hid_t dset) {
+  write_dataset_file(comm, path, total_samples, sample_shape, alphabet, attrs, [&](const Ctx& c, hid_t dset) {
     std::vector<std::uint8_t> rows;
     for (long b = 0; b < total_samples; b += block) {
       const BlockPartition part{std::min(block, total_samples - b), comm.size()};

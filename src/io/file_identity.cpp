@@ -9,6 +9,8 @@
 #include <fmt/ranges.h>
 
 #include "cmera/integrity.hpp"
+#include "cmera/error.hpp"
+#include "grid_model_file.hpp"
 #include "hdf5_file.hpp"
 
 namespace cmera {
@@ -62,7 +64,21 @@ std::string describe_file(const Comm& comm, const std::string& path) {
     const auto sites = get_int_attr(model.get(), "sites", 1);
     const auto chi = get_int_attr(model.get(), "chi", -1);
     const auto tied = get_int_attr(model.get(), "tied", 1);
-    if (sites && chi && tied)
+    const auto lx = get_int_attr(model.get(), "lx", 1), ly = get_int_attr(model.get(), "ly", 1);
+    if (is_grid_model(model.get()) && lx && ly && chi && tied) {
+      GridLattice g{static_cast<long>((*lx)[0]), static_cast<long>((*ly)[0]), {}};
+      for (long long c : *chi) g.chi.push_back(static_cast<int>(c));
+      std::string bytes = "invalid grid";
+      try {
+        g.validate();
+        bytes = fmt::format("tables {:.4g} MB", g.table_bytes((*tied)[0] != 0) / 1e6);
+      } catch (const Error& e) {
+        bytes += std::string(": ") + e.what();
+      }
+      out += fmt::format("model       grid Lx x Ly = {} x {}, depth {}, chi = [{}], {}, {}\n",
+                         g.lx, g.ly, g.depth(), fmt::join(g.chi, ", "),
+                         (*tied)[0] ? "tied" : "untied", bytes);
+    } else if (sites && chi && tied)
       out += fmt::format("model       N = {}, chi = [{}], {}\n", (*sites)[0], fmt::join(*chi, ", "),
                          (*tied)[0] ? "tied" : "untied");
   }

@@ -16,6 +16,8 @@
 // A file of another kind (checkpoint, ModelFileExtras) is a model file with cmera_kind set
 // to that kind, extra int64 root attributes, and extra groups laid out like /model
 // (layer_<l>/isometry, layer_<l>/disentangler, top) holding tables of the model's shape.
+// A grid model (contents.grid) has /model attributes and table sets of its own layout
+// (src/io/grid_model_file.cpp, docs/design-grid.md §5); everything else is as above.
 // Strings are fixed-length UTF-8 (h5py reads them as bytes); format version 1 wrote
 // variable-length strings, which readers refuse (hdf5_file.cpp says why).
 #include "cmera/io.hpp"
@@ -27,6 +29,7 @@
 #include <fmt/ranges.h>
 
 #include "file_publish.hpp"
+#include "grid_model_file.hpp"
 
 namespace cmera {
 
@@ -37,7 +40,12 @@ namespace {
 // at a time; `on_root` runs rank 0's writes and keeps the first failure for later.
 template <class OnRoot>
 void write_table_set(const Comm& comm, const OnRoot& on_root, const Ctx& local, hid_t file,
-                     const std::string& group, const Model& m, const Tables& tables) {
+                     const std::string& group, const Model& m, const Tables& tables,
+                     const std::optional<GridLattice>& grid) {
+  if (grid) {  // whole on every rank: rank 0 writes its own
+    on_root([&] { write_grid_table_set(local, file, group, *grid, tables); });
+    return;
+  }
   const auto write = [&](const std::string& name, const std::vector<hsize_t>& dims,
                          const double* data) {
     on_root([&] {
@@ -68,7 +76,9 @@ void write_table_set(const Comm& comm, const OnRoot& on_root, const Ctx& local, 
 }
 
 // Every rank reads the whole table set `group`, shaped like model m.
-Tables read_table_set(const Ctx& ctx, hid_t f, const std::string& group, const Model& m) {
+Tables read_table_set(const Ctx& ctx, hid_t f, const std::string& group, const Model& m,
+                      const std::optional<GridLattice>& grid) {
+  if (grid) return read_grid_table_set(ctx, f, group, *grid, m.tables);
   Tables out = Tables::zeros_like(m.tables);
   for (int l = 0; l < m.depth(); ++l) {
     LayerTables& t = out.layers[l];
@@ -93,9 +103,15 @@ void write_model(const Comm& comm, const std::string& path, const ModelFileConte
   const Model& m = contents.model;
   const Geometry& g = m.geometry;
   const int depth = g.depth();
-  bool sizes_ok = static_cast<int>(m.tables.layers.size()) == depth &&
-                  m.tables.top.size() == g.top_size() && g.top_sites() <= H5S_MAX_RANK;
-  for (int l = 0; sizes_ok && l < depth; ++l) {
+  const std::optional<GridLattice>& grid = contents.grid;
+  long grid_lines = 0;  // a grid's chain view: one layer per line of each half-step
+  for (int l = 0; grid && l < grid->depth(); ++l)
+    grid_lines += m.tied ? 2 : grid->lx_at(l + 1) + grid->ly_at(l);
+  bool sizes_ok = grid ? static_cast<long>(m.tables.layers.size()) == grid_lines &&
+                             m.tables.top.size() == grid->top_size() && grid->top_sites() <= H5S_MAX_RANK
+                       : static_cast<int>(m.tables.layers.size()) == depth &&
+                             m.tables.top.size() == g.top_size() && g.top_sites() <= H5S_MAX_RANK;
+  for (int l = 0; !grid && sizes_ok && l < depth; ++l) {
     const LayerTables& t = m.tables.layers[l];
     sizes_ok = t.W.size() == t.count() * t.w_size() && t.U.size() == t.count() * t.u_size() &&
                t.tied == m.tied;
@@ -142,14 +158,15 @@ void write_model(const Comm& comm, const std::string& path, const ModelFileConte
     local.require(put_string_attr(cfg.get(), "toml", contents.config_toml),
                   "writing /config attribute toml failed");
     const Handle model = create_group(local, f, "/model");
-    ok = put_int_attr(model.get(), "sites", g.sites, H5T_STD_I64LE) &&
-         put_int_array_attr(model.get(), "chi", g.chi) &&
-         put_int_attr(model.get(), "tied", m.tied ? 1 : 0, H5T_STD_I32LE) &&
-         put_int_attr(model.get(), "depth", depth, H5T_STD_I32LE);
+    ok = grid ? put_grid_attributes(model.get(), *grid, m.tied)
+              : put_int_attr(model.get(), "sites", g.sites, H5T_STD_I64LE) &&
+                    put_int_array_attr(model.get(), "chi", g.chi) &&
+                    put_int_attr(model.get(), "tied", m.tied ? 1 : 0, H5T_STD_I32LE) &&
+                    put_int_attr(model.get(), "depth", depth, H5T_STD_I32LE);
     local.require(ok, "writing /model attributes failed");
   });
   const hid_t f = root && file ? file->get() : -1;
-  write_table_set(comm, on_root, local, f, "/model", m, m.tables);
+  write_table_set(comm, on_root, local, f, "/model", m, m.tables, grid);
   for (std::size_t k = 0; k < extra.table_sets.size(); ++k) {
     const std::string& group = extra.table_sets[k];
     on_root([&] {
@@ -158,7 +175,7 @@ void write_model(const Comm& comm, const std::string& path, const ModelFileConte
       const Handle created(H5Gcreate2(f, group.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
       local.require(created.ok(), "cannot create group " + group);
     });
-    write_table_set(comm, on_root, local, f, group, m, *extra.tables[k]);
+    write_table_set(comm, on_root, local, f, group, m, *extra.tables[k], grid);
   }
   on_root([&] {
     create_group(local, f, "/history");
@@ -217,12 +234,11 @@ void require_kind_and_version(const Ctx& ctx, hid_t f, const ModelFileExtras* ex
 // A uniform model of /model's geometry. The tables are stored uncompressed, so a geometry
 // whose tables exceed the file's size is damage (or a crafted file), refused before
 // anything is allocated.
-Model read_geometry(const Ctx& ctx, hid_t f) {
-  const Handle model = open_group(ctx, f, "/model");
-  const auto sites = get_int_attr(model.get(), "sites", 1);
-  const auto depth = get_int_attr(model.get(), "depth", 1);
-  const auto tied = get_int_attr(model.get(), "tied", 1);
-  const auto chi = get_int_attr(model.get(), "chi", -1);
+Model read_chain_geometry(const Ctx& ctx, hid_t f, hid_t model) {
+  const auto sites = get_int_attr(model, "sites", 1);
+  const auto depth = get_int_attr(model, "depth", 1);
+  const auto tied = get_int_attr(model, "tied", 1);
+  const auto chi = get_int_attr(model, "chi", -1);
   ctx.require(sites && depth && tied && chi,
               "/model needs integer attributes sites, depth, tied and chi");
   ctx.require(static_cast<long long>(chi->size()) == (*depth)[0] + 1,
@@ -244,19 +260,42 @@ Model read_geometry(const Ctx& ctx, hid_t f) {
     const double d = g.chi[l], K = g.chi[l + 1];
     entries += (tied_model ? 1.0 : static_cast<double>(g.sites_at(l + 1))) * (K * d * d + d * d * d * d);
   }
-  hsize_t file_bytes = 0;
-  H5Fget_filesize(f, &file_bytes);
-  ctx.require(8 * entries <= static_cast<double>(file_bytes),
-              fmt::format("/model geometry (N = {}, chi = [{}]) needs {:.3g} bytes of tables, more "
-                          "than the file's {} bytes (damaged?)",
-                          g.sites, fmt::join(g.chi, ", "), 8 * entries, file_bytes));
+  require_tables_fit(ctx, f, entries,
+                     fmt::format("/model geometry (N = {}, chi = [{}])", g.sites, fmt::join(g.chi, ", ")));
   return Model::uniform(g, tied_model);
+}
+
+// /model's lattice and geometry (a uniform model; a grid's chain view), refused when it is
+// not the lattice the reader takes, naming both.
+Model read_geometry(const Ctx& ctx, hid_t f, ModelLattice want, std::optional<GridLattice>& grid) {
+  const Handle model = open_group(ctx, f, "/model");
+  const bool is_grid = is_grid_model(model.get());
+  if (is_grid) {
+    GridLattice g;
+    Model view = read_grid_geometry(ctx, f, model.get(), g);
+    ctx.require(want != ModelLattice::chain,
+                fmt::format("is a grid model ({} x {}), expected a chain model", g.lx, g.ly));
+    grid = g;
+    return view;
+  }
+  Model m = read_chain_geometry(ctx, f, model.get());
+  ctx.require(want != ModelLattice::grid,
+              fmt::format("is a chain model (N = {}), expected a grid model", m.geometry.sites));
+  return m;
 }
 
 }  // namespace
 
+void h5::require_tables_fit(const Ctx& ctx, hid_t f, double entries, const std::string& what) {
+  hsize_t file_bytes = 0;
+  H5Fget_filesize(f, &file_bytes);
+  ctx.require(8 * entries <= static_cast<double>(file_bytes),
+              fmt::format("{} needs {:.3g} bytes of tables, more than the file's {} bytes "
+                          "(damaged?)", what, 8 * entries, file_bytes));
+}
+
 ModelFileContents read_model(const Comm& comm, const std::string& path,
-                             ModelFileExtras* extras) {
+                             ModelFileExtras* extras, ModelLattice lattice) {
   silence_hdf5();
   const Ctx ctx{comm, path};
   const Handle file = open_for_read(ctx, Integrity::required);
@@ -274,7 +313,7 @@ ModelFileContents read_model(const Comm& comm, const std::string& path,
     ctx.require(toml.has_value(), "no fixed-length string attribute toml on /config");
     out.config_toml = *toml;
   }
-  out.model = read_geometry(ctx, f);
+  out.model = read_geometry(ctx, f, lattice, out.grid);
   if (extras) {
     for (auto& [key, value] : extras->integers) {
       const auto v = get_int_attr(f, key, 1);
@@ -284,13 +323,14 @@ ModelFileContents read_model(const Comm& comm, const std::string& path,
     for (auto& [key, value] : extras->strings) value = get_string_attr(f, key).value_or("");
     if (extras->before_tables) extras->before_tables(out.config_toml, *extras);
   }
-  out.model.tables = read_table_set(ctx, f, "/model", out.model);
+  out.model.tables = read_table_set(ctx, f, "/model", out.model, out.grid);
+  if (out.grid) require_normalized(ctx, "/model", out.model.tables);
   out.objective_history = read_doubles(ctx, f, "/history/objective", {});
   out.kl_history = read_doubles(ctx, f, "/history/kl", {});
   if (extras) {
     extras->loaded.clear();
     for (const std::string& group : extras->table_sets)
-      extras->loaded.push_back(read_table_set(ctx, f, group, out.model));
+      extras->loaded.push_back(read_table_set(ctx, f, group, out.model, out.grid));
   }
   return out;
 }

@@ -130,8 +130,10 @@ std::string config_difference(const std::string& saved_toml, const std::string& 
   return first_difference(parse_config_text(saved_toml, where, {}), now, saved_label);
 }
 
-CheckpointSeries::CheckpointSeries(const Comm& comm, const Config& cfg, const TrainingState* resumed)
+CheckpointSeries::CheckpointSeries(const Comm& comm, const Config& cfg, const TrainingState* resumed,
+                                   std::optional<GridLattice> grid)
     : run_id_(resumed && !resumed->run_id.empty() ? resumed->run_id : new_run_id(comm)),
+      grid_(std::move(grid)),
       temporary_tag_(config_digest(cfg) + "." + run_id_) {
   std::string problem;
   if (comm.is_root()) {
@@ -178,6 +180,7 @@ CheckpointWrite CheckpointSeries::write(const Comm& comm, const Config& cfg,
 
   ModelFileContents contents;
   contents.model = model;  // ModelFileContents owns its model: one copy of the tables
+  contents.grid = grid_;
   contents.config_toml = resolved(cfg).to_toml();
   contents.objective_history = concatenated(best_objective, objective_history);
   contents.kl_history = concatenated(has_best ? *candidates->best_kl_history : none, kl_history);
@@ -248,7 +251,7 @@ void CheckpointSeries::remove_leftovers(const Config& cfg) const {
 }
 
 TrainingState read_checkpoint(const Comm& comm, const std::string& path, const Config& cfg,
-                              long data_samples) {
+                              long data_samples, const std::optional<GridLattice>& grid) {
   ModelFileExtras extras;
   extras.kind = "checkpoint";
   extras.version = {"checkpoint_format_version", kCheckpointFormatVersion};
@@ -294,7 +297,11 @@ TrainingState read_checkpoint(const Comm& comm, const std::string& path, const C
     for (long long k = 0; k < states; ++k)
       self.table_sets.push_back(state_group(static_cast<std::size_t>(k), kBest));
   };
-  ModelFileContents file = read_model(comm, path, &extras);
+  ModelFileContents file =
+      read_model(comm, path, &extras, grid ? ModelLattice::grid : ModelLattice::chain);
+  if (grid && (file.grid->lx != grid->lx || file.grid->ly != grid->ly))
+    throw Error(fmt::format("{}: its model is a {} x {} grid, the dataset a {} x {} grid", path,
+                            file.grid->lx, file.grid->ly, grid->lx, grid->ly));
   if (file.model.geometry.chi != cfg.chi || file.model.tied != cfg.tied)
     throw Error(fmt::format("{}: its model does not match model.chi / model.tied", path));
   // Main phase: the history is the run's. Candidate phase: best_iterations of the best
@@ -337,10 +344,11 @@ TrainingState read_checkpoint(const Comm& comm, const std::string& path, const C
 
 std::optional<TrainingState> find_restart(const Comm& comm, const std::string& spec,
                                           const Config& cfg, long data_samples,
-                                          std::string* path_used) {
+                                          std::string* path_used,
+                                          const std::optional<GridLattice>& grid) {
   if (spec != "latest") {
     *path_used = spec;
-    return read_checkpoint(comm, spec, cfg, data_samples);
+    return read_checkpoint(comm, spec, cfg, data_samples, grid);
   }
   std::string listing;
   if (comm.is_root())
@@ -352,7 +360,7 @@ std::optional<TrainingState> find_restart(const Comm& comm, const std::string& s
   while (std::getline(paths, path)) {
     ++count;
     try {
-      TrainingState state = read_checkpoint(comm, path, cfg, data_samples);
+      TrainingState state = read_checkpoint(comm, path, cfg, data_samples, grid);
       if (comm.is_root() && !refused.empty())
         fmt::print("restart: falling back to {}\n", path);
       *path_used = path;

@@ -22,6 +22,8 @@
 
 #include "cmera/checkpoint.hpp"
 #include "cmera/error.hpp"
+#include "cmera/grid_objective.hpp"
+#include "cmera/grid_sweep.hpp"
 #include "cmera/init.hpp"
 #include "cmera/memory.hpp"
 #include "cmera/optimizer.hpp"
@@ -39,13 +41,36 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// Everything that is fixed for a training run on a given rank layout.
-class Problem {
+// What the training loop needs of a lattice's objective: everything that is fixed for a
+// run on a given rank layout. Parameters are a chain Model (a grid's chain view).
+class TrainingProblem {
  public:
-  Problem(const Comm& comm, const Geometry& g, bool tied, const WindowStats& stats,
-          const PairStats& pair_stats, double pair_weight)
-      : comm_(comm), g_(g), tied_(tied), stats_(stats),
-        sweep_(g, stats.first, stats.count), pairs_(g, pair_stats, pair_weight) {
+  virtual ~TrainingProblem() = default;
+  // Rows of the tables this rank updates.
+  virtual const UpdateScope& scope() const = 0;
+  // Objective per window (global); also records the window part for kl_per_window.
+  virtual double objective(const Model& m) = 0;
+  virtual double kl_per_window() const = 0;
+  // Gradient of the objective of the model last passed to objective(), complete on the
+  // rows in scope().
+  virtual void gradient(const Model& m, Tables& grad) = 0;
+  // Candidate start `seed`'s initial model (docs/design.md §4).
+  virtual Model initial_model(const Config& cfg, std::uint64_t seed) const = 0;
+  // Every rank gets every row (for results handed to callers: eval, sampling, files).
+  virtual void replicate(Model&) const {}
+  // After owners updated their rows: copy them to the ranks whose cones read them.
+  virtual void refresh_halo(Model&) {}
+};
+
+// The chain's problem: windows and pair terms over the rank's cones.
+class Problem final : public TrainingProblem {
+ public:
+  // Owns its statistics (the sweep and the pair terms keep references to them).
+  Problem(const Comm& comm, const Geometry& g, bool tied, WindowStats stats,
+          PairStats pair_stats, double pair_weight)
+      : comm_(comm), g_(g), tied_(tied), stats_(std::move(stats)),
+        pair_stats_(std::move(pair_stats)), sweep_(g, stats_.first, stats_.count),
+        pairs_(g, pair_stats_, pair_weight) {
     for (int l = 0; l < g.depth(); ++l) {
       const BlockPartition owners{g.sites_at(l + 1), comm.size()};
       scope_.first.push_back(owners.begin(comm.rank()));
@@ -58,26 +83,24 @@ class Problem {
       }
     }
     double h = 0;
-    for (double e : stats.entropy) h += e;
+    for (double e : stats_.entropy) h += e;
     entropy_per_window_ = comm.sum(h) / static_cast<double>(g.sites);
   }
 
-  const UpdateScope& scope() const { return scope_; }
+  const UpdateScope& scope() const override { return scope_; }
 
-  // Objective per window: mean over windows of sum_x q log p plus the weighted pair
-  // terms (global). Also records the window part alone, for the KL per window.
-  double objective(const Model& m) {
+  // Mean over windows of sum_x q log p plus the weighted pair terms.
+  double objective(const Model& m) override {
     sweep_.forward(m);
     double local[2] = {sweep_.log_likelihood(stats_), pairs_.log_likelihood(m)};
     comm_.sum_inplace(local, 2);
     window_objective_ = local[0] / static_cast<double>(g_.sites);
     return (local[0] + local[1]) / static_cast<double>(g_.sites);
   }
-  double kl_per_window() const { return -window_objective_ - entropy_per_window_; }
+  double kl_per_window() const override { return -window_objective_ - entropy_per_window_; }
 
-  // Gradient of the objective of the model last passed to objective(): complete on the
-  // rows this rank owns (and everywhere for tied tables and the top).
-  void gradient(const Model& m, Tables& grad) {
+  // Complete on the rows this rank owns (and everywhere for tied tables and the top).
+  void gradient(const Model& m, Tables& grad) override {
     zero_touched(grad);
     sweep_.gradient(m, stats_, 1.0 / static_cast<double>(g_.sites), grad);
     pairs_.gradient(m, 1.0 / static_cast<double>(g_.sites), grad);
@@ -94,8 +117,11 @@ class Problem {
     comm_.sum_inplace(grad.top.data(), grad.top.size());
   }
 
-  // Every rank gets every row (for results handed to callers: eval, sampling, files).
-  void replicate(Model& m) const {
+  Model initial_model(const Config& cfg, std::uint64_t seed) const override {
+    return initialize_model(g_, cfg.tied, parse_init_kind(cfg.init), cfg.init_noise, seed);
+  }
+
+  void replicate(Model& m) const override {
     if (tied_) return;
     for (int l = 0; l < g_.depth(); ++l) {
       const BlockPartition owners{g_.sites_at(l + 1), comm_.size()};
@@ -105,8 +131,7 @@ class Problem {
     }
   }
 
-  // After owners updated their rows: copy them to the ranks whose cones read them.
-  void refresh_halo(Model& m) {
+  void refresh_halo(Model& m) override {
     if (tied_) return;
     for (int l = 0; l < g_.depth(); ++l) {
       w_exchange_[l].scatter_from_owners(m.tables.layers[l].W);
@@ -144,7 +169,8 @@ class Problem {
   const Comm& comm_;
   Geometry g_;
   bool tied_;
-  const WindowStats& stats_;
+  const WindowStats stats_;
+  const PairStats pair_stats_;
   WindowSweep sweep_;
   PairTerms pairs_;
   UpdateScope scope_;
@@ -152,6 +178,42 @@ class Problem {
   double window_objective_ = 0;
   std::vector<IndexExchange> w_exchange_, u_exchange_;
   double entropy_per_window_ = 0;
+};
+
+// The grid's problem (docs/design-grid.md §5): grid::GridObjective behind the chain view.
+// Its objective and gradient are complete on every rank, so every rank updates every row.
+class GridProblem final : public TrainingProblem {
+ public:
+  GridProblem(const Comm& comm, const Config& cfg, const GridLattice& g)
+      : objective_(comm, g, cfg.data_path, {cfg.data_chunk_samples}),
+        model_(GridModel::uniform(g, cfg.tied)), grad_(grid::zeros_like(model_)) {
+    for (const LayerTables& t : grid::as_chain_tables(model_).layers) {
+      scope_.first.push_back(0);
+      scope_.count.push_back(t.count());
+    }
+  }
+  long samples() const { return objective_.samples(); }
+  const UpdateScope& scope() const override { return scope_; }
+  // Windows only. Grid pair terms (objective.pairs) plug in here and in gradient() once
+  // they exist; train() says in its log that they are not used.
+  double objective(const Model& m) override {
+    grid::from_chain_tables(m.tables, model_);
+    return objective_.objective(model_);
+  }
+  double kl_per_window() const override { return objective_.kl_per_window(); }
+  void gradient(const Model&, Tables& grad) override {
+    objective_.gradient(model_, grad_);
+    grad = grid::as_chain_tables(grad_);
+  }
+  Model initial_model(const Config& cfg, std::uint64_t seed) const override {
+    return as_chain_model(initialize_grid_model(model_.lattice, cfg.tied,
+                                                parse_init_kind(cfg.init), cfg.init_noise, seed));
+  }
+
+ private:
+  grid::GridObjective objective_;
+  GridModel model_, grad_;  // the model last passed to objective(), and its gradient
+  UpdateScope scope_;
 };
 
 std::unique_ptr<Optimizer> make_optimizer(const Config& c, const Model& m, long samples) {
@@ -190,7 +252,7 @@ Candidate restore(const Comm& comm, const Config& cfg, RunState&& saved, long sa
 
 // Runs `iterations` more steps on a candidate, printing progress when `report` is set.
 // After each step, `boundary` (if set) may end the run early by returning true.
-void run(const Comm& comm, Problem& prob, Candidate& cand, long iterations, const Config& cfg,
+void run(const Comm& comm, TrainingProblem& prob, Candidate& cand, long iterations, const Config& cfg,
          bool report, long total_target, const std::function<bool()>& boundary = {}) {
   Tables grad = Tables::zeros_like(cand.model.tables);
   const auto start = Clock::now();
@@ -256,11 +318,12 @@ std::vector<long> pair_distances(const Config& cfg, const Geometry& g) {
 
 // The checkpoint options.restart names, if any (announced on rank 0).
 std::optional<TrainingState> resumed_state(const Comm& comm, const Config& cfg,
-                                           const TrainOptions& opt, long samples) {
+                                           const TrainOptions& opt, long samples,
+                                           const std::optional<GridLattice>& grid) {
   if (opt.restart.empty()) return std::nullopt;
   const auto t = Clock::now();
   std::string path;
-  std::optional<TrainingState> resumed = find_restart(comm, opt.restart, cfg, samples, &path);
+  std::optional<TrainingState> resumed = find_restart(comm, opt.restart, cfg, samples, &path, grid);
   if (comm.is_root() && !resumed)
     fmt::print("restart: no checkpoint in {}, starting afresh\n", cfg.output_dir);
   else if (comm.is_root())
@@ -327,10 +390,9 @@ struct Session {
 // when it was saved in this phase); `chosen` gets its index. A stop between two
 // iterations of a start saves that start and the best finished one so far (checkpoint.hpp),
 // so a continued run makes the same choice with the same numbers. Returns false if stopped.
-bool select_candidate(Session& s, Problem& prob, const Geometry& g, long probe,
+bool select_candidate(Session& s, TrainingProblem& prob, long probe,
                       std::optional<TrainingState>& resumed, Candidate& best, int& chosen) {
   const Config& cfg = s.cfg;
-  const InitKind init = parse_init_kind(cfg.init);
   const auto t_candidates = Clock::now();
   long timed = 0;  // candidate iterations run by this process
   double best_objective = -INFINITY;
@@ -351,7 +413,7 @@ bool select_candidate(Session& s, Problem& prob, const Geometry& g, long probe,
       c = std::move(resumed_start);
     } else {
       const std::uint64_t seed = splitmix64(cfg.seed ^ splitmix64(static_cast<std::uint64_t>(r)));
-      c.model = initialize_model(g, cfg.tied, init, cfg.init_noise, seed);
+      c.model = prob.initial_model(cfg, seed);
       c.optimizer = make_optimizer(cfg, c.model, s.samples);
     }
     const auto where = [&] {
@@ -396,7 +458,7 @@ bool select_candidate(Session& s, Problem& prob, const Geometry& g, long probe,
 // The main phase: `best` runs up to train.iterations. Checkpoint and stop decisions happen
 // at iteration boundaries, identically on every rank (the stop poll is collective), and
 // never change the numbers. `resumed_main`: best was read from a main-phase checkpoint.
-void run_main_phase(Session& s, Problem& prob, Candidate& best, int chosen, bool resumed_main) {
+void run_main_phase(Session& s, TrainingProblem& prob, Candidate& best, int chosen, bool resumed_main) {
   const Config& cfg = s.cfg;
   const auto t1 = Clock::now();
   const long first_main = static_cast<long>(best.objective.size());
@@ -434,36 +496,90 @@ void run_main_phase(Session& s, Problem& prob, Candidate& best, int chosen, bool
       main_iters > 0 ? (seconds_since(t1) - s.checkpoint_seconds) / static_cast<double>(main_iters) : 0;
 }
 
+// The grid of a [S, Ly, Lx] dataset, refused before any work when the model does not fit
+// it (docs/design-grid.md §1) or the node's memory.
+GridLattice checked_lattice(const Comm& comm, const Config& cfg, const DatasetReader& data) {
+  const GridLattice g{data.shape().lx(), data.shape().ly(), cfg.chi};
+  try {
+    g.validate();
+  } catch (const Error& e) {
+    throw Error(fmt::format("{} (dataset {} is a {} x {} grid, Lx x Ly)", e.what(), cfg.data_path,
+                            g.lx, g.ly));
+  }
+  data.require_alphabet(g.chi[0]);
+  // Tables, gradient (twice: grid and chain view), optimizer state, the best candidate;
+  // and the sweep's window marginals of every layer with their gradients, and the
+  // histograms (8 chi_l^9 bytes per site of each layer, docs/design-grid.md §4).
+  constexpr double kTableCopies = 10;
+  double windows = static_cast<double>(g.sites_at(0)) * std::pow(g.chi[0], 9.0);
+  for (int l = 0; l <= g.depth(); ++l)
+    windows += 2 * static_cast<double>(g.sites_at(l)) * std::pow(g.chi[l], 9.0);
+  require_memory(comm, kTableCopies * g.table_bytes(cfg.tied) + 8 * windows,
+                 fmt::format("model.chi = [{}] on a {} x {} grid", fmt::join(g.chi, ", "), g.lx, g.ly),
+                 "for its tables, window marginals, gradient and optimizer state");
+  return g;
+}
+
+// The chain's statistics pass and problem (windows and pair terms over this rank's cones).
+std::unique_ptr<TrainingProblem> chain_problem(const Comm& comm, const Config& cfg,
+                                               const DatasetReader& data, const Geometry& g) {
+  const auto t0 = Clock::now();
+  const std::vector<long> distances = pair_distances(cfg, g);
+  const long stride = pair_stride(g, cfg.pair_stride);
+  const BlockPartition windows{g.sites, comm.size()};
+  const long first = windows.begin(comm.rank()), count = windows.count(comm.rank());
+  WindowStats stats =
+      count_window_stats(comm, data, g.chi[0], first, count, cfg.data_chunk_samples);
+  PairStats pair_stats = count_pair_stats(comm, data, g.chi[0], first, count, stride,
+                                          distances, cfg.data_chunk_samples);
+  if (comm.is_root())
+    fmt::print("statistics pass: {} samples x {} sites, {} pair distances (every {} sites) in "
+               "{:.2f} s on {} ranks\n", data.shape().samples, g.sites, distances.size(), stride,
+               seconds_since(t0), comm.size());
+  // Pairs at every stride-th site stand for all sites: weight them up by the stride.
+  return std::make_unique<Problem>(comm, g, cfg.tied, std::move(stats), std::move(pair_stats),
+                                   cfg.pair_weight * static_cast<double>(stride));
+}
+
+std::unique_ptr<TrainingProblem> grid_problem(const Comm& comm, const Config& cfg,
+                                              const GridLattice& g) {
+  const auto t0 = Clock::now();
+  auto prob = std::make_unique<GridProblem>(comm, cfg, g);
+  if (comm.is_root()) {
+    fmt::print("statistics pass: {} samples of a {} x {} grid in {:.2f} s on {} ranks\n",
+               prob->samples(), g.lx, g.ly, seconds_since(t0), comm.size());
+    if (cfg.pairs)
+      fmt::print("objective.pairs: pair terms on grids are not implemented yet; training the "
+                 "3 x 3 windows only\n");
+  }
+  return prob;
+}
+
 }  // namespace
 
 TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) {
-  DatasetReader data(comm, cfg.data_path);
-  const Geometry g = checked_geometry(comm, cfg, data);
-  const std::vector<long> distances = pair_distances(cfg, g);
-  const long stride = pair_stride(g, cfg.pair_stride);
+  DatasetReader data(comm, cfg.data_path, /*lattice_samples=*/true);
+  // The lattice comes from the dataset's shape: [S, Ly, Lx] a grid, [S, N] a chain.
+  std::optional<GridLattice> grid;
+  std::optional<Geometry> chain;
+  if (data.shape().is_grid()) {
+    grid = checked_lattice(comm, cfg, data);
+  } else {
+    chain = checked_geometry(comm, cfg, data);
+    pair_distances(cfg, *chain);  // refused before any work
+  }
 
   // The checkpoint to continue, and the checkpoints this run may write and rotate, are
   // settled before any work, so that a refusal costs nothing.
   Session s{comm, cfg, opt, data.shape().samples, {}, {}};
-  std::optional<TrainingState> resumed = resumed_state(comm, cfg, opt, s.samples);
-  if (opt.checkpoints) s.series.emplace(comm, cfg, resumed ? &*resumed : nullptr);
+  std::optional<TrainingState> resumed = resumed_state(comm, cfg, opt, s.samples, grid);
+  if (opt.checkpoints) s.series.emplace(comm, cfg, resumed ? &*resumed : nullptr, grid);
   if (opt.before_work) opt.before_work();
 
-  const auto t0 = Clock::now();
-  const BlockPartition windows{g.sites, comm.size()};
-  const long first = windows.begin(comm.rank()), count = windows.count(comm.rank());
-  const WindowStats stats =
-      count_window_stats(comm, data, g.chi[0], first, count, cfg.data_chunk_samples);
-  const PairStats pair_stats = count_pair_stats(comm, data, g.chi[0], first, count, stride,
-                                                distances, cfg.data_chunk_samples);
-  if (comm.is_root()) {
-    fmt::print("statistics pass: {} samples x {} sites, {} pair distances (every {} sites) in "
-               "{:.2f} s on {} ranks\n", s.samples, g.sites, distances.size(), stride,
-               seconds_since(t0), comm.size());
-    std::fflush(stdout);  // a batch log (a file) shows the run has started training
-  }
-  // Pairs at every stride-th site stand for all sites: weight them up by the stride.
-  Problem prob(comm, g, cfg.tied, stats, pair_stats, cfg.pair_weight * static_cast<double>(stride));
+  const std::unique_ptr<TrainingProblem> problem =
+      grid ? grid_problem(comm, cfg, *grid) : chain_problem(comm, cfg, data, *chain);
+  TrainingProblem& prob = *problem;
+  std::fflush(stdout);  // a batch log (a file) shows the run has started training
 
   // Stop requests are polled collectively at every iteration boundary of both phases and
   // once here. The statistics pass itself is not interrupted (it reads each sample once,
@@ -482,12 +598,13 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   if (resumed_main) {
     chosen = resumed->candidate;
     best = restore(comm, cfg, std::move(*resumed), s.samples);
-  } else if (!select_candidate(s, prob, g, probe, resumed, best, chosen)) {
+  } else if (!select_candidate(s, prob, probe, resumed, best, chosen)) {
     return std::move(s.res);
   }
   run_main_phase(s, prob, best, chosen, resumed_main);
   prob.replicate(best.model);
   s.res.model = std::move(best.model);
+  s.res.grid = grid;
   s.res.objective_history = std::move(best.objective);
   s.res.kl_history = std::move(best.kl);
   return std::move(s.res);

@@ -45,8 +45,13 @@ mpirun --oversubscribe -n 2 "$cmera" train "$W/good.toml" >/dev/null &&
   mpirun --oversubscribe -n 2 "$cmera" train "$W/good.toml" -P model.chi=[2,3,2] \
     -P output.dir="$W/other" >/dev/null || { echo "fixture: train failed"; exit 1; }
 mkdir -p "$W/out2" && cp "$W/out/model.h5" "$W/out2/model.h5"
+# A grid dataset [S, 6, 6] and a grid model trained on it (docs/design-grid.md §5).
+mpirun --oversubscribe -n 2 "$cmera" generate ising2d --size 6 --beta 0.3 --samples 100 \
+  --seed 2 --output "$W/g.h5" >/dev/null &&
+  mpirun --oversubscribe -n 2 "$cmera" train "$W/good.toml" -P data.path="$W/g.h5" \
+    -P model.chi=[2,2] -P output.dir="$W/gout" >/dev/null || { echo "fixture: grid train failed"; exit 1; }
 latest_ckpt() { ls "$1"/checkpoint-*.h5 | tail -n 1; }
-protected=("$W"/out/* "$W/out2/model.h5")
+protected=("$W"/out/* "$W/out2/model.h5" "$W"/gout/*)
 sha256sum "${protected[@]}" > "$W/protected.sha"
 
 # A dataset written by h5py: dataset_py PATH 'python expression for /configs'
@@ -94,7 +99,12 @@ cases=(
   "data_foreign_truncated|1 2 3|2|$W/ftrunc.h5: cannot open HDF5 file for reading (truncated or damaged?)|truncated dataset written by h5py (no integrity block)"
   "data_no_configs|1 2 3|2|$W/noconf.h5: no /configs dataset (expected uint8 [samples, sites])|no /configs"
   "data_rank1|1 2 3|2|$W/rank1.h5: /configs is uint8 [16] (rank 1), expected uint8 [samples, sites]|/configs of rank 1"
-  "data_rank3|1 2 3|2|$W/rank3.h5: /configs is uint8 [4, 4, 4]: 2D datasets [S, Ly, Lx] are not supported by train/eval yet|/configs of rank 3 (2D)"
+  "data_rank3|1 2 3|2|$W/rank3.h5: /configs is uint8 [4, 4, 4]: 2D datasets [S, Ly, Lx] are not supported by train/eval yet|/configs of rank 3 (2D) given to eval"
+  "grid_too_small|1 2 3|2|depth 2 leaves a 1 x 1 top grid for a 4 x 4 lattice; the top needs at least 3 x 3 sites (use fewer layers) (dataset $W/g4.h5 is a 4 x 4 grid, Lx x Ly)|a grid dataset the model's depth does not fit"
+  "grid_model_bad_layer|1 2|2|grid-bad.h5: dataset /model/layer_0/y/isometry is float64 [1, 1, 2, 2], expected float64 [1, 1, 2, 2, 2]|grid model with a wrong-shaped layer"
+  "grid_model_unnormalized|1 2|2|grid-sum.h5: /model: a conditional of the grid's tables deviates from a sum of 1 by 1|grid model whose top does not sum to 1"
+  "grid_chain_checkpoint|2|2|is a chain model (N = 16), expected a grid model|a chain checkpoint offered to a grid run"
+  "grid_model_for_chain|2|2|model.h5: is a grid model (6 x 6), expected a chain model|a grid model given to eval (chains only)"
   "data_dtype|1 2 3|2|$W/float.h5: /configs is float64 [40, 16] (rank 2), expected uint8 [samples, sites]|/configs not uint8"
   "data_alphabet|1 2 3|2|$W/values.h5: /configs[3, 5] = 7 is outside the alphabet 0..1|value outside the alphabet"
   "data_alphabet_attr|1 2 3|2|$W/attr.h5: alphabet attribute is 3 but model.chi[0] = 2|alphabet attribute differs from chi[0]"
@@ -198,7 +208,19 @@ case_data_foreign_truncated() { dataset_py "$W/ftrunc.h5" 'np.zeros((400, 16), n
 case_data_no_configs() { $py -c 'import sys, h5py; h5py.File(sys.argv[1], "w")["data"] = [[0, 1]]' \
   "$W/noconf.h5"; train_data "$W/noconf.h5"; }
 case_data_rank1() { dataset_py "$W/rank1.h5" 'np.zeros(16, np.uint8)'; train_data "$W/rank1.h5"; }
-case_data_rank3() { dataset_py "$W/rank3.h5" 'np.zeros((4, 4, 4), np.uint8)'; train_data "$W/rank3.h5"; }
+case_data_rank3() { dataset_py "$W/rank3.h5" 'np.zeros((4, 4, 4), np.uint8)'
+  mpi eval "$W/out/model.h5" --data "$W/rank3.h5"; }
+case_grid_too_small() { dataset_py "$W/g4.h5" 'np.zeros((40, 4, 4), np.uint8)'; train_data "$W/g4.h5"; }
+case_grid_model_bad_layer() {
+  h5edit "$W/gout/model.h5" "$W/grid-bad.h5" 'del f["model/layer_0/y/isometry"]; f["model/layer_0/y/isometry"] = np.full((1, 1, 2, 2), 0.25)'
+  mpi sample "$W/grid-bad.h5" --count 5 --output "$W/gs.h5"; }
+case_grid_model_unnormalized() {
+  h5edit "$W/gout/model.h5" "$W/grid-sum.h5" 'f["model/top"][...] = 2 * f["model/top"][...]'
+  mpi sample "$W/grid-sum.h5" --count 5 --output "$W/gs.h5"; }
+case_grid_chain_checkpoint() {
+  mpi train "$W/good.toml" -P data.path="$W/g.h5" -P model.chi=[2,2] -P output.dir="$W/gout2" \
+    --restart "$(latest_ckpt "$W/out")"; }
+case_grid_model_for_chain() { mpi eval "$W/gout/model.h5" --data "$W/d.h5"; }
 case_data_dtype() { dataset_py "$W/float.h5" 'np.zeros((40, 16))'; train_data "$W/float.h5"; }
 case_data_alphabet() {  # found by the statistics pass, after the outputs are checked: a fresh output.dir
   dataset_py "$W/values.h5" 'np.where(np.arange(40 * 16).reshape(40, 16) == 3 * 16 + 5, 7, 0).astype(np.uint8)'
