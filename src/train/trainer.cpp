@@ -522,10 +522,9 @@ GridLattice checked_lattice(const Comm& comm, const Config& cfg, const DatasetRe
 
 // The chain's statistics pass and problem (windows and pair terms over this rank's cones).
 std::unique_ptr<TrainingProblem> chain_problem(const Comm& comm, const Config& cfg,
-                                               const DatasetReader& data, const Geometry& g) {
+                                               const DatasetReader& data, const Geometry& g,
+                                               const std::vector<long>& distances, long stride) {
   const auto t0 = Clock::now();
-  const std::vector<long> distances = pair_distances(cfg, g);
-  const long stride = pair_stride(g, cfg.pair_stride);
   const BlockPartition windows{g.sites, comm.size()};
   const long first = windows.begin(comm.rank()), count = windows.count(comm.rank());
   WindowStats stats =
@@ -562,11 +561,14 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   // The lattice comes from the dataset's shape: [S, Ly, Lx] a grid, [S, N] a chain.
   std::optional<GridLattice> grid;
   std::optional<Geometry> chain;
+  std::vector<long> distances;  // the chain's pair terms
+  long stride = 1;
   if (data.shape().is_grid()) {
     grid = checked_lattice(comm, cfg, data);
   } else {
     chain = checked_geometry(comm, cfg, data);
-    pair_distances(cfg, *chain);  // refused before any work
+    distances = pair_distances(cfg, *chain);
+    stride = pair_stride(*chain, cfg.pair_stride);
   }
 
   // The checkpoint to continue, and the checkpoints this run may write and rotate, are
@@ -577,7 +579,8 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   if (opt.before_work) opt.before_work();
 
   const std::unique_ptr<TrainingProblem> problem =
-      grid ? grid_problem(comm, cfg, *grid) : chain_problem(comm, cfg, data, *chain);
+      grid ? grid_problem(comm, cfg, *grid)
+           : chain_problem(comm, cfg, data, *chain, distances, stride);
   TrainingProblem& prob = *problem;
   std::fflush(stdout);  // a batch log (a file) shows the run has started training
 

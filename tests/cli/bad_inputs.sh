@@ -47,8 +47,8 @@ mpirun --oversubscribe -n 2 "$cmera" train "$W/good.toml" >/dev/null &&
 mkdir -p "$W/out2" && cp "$W/out/model.h5" "$W/out2/model.h5"
 # A grid dataset [S, 6, 6] and a grid model trained on it (docs/design-grid.md §5).
 mpirun --oversubscribe -n 2 "$cmera" generate ising2d --size 6 --beta 0.3 --samples 100 \
-  --seed 2 --output "$W/g.h5" >/dev/null &&
-  mpirun --oversubscribe -n 2 "$cmera" train "$W/good.toml" -P data.path="$W/g.h5" \
+  --seed 2 --output "$W/gridd.h5" >/dev/null &&
+  mpirun --oversubscribe -n 2 "$cmera" train "$W/good.toml" -P data.path="$W/gridd.h5" \
     -P model.chi=[2,2] -P output.dir="$W/gout" >/dev/null || { echo "fixture: grid train failed"; exit 1; }
 latest_ckpt() { ls "$1"/checkpoint-*.h5 | tail -n 1; }
 protected=("$W"/out/* "$W/out2/model.h5" "$W"/gout/*)
@@ -218,7 +218,7 @@ case_grid_model_unnormalized() {
   h5edit "$W/gout/model.h5" "$W/grid-sum.h5" 'f["model/top"][...] = 2 * f["model/top"][...]'
   mpi sample "$W/grid-sum.h5" --count 5 --output "$W/gs.h5"; }
 case_grid_chain_checkpoint() {
-  mpi train "$W/good.toml" -P data.path="$W/g.h5" -P model.chi=[2,2] -P output.dir="$W/gout2" \
+  mpi train "$W/good.toml" -P data.path="$W/gridd.h5" -P model.chi=[2,2] -P output.dir="$W/gout2" \
     --restart "$(latest_ckpt "$W/out")"; }
 case_grid_model_for_chain() { mpi eval "$W/gout/model.h5" --data "$W/d.h5"; }
 case_data_dtype() { dataset_py "$W/float.h5" 'np.zeros((40, 16))'; train_data "$W/float.h5"; }
