@@ -67,6 +67,10 @@ class GridSetMarginals {
   SetJoint descend(int layer, const SetJoint& coarse, const std::vector<GridSite>& set);
   const std::vector<double>& conditional(int layer, int dir, long line,
                                          const std::vector<long>& fine);
+  SetJoint pull_up(const std::vector<std::vector<GridSite>>& cone, int top, long value_label);
+  std::vector<double> finish_pair(int from, SetJoint joint,
+                                  const std::vector<std::vector<GridSite>>& sets, GridSite a,
+                                  GridSite b);
   std::vector<double> finish(int from, SetJoint joint, const std::vector<std::vector<GridSite>>& sets,
                              const std::vector<GridSite>& order);
 

@@ -338,6 +338,78 @@ std::vector<double> GridSetMarginals::finish(int from, SetJoint joint,
   return project(joint, labels_of(wrapped));
 }
 
+// The conditional of a set's values given the pulled-up site: F[cone state][x], the site's
+// indicator carried up to `top` through the transposed line conditionals (rows first, then
+// columns: the reverse of descend). Labels: the cone at `top`, then the site's value.
+SetJoint GridSetMarginals::pull_up(const std::vector<std::vector<GridSite>>& cone, int top,
+                                   long value_label) {
+  const GridLattice& g = m_.lattice;
+  const int d = g.chi[0];
+  const GridSite s = cone[0][0];
+  SetJoint f{{var(0, s.first, s.second), value_label}, {d, d}, std::vector<double>(d * d, 0.0)};
+  for (int x = 0; x < d; ++x) f.p[x * d + x] = 1.0;
+  auto transposed = [](const std::vector<double>& c, std::size_t rows) {
+    const std::size_t cols = c.size() / rows;
+    std::vector<double> t(c.size());
+    for (std::size_t r = 0; r < rows; ++r)
+      for (std::size_t k = 0; k < cols; ++k) t[k * rows + r] = c[r * cols + k];
+    return t;
+  };
+  for (int l = 0; l < top; ++l) {
+    const Step st = cone_step(g, l, cone[l]);
+    const int mid = g.intermediate_chi(l), K = g.chi[l + 1];
+    for (const auto& [y, xs] : st.rows) {
+      std::vector<long> fine, up;
+      for (long x : xs) fine.push_back(var(0, x, y));
+      for (long c : st.row_parents.at(y)) up.push_back(var(1, c, y));
+      f = apply_line(f, fine, up, mid, transposed(conditional(l, 1, y, xs), power(mid, up.size())));
+    }
+    for (const auto& [c, ys] : st.columns) {
+      std::vector<long> fine, up;
+      for (long y : ys) fine.push_back(var(1, c, y));
+      for (long q : st.column_parents.at(c)) up.push_back(var(0, c, q));
+      f = apply_line(f, fine, up, K, transposed(conditional(l, 0, c, ys), power(K, up.size())));
+    }
+  }
+  std::vector<long> order = labels_of(cone[top]);
+  order.push_back(value_label);
+  return {order, std::vector<int>(order.size(), 0), project(f, order)};
+}
+
+// A pair's joint from the joint of its sets at layer `from`: the union is descended only
+// down to the highest layer where the two sites' own cones share no site; below it they
+// descend independently (docs/design-grid.md §6), so each site's conditional given its
+// cone there (pull_up) is contracted with that joint instead.
+std::vector<double> GridSetMarginals::finish_pair(int from, SetJoint joint,
+                                                  const std::vector<std::vector<GridSite>>& sets,
+                                                  GridSite a, GridSite b) {
+  const GridLattice& g = m_.lattice;
+  a = {wrap(a.first, g.lx), wrap(a.second, g.ly)};
+  b = {wrap(b.first, g.lx), wrap(b.second, g.ly)};
+  std::vector<std::vector<GridSite>> ca = {{a}}, cb = {{b}};
+  auto disjoint = [](const std::vector<GridSite>& p, const std::vector<GridSite>& q) {
+    for (const GridSite& s : p)
+      if (std::binary_search(q.begin(), q.end(), s)) return false;
+    return true;
+  };
+  int meet = 0;
+  while (meet < from) {
+    const std::vector<GridSite> pa = parents(meet, ca.back()), pb = parents(meet, cb.back());
+    if (!disjoint(pa, pb)) break;
+    ca.push_back(pa);
+    cb.push_back(pb);
+    ++meet;
+  }
+  for (int l = from - 1; l >= meet; --l) joint = descend(l, joint, sets[l]);
+  const long value_a = var(3, 0, 0), value_b = var(3, 1, 0);
+  const int d = g.chi[0];
+  for (const auto& [cone, value] : {std::make_pair(&ca, value_a), std::make_pair(&cb, value_b)}) {
+    const SetJoint f = pull_up(*cone, meet, value);
+    joint = apply_line(joint, labels_of((*cone)[meet]), {value}, d, f.p);
+  }
+  return project(joint, {value_a, value_b});
+}
+
 std::vector<double> GridSetMarginals::marginal(int layer, const std::vector<GridSite>& sites) {
   long wx, wy;
   const auto sets = walk(layer, sites, &wx, &wy);
@@ -348,7 +420,13 @@ std::vector<double> GridSetMarginals::marginal(int layer, const std::vector<Grid
 }
 
 std::vector<double> GridSetMarginals::pair(long x, long y, long dx, long dy) {
-  return marginal(0, {{x, y}, {x + dx, y + dy}});
+  const std::vector<GridSite> order = {{x, y}, {x + dx, y + dy}};
+  long wx, wy;
+  const auto sets = walk(0, order, &wx, &wy);
+  const int from = static_cast<int>(sets.size()) - 1;
+  const SetJoint start = wx >= 0 ? from_window(from, windows_.window(from, wx, wy), wx, wy, sets[from])
+                                 : from_top(sets[from], m_.top);
+  return finish_pair(from, start, sets, order[0], order[1]);
 }
 
 std::vector<double> GridSetMarginals::pair_sum(long dx, long dy) {
@@ -374,9 +452,9 @@ std::vector<double> GridSetMarginals::pair_sum(long dx, long dy) {
     const auto sets = walk(0, order, &wx, &wy);
     const int from = static_cast<int>(sets.size()) - 1;
     if (wx >= 0)
-      return finish(from, from_window(from, window_sums_[from].data(), wx, wy, sets[from]), sets,
-                    order);
-    return finish(from, from_top(sets[from], top_sum()), sets, order);
+      return finish_pair(from, from_window(from, window_sums_[from].data(), wx, wy, sets[from]),
+                         sets, order[0], order[1]);
+    return finish_pair(from, from_top(sets[from], top_sum()), sets, order[0], order[1]);
   };
   std::vector<std::tuple<int, long, long>> open = {{0, 0, 0}};
   while (!open.empty()) {
