@@ -68,9 +68,12 @@ class GridSetMarginals {
   const std::vector<double>& conditional(int layer, int dir, long line,
                                          const std::vector<long>& fine);
   SetJoint pull_up(const std::vector<std::vector<GridSite>>& cone, int top, long value_label);
-  std::vector<double> finish_pair(int from, SetJoint joint,
-                                  const std::vector<std::vector<GridSite>>& sets, GridSite a,
-                                  GridSite b);
+  struct PairCones {  // the sites' own cones, layers 0..meet
+    int meet;
+    std::vector<std::vector<GridSite>> a, b;
+  };
+  PairCones pair_cones(int from, GridSite a, GridSite b) const;
+  std::vector<double> contract_pair(SetJoint joint, const PairCones& c, long sx, long sy);
   std::vector<double> finish(int from, SetJoint joint, const std::vector<std::vector<GridSite>>& sets,
                              const std::vector<GridSite>& order);
 

@@ -257,6 +257,10 @@ const std::vector<double>& GridSetMarginals::top_sum() {
   const std::size_t K = static_cast<std::size_t>(g.chi[T]);
   const long nx = g.lx_at(T), ny = g.ly_at(T), n = g.top_sites();
   top_sum_.assign(m_.top.size(), 0.0);
+  std::vector<long> moved;  // [translation][site]: the site that moves onto it
+  for (long ty = 0; ty < ny; ++ty)
+    for (long tx = 0; tx < nx; ++tx)
+      for (long s = 0; s < n; ++s) moved.push_back(g.site(T, s % nx + tx, s / nx + ty));
   std::vector<int> digit(static_cast<std::size_t>(n));
   for (std::size_t flat = 0; flat < m_.top.size(); ++flat) {
     std::size_t rest = flat;
@@ -264,12 +268,11 @@ const std::vector<double>& GridSetMarginals::top_sum() {
       digit[s] = static_cast<int>(rest % K);
       rest /= K;
     }
-    for (long ty = 0; ty < ny; ++ty)
-      for (long tx = 0; tx < nx; ++tx) {  // entry of the table shifted by (tx, ty)
-        std::size_t to = 0;
-        for (long s = 0; s < n; ++s) to = to * K + digit[g.site(T, s % nx + tx, s / nx + ty)];
-        top_sum_[to] += m_.top[flat];
-      }
+    for (const long* from = moved.data(); from < moved.data() + moved.size(); from += n) {
+      std::size_t to = 0;
+      for (long s = 0; s < n; ++s) to = to * K + static_cast<std::size_t>(digit[from[s]]);
+      top_sum_[to] += m_.top[flat];
+    }
   }
   return top_sum_;
 }
@@ -376,36 +379,41 @@ SetJoint GridSetMarginals::pull_up(const std::vector<std::vector<GridSite>>& con
   return {order, std::vector<int>(order.size(), 0), project(f, order)};
 }
 
-// A pair's joint from the joint of its sets at layer `from`: the union is descended only
-// down to the highest layer where the two sites' own cones share no site; below it they
-// descend independently (docs/design-grid.md §6), so each site's conditional given its
-// cone there (pull_up) is contracted with that joint instead.
-std::vector<double> GridSetMarginals::finish_pair(int from, SetJoint joint,
-                                                  const std::vector<std::vector<GridSite>>& sets,
-                                                  GridSite a, GridSite b) {
+// The two sites' own cones from layer 0 up to `meet`, the highest layer (at most `from`)
+// up to which they share no site. Below it they descend independently
+// (docs/design-grid.md §6), so each site's conditional given its cone there (pull_up) is
+// contracted with the joint of the union instead of descending the union further.
+GridSetMarginals::PairCones GridSetMarginals::pair_cones(int from, GridSite a, GridSite b) const {
   const GridLattice& g = m_.lattice;
-  a = {wrap(a.first, g.lx), wrap(a.second, g.ly)};
-  b = {wrap(b.first, g.lx), wrap(b.second, g.ly)};
-  std::vector<std::vector<GridSite>> ca = {{a}}, cb = {{b}};
+  PairCones c{0, {{{wrap(a.first, g.lx), wrap(a.second, g.ly)}}},
+              {{{wrap(b.first, g.lx), wrap(b.second, g.ly)}}}};
   auto disjoint = [](const std::vector<GridSite>& p, const std::vector<GridSite>& q) {
     for (const GridSite& s : p)
       if (std::binary_search(q.begin(), q.end(), s)) return false;
     return true;
   };
-  int meet = 0;
-  while (meet < from) {
-    const std::vector<GridSite> pa = parents(meet, ca.back()), pb = parents(meet, cb.back());
+  while (c.meet < from) {
+    std::vector<GridSite> pa = parents(c.meet, c.a.back()), pb = parents(c.meet, c.b.back());
     if (!disjoint(pa, pb)) break;
-    ca.push_back(pa);
-    cb.push_back(pb);
-    ++meet;
+    c.a.push_back(std::move(pa));
+    c.b.push_back(std::move(pb));
+    ++c.meet;
   }
-  for (int l = from - 1; l >= meet; --l) joint = descend(l, joint, sets[l]);
+  return c;
+}
+
+// p(x_a, x_b) = sum rho_meet(cone_a, cone_b) F_a(cone_a, x_a) F_b(cone_b, x_b), with `joint`
+// the union's joint at the meeting layer, its sites shifted by (sx, sy) from the cones'.
+std::vector<double> GridSetMarginals::contract_pair(SetJoint joint, const PairCones& c, long sx,
+                                                    long sy) {
+  const GridLattice& g = m_.lattice;
   const long value_a = var(3, 0, 0), value_b = var(3, 1, 0);
-  const int d = g.chi[0];
-  for (const auto& [cone, value] : {std::make_pair(&ca, value_a), std::make_pair(&cb, value_b)}) {
-    const SetJoint f = pull_up(*cone, meet, value);
-    joint = apply_line(joint, labels_of((*cone)[meet]), {value}, d, f.p);
+  for (const auto& [cone, value] : {std::make_pair(&c.a, value_a), std::make_pair(&c.b, value_b)}) {
+    const SetJoint f = pull_up(*cone, c.meet, value);
+    std::vector<GridSite> shifted;
+    for (const GridSite& s : (*cone)[c.meet])
+      shifted.push_back({wrap(s.first + sx, g.lx_at(c.meet)), wrap(s.second + sy, g.ly_at(c.meet))});
+    joint = apply_line(joint, labels_of(shifted), {value}, g.chi[0], f.p);
   }
   return project(joint, {value_a, value_b});
 }
@@ -426,7 +434,10 @@ std::vector<double> GridSetMarginals::pair(long x, long y, long dx, long dy) {
   const int from = static_cast<int>(sets.size()) - 1;
   const SetJoint start = wx >= 0 ? from_window(from, windows_.window(from, wx, wy), wx, wy, sets[from])
                                  : from_top(sets[from], m_.top);
-  return finish_pair(from, start, sets, order[0], order[1]);
+  const PairCones cones = pair_cones(from, order[0], order[1]);
+  SetJoint joint = start;
+  for (int l = from - 1; l >= cones.meet; --l) joint = descend(l, joint, sets[l]);
+  return contract_pair(std::move(joint), cones, 0, 0);
 }
 
 std::vector<double> GridSetMarginals::pair_sum(long dx, long dy) {
@@ -446,15 +457,40 @@ std::vector<double> GridSetMarginals::pair_sum(long dx, long dy) {
   // fit a window there, or l is the top) is one leaf, and its members' starting windows
   // at l are every window of l (or every translation of the top), so the leaf starts from
   // their sum. Other classes split into their four classes mod 2^(l+1).
+  // A leaf's joint at the meeting layer depends on its sets from there up only through
+  // their shape: every window of the start layer is summed, so the sets may be shifted to
+  // start at window (0, 0) (by 2^(n - l) times that at layer l below the start layer n,
+  // which keeps every parity). Leaves of one shape share that joint (most of the cost);
+  // the top's translation sum is shift-invariant as it is.
+  std::map<std::tuple<int, int, std::vector<GridSite>>, SetJoint> shared;
+  std::size_t shared_entries = 0;
+  constexpr std::size_t kSharedEntries = std::size_t{1} << 25;  // 256 MiB
   const auto leaf = [&](long ax, long ay) {
     const std::vector<GridSite> order = {{ax, ay}, {ax + dx, ay + dy}};
     long wx, wy;
-    const auto sets = walk(0, order, &wx, &wy);
+    auto sets = walk(0, order, &wx, &wy);
     const int from = static_cast<int>(sets.size()) - 1;
-    if (wx >= 0)
-      return finish_pair(from, from_window(from, window_sums_[from].data(), wx, wy, sets[from]),
-                         sets, order[0], order[1]);
-    return finish_pair(from, from_top(sets[from], top_sum()), sets, order[0], order[1]);
+    const PairCones cones = pair_cones(from, order[0], order[1]);
+    const long ux = wx >= 0 ? -wx : 0, uy = wy >= 0 ? -wy : 0;
+    for (int l = cones.meet; l <= from; ++l)
+      for (GridSite& s : sets[l])
+        s = {wrap(s.first + (ux << (from - l)), g.lx_at(l)),
+             wrap(s.second + (uy << (from - l)), g.ly_at(l))};
+    for (int l = cones.meet; l <= from; ++l) std::sort(sets[l].begin(), sets[l].end());
+    const auto key = std::make_tuple(from, cones.meet, sets[cones.meet]);
+    auto hit = shared.find(key);
+    if (hit == shared.end()) {
+      SetJoint joint = wx >= 0 ? from_window(from, window_sums_[from].data(), 0, 0, sets[from])
+                               : from_top(sets[from], top_sum());
+      for (int l = from - 1; l >= cones.meet; --l) joint = descend(l, joint, sets[l]);
+      if (shared_entries + joint.p.size() > kSharedEntries) {
+        shared.clear();
+        shared_entries = 0;
+      }
+      shared_entries += joint.p.size();
+      hit = shared.emplace(key, std::move(joint)).first;
+    }
+    return contract_pair(hit->second, cones, ux << (from - cones.meet), uy << (from - cones.meet));
   };
   std::vector<std::tuple<int, long, long>> open = {{0, 0, 0}};
   while (!open.empty()) {
