@@ -38,8 +38,8 @@ const Offsets kSome = {{1, 0}, {3, 0}, {0, 2}, {2, 2}, {-3, 2}, {5, 4}};
 
 // Every pair position and offset of `c` against the reference; the per-class sum against
 // the reference's sum over positions.
-void check_pairs(const GridCase& c, bool cones, const Offsets& offsets, long site_step, double tol) {
-  const GridModel m = random_grid(c, 31 + c.lx + 5 * c.ly + (c.tied ? 0 : 500));
+void check_pairs(const GridModel& m, const GridCase& c, bool cones, const Offsets& offsets,
+                 long site_step, double tol) {
   const cmera::GridLattice& g = m.lattice;
   GridWindowMarginals windows(g);
   windows.forward(m);
@@ -64,6 +64,11 @@ void check_pairs(const GridCase& c, bool cones, const Offsets& offsets, long sit
   }
 }
 
+void check_pairs(const GridCase& c, bool cones, const Offsets& offsets, long site_step, double tol) {
+  check_pairs(random_grid(c, 31 + c.lx + 5 * c.ly + (c.tied ? 0 : 500)), c, cones, offsets,
+              site_step, tol);
+}
+
 TEST(GridPairs, MarginalsEqualBruteForceAtDepthOne) {
   for (const GridCase& c : {GridCase{6, 6, {2, 2}, true}, GridCase{6, 6, {2, 2}, false},
                             GridCase{6, 6, {3, 2}, true}, GridCase{6, 6, {2, 3}, false}})
@@ -82,6 +87,51 @@ TEST(GridPairs, MarginalsEqualGeneralConeAtDepthTwo) {
     check_pairs(c, true, kAll, 3, 1e-12);
   // The tied per-class sum of the 4 x 4 top against every site.
   check_pairs(GridCase{16, 16, {2, 2, 2}, true}, true, kSome, 1, 1e-12);
+}
+
+// Random tables decorrelate within a few sites (|C(8) - C(inf)| ~ 1e-8), so a path that
+// dropped the joint above the meeting layer could hide below a loose tolerance. Here every
+// table is 0.8 x copying (W: y -> (y, y); U: identity) + 0.2 x random and the top 0.8 x
+// (all equal) + 0.2 x random: sites stay correlated across the lattice.
+GridModel correlated_grid(const GridCase& c, std::uint64_t seed) {
+  GridModel m = random_grid(c, seed);
+  const double keep = 0.2;
+  for (auto& layer : m.layers)
+    for (cmera::LineTables* half : {&layer.y, &layer.x})
+      for (LayerTables& t : half->lines) {
+        const int d = t.d;
+        for (long j = 0; j < t.count(); ++j) {
+          for (int y = 0; y < t.K; ++y)
+            for (int a = 0; a < d; ++a)
+              for (int b = 0; b < d; ++b) {
+                double& w = t.W[j * t.w_size() + (y * d + a) * d + b];
+                w = keep * w + (1 - keep) * (a == y % d && b == y % d);
+              }
+          for (int i = 0; i < d * d; ++i)
+            for (int o = 0; o < d * d; ++o) {
+              double& u = t.U[j * t.u_size() + i * d * d + o];
+              u = keep * u + (1 - keep) * (i == o);
+            }
+        }
+      }
+  const std::size_t n = m.top.size();
+  for (std::size_t k = 0; k < n; ++k) m.top[k] = keep * m.top[k] + (1 - keep) * 0.5 * (k == 0 || k == n - 1);
+  EXPECT_LT(m.normalization_error(), 1e-13);
+  return m;
+}
+
+TEST(GridPairs, MarginalsEqualGeneralConeOnCorrelatedModel) {
+  for (const GridCase& c : {GridCase{16, 12, {2, 2, 2}, true}, GridCase{12, 12, {2, 2, 2}, false}}) {
+    const GridModel m = correlated_grid(c, 8);
+    GridWindowMarginals windows(m.lattice);
+    windows.forward(m);
+    GridSetMarginals sets(m, windows);
+    const auto far = sets.pair(0, 0, 6, 6);
+    const double connected =
+        far[0] - sets.marginal(0, {{0, 0}})[0] * sets.marginal(0, {{6, 6}})[0];
+    EXPECT_GT(std::abs(connected), 1e-3) << label(c) << ": the model is not correlated at (6, 6)";
+    check_pairs(m, c, true, kAll, 2, 1e-12);
+  }
 }
 
 // C(k) from model_correlation equals (1/N) sum_i sum_{a,b} s(a) s(b) p_i(a, b) with p_i the
