@@ -11,8 +11,10 @@
 // not a hand-written kernel per shape: a pair's sets take many shapes (two disjoint cones
 // of up to 3 x 3 sites, or their overlapping union), and the general cone serves them all
 // with one code path, at the price of dense joints of up to chi^18 entries near the layer
-// where the two cones meet. For tied models the sum over translations starts from the
-// sum of all windows of a layer, so one descent serves every site of a translation class.
+// where the two cones meet (below it each site's own conditional is pulled up instead).
+// For tied models the sum over translations starts from the sum of all windows of a layer,
+// so one descent serves every site of a translation class, and classes whose sets have
+// the same shape share it.
 #pragma once
 #include <map>
 #include <tuple>
