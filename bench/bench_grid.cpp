@@ -5,12 +5,17 @@
 // against the call count (counter `calls_per_window`) shows what the gather/scatter
 // around the calls costs. BM_GridIteration times one training iteration (forward,
 // objective and reverse sweep, grid_sweep.hpp) on the same grid, so its time over
-// BM_GridWindows' is the cost of an iteration in forwards. One thread, so the figures are
-// per core.
+// BM_GridWindows' is the cost of an iteration in forwards. BM_GridPairSums times the exact
+// pair marginals the pair terms need (docs/design-grid.md §6: offsets r e_x and r e_y at
+// dyadic r up to L/2, summed over every site through the tied translation classes) at
+// L = 64, depth 4 (a 4 x 4 top), chi = 2, beside BM_GridIteration64 (one window iteration
+// on the same lattice); their ratio is the pair marginals' cost in window iterations. One
+// thread, so the figures are per core.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
 #include "cmera/grid_kernels.hpp"
+#include "cmera/grid_pairs.hpp"
 #include "cmera/grid_sampler.hpp"
 #include "cmera/grid_sweep.hpp"
 #include "cmera/init.hpp"
@@ -33,10 +38,12 @@ void BM_GridWindows(benchmark::State& state) {
 }
 BENCHMARK(BM_GridWindows)->ArgName("chi")->Arg(2)->Arg(3)->Unit(benchmark::kMillisecond);
 
-void BM_GridIteration(benchmark::State& state) {
+// One window-objective iteration (forward, objective, reverse sweep) of a tied L x L grid
+// at depth `depth`.
+void grid_iteration(benchmark::State& state, long L, int depth) {
   omp_set_num_threads(1);
   const int chi = static_cast<int>(state.range(0));
-  const cmera::GridLattice g{24, 24, std::vector<int>(4, chi)};
+  const cmera::GridLattice g{L, L, std::vector<int>(depth + 1, chi)};
   const cmera::GridModel m =
       cmera::initialize_grid_model(g, true, cmera::InitKind::kRandom, 1.0, 1);
   // Data: per-window histograms of 20 samples of another model (the sweep's
@@ -59,12 +66,35 @@ void BM_GridIteration(benchmark::State& state) {
     sweep.gradient(m, q, grad);
   }
   benchmark::DoNotOptimize(objective);
-  const double windows = static_cast<double>(g.sites_at(0) + g.sites_at(1) + g.sites_at(2));
+  double windows = 0;
+  for (int l = 0; l < depth; ++l) windows += static_cast<double>(g.sites_at(l));
   state.counters["s_per_window"] = benchmark::Counter(
       windows, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
   state.counters["reverse_calls_per_window"] = static_cast<double>(sweep.kernel_calls()) / windows;
 }
+void BM_GridIteration(benchmark::State& state) { grid_iteration(state, 24, 3); }
 BENCHMARK(BM_GridIteration)->ArgName("chi")->Arg(2)->Unit(benchmark::kMillisecond);
+void BM_GridIteration64(benchmark::State& state) { grid_iteration(state, 64, 4); }
+BENCHMARK(BM_GridIteration64)->ArgName("chi")->Arg(2)->Unit(benchmark::kMillisecond);
+
+// Window marginals, then every pair_sum of the pair terms' offsets.
+void BM_GridPairSums(benchmark::State& state) {
+  omp_set_num_threads(1);
+  const int chi = static_cast<int>(state.range(0));
+  const cmera::GridLattice g{64, 64, std::vector<int>(5, chi)};
+  const cmera::GridModel m =
+      cmera::initialize_grid_model(g, true, cmera::InitKind::kRandom, 1.0, 1);
+  cmera::grid::GridWindowMarginals w(g);
+  double total = 0;
+  for (auto _ : state) {
+    w.forward(m);
+    cmera::grid::GridSetMarginals sets(m, w);
+    for (long r = 2; r <= g.lx / 2; r *= 2)
+      for (const auto& p : {sets.pair_sum(r, 0), sets.pair_sum(0, r)}) total += p[0];
+  }
+  benchmark::DoNotOptimize(total);
+}
+BENCHMARK(BM_GridPairSums)->ArgName("chi")->Arg(2)->Unit(benchmark::kMillisecond);
 
 // Yardstick: the chain's forward sweep, per coarse window (one descend_pair emitting both
 // children).

@@ -1,0 +1,193 @@
+// Exact two-site marginals and the correlation function of the grid MERA
+// (src/lattice/grid_pairs.cpp, docs/design-grid.md §6) against the references of
+// tests/grid_reference.hpp: brute force (full line conditionals, no cone rule) on depth-1
+// grids and the general 2D cone from the top table on depth-2 grids, for offsets along x,
+// along y, diagonal and arbitrary (including ones that wrap), tied and untied, every pair
+// position. The tied translation-class sum (pair_sum) is checked against the sum of the
+// reference marginals over every site; model_correlation against the spin products of
+// those marginals, and for bitwise equality at 1 and 2 threads.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+
+#include "cmera/error.hpp"
+#include "cmera/grid.hpp"
+#include "cmera/grid_kernels.hpp"
+#include "cmera/grid_pairs.hpp"
+#include "grid_reference.hpp"
+
+namespace {
+
+using cmera::grid::GridSetMarginals;
+using cmera::grid::GridWindowMarginals;
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i)
+    worst = std::max(worst, std::abs(a[i] - b[i]));
+  return worst;
+}
+
+using Offsets = std::vector<std::pair<long, long>>;
+// Along x, along y, diagonal, and arbitrary ones, some wrapping on the small grids.
+const Offsets kAll = {{1, 0}, {2, 0}, {3, 0}, {0, 1}, {0, 2}, {0, 3}, {1, 1}, {2, 2},
+                      {3, 3}, {2, -1}, {1, 3}, {-3, 2}, {5, 4}, {4, 1}, {1, 5}, {-1, -1}};
+const Offsets kSome = {{1, 0}, {3, 0}, {0, 2}, {2, 2}, {-3, 2}, {5, 4}};
+
+// Every pair position and offset of `c` against the reference; the per-class sum against
+// the reference's sum over positions.
+void check_pairs(const GridModel& m, const GridCase& c, bool cones, const Offsets& offsets,
+                 long site_step, double tol) {
+  const cmera::GridLattice& g = m.lattice;
+  GridWindowMarginals windows(g);
+  windows.forward(m);
+  GridSetMarginals fast(m, windows);
+  Reference ref(m, cones);
+  for (const auto& [dx, dy] : offsets) {
+    if (cmera::cone::wrap(dx, g.lx) == 0 && cmera::cone::wrap(dy, g.ly) == 0) continue;
+    std::vector<double> sum(static_cast<std::size_t>(g.chi[0] * g.chi[0]), 0.0);
+    for (long y = 0; y < g.ly; y += site_step)
+      for (long x = 0; x < g.lx; x += site_step) {
+        const auto exact = ref.marginal(
+            0, {{x, y}, {cmera::cone::wrap(x + dx, g.lx), cmera::cone::wrap(y + dy, g.ly)}});
+        const auto got = fast.pair(x, y, dx, dy);
+        ASSERT_LT(max_abs_diff(got, exact), tol)
+            << label(c) << (cones ? " general cone" : " brute force") << " pair (" << x << ", "
+            << y << ") + (" << dx << ", " << dy << ")";
+        for (std::size_t k = 0; k < sum.size(); ++k) sum[k] += exact[k];
+      }
+    if (site_step == 1)
+      EXPECT_LT(max_abs_diff(fast.pair_sum(dx, dy), sum), tol * g.sites_at(0))
+          << label(c) << " sum over sites of offset (" << dx << ", " << dy << ")";
+  }
+}
+
+void check_pairs(const GridCase& c, bool cones, const Offsets& offsets, long site_step, double tol) {
+  check_pairs(random_grid(c, 31 + c.lx + 5 * c.ly + (c.tied ? 0 : 500)), c, cones, offsets,
+              site_step, tol);
+}
+
+TEST(GridPairs, MarginalsEqualBruteForceAtDepthOne) {
+  for (const GridCase& c : {GridCase{6, 6, {2, 2}, true}, GridCase{6, 6, {2, 2}, false},
+                            GridCase{6, 6, {3, 2}, true}, GridCase{6, 6, {2, 3}, false}})
+    check_pairs(c, false, kAll, 1, 1e-12);
+  // The brute force of a 12-site line is the slow part: fewer offsets.
+  for (const GridCase& c : {GridCase{12, 6, {2, 2}, false}, GridCase{6, 12, {2, 2}, true}})
+    check_pairs(c, false, kSome, 1, 1e-12);
+}
+
+TEST(GridPairs, MarginalsEqualGeneralConeAtDepthTwo) {
+  for (const GridCase& c : {GridCase{12, 12, {2, 2, 2}, true}, GridCase{12, 12, {2, 2, 2}, false},
+                            GridCase{16, 12, {2, 2, 2}, true}})
+    check_pairs(c, true, kAll, 1, 1e-12);
+  // 16 x 16 (a 4 x 4 top, a general cone from the top costs more): every third site.
+  for (const GridCase& c : {GridCase{16, 16, {2, 2, 2}, true}, GridCase{16, 16, {2, 2, 2}, false}})
+    check_pairs(c, true, kAll, 3, 1e-12);
+  // The tied per-class sum of the 4 x 4 top against every site.
+  check_pairs(GridCase{16, 16, {2, 2, 2}, true}, true, kSome, 1, 1e-12);
+}
+
+// Random tables decorrelate within a few sites (|C(8) - C(inf)| ~ 1e-8), so a path that
+// dropped the joint above the meeting layer could hide below a loose tolerance. Here every
+// table is 0.8 x copying (W: y -> (y, y); U: identity) + 0.2 x random and the top 0.8 x
+// (all equal) + 0.2 x random: sites stay correlated across the lattice.
+GridModel correlated_grid(const GridCase& c, std::uint64_t seed) {
+  GridModel m = random_grid(c, seed);
+  const double keep = 0.2;
+  for (auto& layer : m.layers)
+    for (cmera::LineTables* half : {&layer.y, &layer.x})
+      for (LayerTables& t : half->lines) {
+        const int d = t.d;
+        for (long j = 0; j < t.count(); ++j) {
+          for (int y = 0; y < t.K; ++y)
+            for (int a = 0; a < d; ++a)
+              for (int b = 0; b < d; ++b) {
+                double& w = t.W[j * t.w_size() + (y * d + a) * d + b];
+                w = keep * w + (1 - keep) * (a == y % d && b == y % d);
+              }
+          for (int i = 0; i < d * d; ++i)
+            for (int o = 0; o < d * d; ++o) {
+              double& u = t.U[j * t.u_size() + i * d * d + o];
+              u = keep * u + (1 - keep) * (i == o);
+            }
+        }
+      }
+  const std::size_t n = m.top.size();
+  for (std::size_t k = 0; k < n; ++k) m.top[k] = keep * m.top[k] + (1 - keep) * 0.5 * (k == 0 || k == n - 1);
+  EXPECT_LT(m.normalization_error(), 1e-13);
+  return m;
+}
+
+TEST(GridPairs, MarginalsEqualGeneralConeOnCorrelatedModel) {
+  for (const GridCase& c : {GridCase{16, 12, {2, 2, 2}, true}, GridCase{12, 12, {2, 2, 2}, false}}) {
+    const GridModel m = correlated_grid(c, 8);
+    GridWindowMarginals windows(m.lattice);
+    windows.forward(m);
+    GridSetMarginals sets(m, windows);
+    const auto far = sets.pair(0, 0, 6, 6);
+    const double connected =
+        far[0] - sets.marginal(0, {{0, 0}})[0] * sets.marginal(0, {{6, 6}})[0];
+    EXPECT_GT(std::abs(connected), 1e-3) << label(c) << ": the model is not correlated at (6, 6)";
+    check_pairs(m, c, true, kAll, 2, 1e-12);
+  }
+}
+
+// C(k) from model_correlation equals (1/N) sum_i sum_{a,b} s(a) s(b) p_i(a, b) with p_i the
+// reference joints, along x, y, the diagonal and an arbitrary direction.
+TEST(GridPairs, CorrelationEqualsSumOfReferenceMarginals) {
+  for (const GridCase& c : {GridCase{6, 6, {2, 2}, true}, GridCase{12, 12, {2, 2, 2}, true},
+                            GridCase{12, 12, {2, 2, 2}, false}, GridCase{6, 6, {3, 2}, true}}) {
+    const GridModel m = random_grid(c, 909);
+    const cmera::GridLattice& g = m.lattice;
+    Reference ref(m, c.lx * c.ly > 36);
+    const int d = g.chi[0];
+    auto spin = [&](int x) { return d == 2 ? 2.0 * x - 1.0 : static_cast<double>(x); };
+    for (const auto& [dx, dy] : std::vector<std::pair<long, long>>{{1, 0}, {0, 1}, {1, 1}, {2, -1}}) {
+      const long steps = std::max(g.lx, g.ly) / 2;
+      const auto got = cmera::grid::model_correlation(m, dx, dy, steps);
+      ASSERT_EQ(got.size(), static_cast<std::size_t>(steps));
+      for (long k = 1; k <= steps; ++k) {
+        double sum = 0;
+        for (long y = 0; y < g.ly; ++y)
+          for (long x = 0; x < g.lx; ++x) {
+            const long bx = cmera::cone::wrap(x + k * dx, g.lx), by = cmera::cone::wrap(y + k * dy, g.ly);
+            if (bx == x && by == y) {  // the pair coincides: <s^2>
+              const auto p = ref.marginal(0, {{x, y}});
+              for (int a = 0; a < d; ++a) sum += spin(a) * spin(a) * p[a];
+              continue;
+            }
+            const auto p = ref.marginal(0, {{x, y}, {bx, by}});
+            for (int a = 0; a < d; ++a)
+              for (int b = 0; b < d; ++b) sum += spin(a) * spin(b) * p[a * d + b];
+          }
+        EXPECT_NEAR(got[k - 1], sum / g.sites_at(0), 1e-12)
+            << label(c) << " direction (" << dx << ", " << dy << ") k = " << k;
+      }
+    }
+  }
+}
+
+TEST(GridPairs, CorrelationThreadIndependent) {
+  for (const GridCase& c : {GridCase{16, 16, {2, 2, 2}, true}, GridCase{12, 12, {2, 2, 2}, false}}) {
+    const GridModel m = random_grid(c, 4);
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const auto one = cmera::grid::model_correlation(m, 1, 1, 8);
+    omp_set_num_threads(2);
+    const auto two = cmera::grid::model_correlation(m, 1, 1, 8);
+    omp_set_num_threads(threads);
+    for (std::size_t k = 0; k < one.size(); ++k) EXPECT_EQ(one[k], two[k]) << label(c) << " k " << k;
+  }
+}
+
+TEST(GridPairs, RefusesCoincidentSites) {
+  const GridModel m = random_grid(GridCase{6, 6, {2, 2}, true}, 1);
+  GridWindowMarginals windows(m.lattice);
+  windows.forward(m);
+  GridSetMarginals sets(m, windows);
+  EXPECT_THROW(sets.pair(1, 2, 6, -6), cmera::Error);
+}
+
+}  // namespace
