@@ -23,13 +23,19 @@ namespace cmera {
 
 struct DatasetShape {
   long samples = 0;
-  long sites = 0;
+  long sites = 0;    // per sample; ly * lx for a grid dataset
+  long ly = 0, lx = 0;  // a grid dataset's [S, Ly, Lx]; 0 for [S, sites]
   int alphabet = 0;  // from the "alphabet" attribute; 0 if absent
 };
 
+// What /configs must be: [samples, sites] (chains; a 3D dataset is refused) or
+// [samples, Ly, Lx] (grids; read as samples of ly * lx sites, row-major).
+enum class DatasetLayout { kChain, kGrid };
+
 class DatasetReader {
  public:
-  DatasetReader(const Comm& comm, const std::string& path);  // collective
+  DatasetReader(const Comm& comm, const std::string& path,
+                DatasetLayout layout = DatasetLayout::kChain);  // collective
   ~DatasetReader();
   DatasetReader(const DatasetReader&) = delete;
   DatasetReader& operator=(const DatasetReader&) = delete;
@@ -42,7 +48,8 @@ class DatasetReader {
   // Error naming the file when the "alphabet" attribute is present and differs.
   void require_alphabet(int alphabet) const;
   // Collective: every rank calls with the same sample range; each its own columns.
-  // out becomes [count][columns.length], row-major.
+  // out becomes [count][columns.length], row-major. A grid dataset is read in whole
+  // samples (columns.full()).
   void read(long first_sample, long count, const CyclicRange& columns,
             std::vector<std::uint8_t>& out) const;
 

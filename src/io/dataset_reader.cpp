@@ -7,7 +7,8 @@
 //
 // Dataset file (written by dataset_writer.cpp)
 //   /configs            uint8 [samples, sites], contiguous; attribute alphabet (int32)
-//                       (readers take any layout: chunked and gzip-compressed too)
+//                       (readers take any layout: chunked and gzip-compressed too);
+//                       grids: uint8 [samples, Ly, Lx], read in whole samples
 //   root attributes     cmera_kind = "dataset", plus the caller's attributes (strings)
 #include "cmera/io.hpp"
 
@@ -22,7 +23,24 @@ namespace cmera {
 
 using namespace h5;  // the io module's HDF5 toolkit
 
-DatasetReader::DatasetReader(const Comm& comm, const std::string& path)
+namespace {
+
+// Collective read of the selected `elems` bytes of `fspace` into out (ranks with nothing
+// to read select none, so the collective call still lines up).
+bool read_selection(hid_t dset, hid_t fspace, hsize_t elems, std::vector<std::uint8_t>& out) {
+  if (elems == 0 && H5Sselect_none(fspace) < 0) return false;
+  const hsize_t mdim = std::max<hsize_t>(elems, 1);
+  Handle mspace(H5Screate_simple(1, &mdim, nullptr), H5Sclose);
+  if (elems == 0) H5Sselect_none(mspace.get());
+  const Handle dxpl = collective_dxpl();
+  std::uint8_t nothing = 0;
+  return H5Dread(dset, H5T_NATIVE_UINT8, mspace.get(), fspace, dxpl.get(),
+                 elems > 0 ? out.data() : &nothing) >= 0;
+}
+
+}  // namespace
+
+DatasetReader::DatasetReader(const Comm& comm, const std::string& path, DatasetLayout layout)
     : comm_(comm), path_(path) {
   silence_hdf5();
   const Ctx ctx{comm, path};
@@ -36,20 +54,29 @@ DatasetReader::DatasetReader(const Comm& comm, const std::string& path)
   const auto dims = dims_of(space.get());
   const bool type_ok = H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 &&
                        H5Tget_sign(type.get()) == H5T_SGN_NONE;
-  ctx.require(dims.size() != 3,
+  const bool grid = layout == DatasetLayout::kGrid;
+  ctx.require(grid || dims.size() != 3,
               fmt::format("/configs is {} {}: 2D datasets [S, Ly, Lx] are not supported by "
                           "train/eval yet; expected [samples, sites] (write rows as samples with "
                           "`cmera generate ising2d --rows`, or reshape to [S*Ly, Lx])",
                           type_string(type.get()), shape_string(dims)));
-  ctx.require(type_ok && dims.size() == 2,
-              fmt::format("/configs is {} {} (rank {}), expected uint8 [samples, sites]",
-                          type_string(type.get()), shape_string(dims), dims.size()));
+  const std::size_t rank = grid ? 3 : 2;
+  ctx.require(type_ok && dims.size() == rank,
+              fmt::format("/configs is {} {} (rank {}), expected uint8 {}", type_string(type.get()),
+                          shape_string(dims), dims.size(),
+                          grid ? "[samples, Ly, Lx]" : "[samples, sites]"));
   ctx.require(dims[0] >= 1, "/configs has zero samples");
-  ctx.require(dims[0] < (hsize_t{1} << 62) && dims[1] < (hsize_t{1} << 62),
+  ctx.require(std::all_of(dims.begin(), dims.end(), [](hsize_t n) { return n < (hsize_t{1} << 62); }),
               fmt::format("/configs shape {} is beyond any real dataset (damaged?)", shape_string(dims)));
-  ctx.require(dims[1] >= 1, "/configs has zero sites");
+  ctx.require(std::all_of(dims.begin() + 1, dims.end(), [](hsize_t n) { return n >= 1; }),
+              "/configs has zero sites");
   shape_.samples = static_cast<long>(dims[0]);
   shape_.sites = static_cast<long>(dims[1]);
+  if (grid) {
+    shape_.ly = static_cast<long>(dims[1]);
+    shape_.lx = static_cast<long>(dims[2]);
+    shape_.sites = shape_.ly * shape_.lx;
+  }
 
   // A filter this HDF5 lacks (h5py's lzf, blosc, ...) would only fail at the first read,
   // as an opaque HDF5 error; name it now.
@@ -194,6 +221,21 @@ void DatasetReader::read(long first_sample, long count, const CyclicRange& colum
                                    columns.length, columns.period, shape_.samples, shape_.sites));
   const long len = columns.length;
   out.resize(static_cast<std::size_t>(count * len));
+  if (shape_.ly > 0) {  // a grid dataset: whole samples, one 3D hyperslab
+    ctx.require(columns.length == 0 || (columns.full() && columns.start == 0),
+                "a grid dataset [S, Ly, Lx] is read in whole samples");
+    Handle fspace(H5Dget_space(dset_), H5Sclose);
+    const hsize_t start[3] = {static_cast<hsize_t>(first_sample), 0, 0};
+    const hsize_t block[3] = {static_cast<hsize_t>(len == 0 ? 0 : count),
+                              static_cast<hsize_t>(shape_.ly), static_cast<hsize_t>(shape_.lx)};
+    const hsize_t elems = block[0] * block[1] * block[2];
+    const bool ok = (elems == 0 || H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start,
+                                                       nullptr, block, nullptr) >= 0) &&
+                    read_selection(dset_, fspace.get(), elems, out);
+    ctx.require(ok, fmt::format("reading /configs samples [{}, {}) failed", first_sample,
+                                first_sample + count));
+    return;
+  }
   if (chunk_rows_ > 0) {
     const bool ok = count == 0 || len == 0 || load_rows(first_sample, count);
     ctx.require(ok, fmt::format("reading /configs samples [{}, {}) failed", first_sample,
@@ -215,9 +257,7 @@ void DatasetReader::read(long first_sample, long count, const CyclicRange& colum
   Handle fspace(H5Dget_space(dset_), H5Sclose);
   bool ok = true;
   const hsize_t elems = static_cast<hsize_t>(count * len);
-  if (elems == 0) {
-    ok = H5Sselect_none(fspace.get()) >= 0;
-  } else {
+  if (elems > 0) {
     const hsize_t start[2] = {static_cast<hsize_t>(first_sample),
                               static_cast<hsize_t>(columns.start)};
     const hsize_t block[2] = {static_cast<hsize_t>(count), static_cast<hsize_t>(head)};
@@ -228,13 +268,7 @@ void DatasetReader::read(long first_sample, long count, const CyclicRange& colum
       ok = H5Sselect_hyperslab(fspace.get(), H5S_SELECT_OR, start2, nullptr, block2, nullptr) >= 0;
     }
   }
-  const hsize_t mdim = std::max<hsize_t>(elems, 1);
-  Handle mspace(H5Screate_simple(1, &mdim, nullptr), H5Sclose);
-  if (elems == 0) H5Sselect_none(mspace.get());
-  const Handle dxpl = collective_dxpl();
-  std::uint8_t nothing = 0;
-  ok = ok && H5Dread(dset_, H5T_NATIVE_UINT8, mspace.get(), fspace.get(), dxpl.get(),
-                     elems > 0 ? out.data() : &nothing) >= 0;
+  ok = ok && read_selection(dset_, fspace.get(), elems, out);
   ctx.require(ok, fmt::format("reading /configs samples [{}, {}) failed", first_sample,
                               first_sample + count));
   if (tail > 0)
