@@ -125,6 +125,8 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model, const Dat
     }
   }
   check_values(comm, data, bad, d);
+  // GridWindowStats keeps every window's histogram in one array, in site order
+  // (grid_sweep.hpp), so window (0, 0) starts the whole block.
   for (auto& h : half) comm.sum_inplace(h.window(0, 0), static_cast<std::size_t>(sites) * w);
 
   grid::GridWindowMarginals p(g);
