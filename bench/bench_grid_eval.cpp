@@ -39,7 +39,7 @@ void BM_GridEval(benchmark::State& state) {
   for (long k = 0; k < samples; ++k)
     sampler.draw(2, static_cast<std::uint64_t>(k), rows.data() + k * kLattice.sites_at(0));
   cmera::write_dataset(comm, path, samples, {kLattice.ly, kLattice.lx}, 2, 0, rows, {});
-  const cmera::DatasetReader data(comm, path, cmera::DatasetLayout::kGrid);
+  const cmera::DatasetReader data(comm, path, true);
   double eval = 0;
   for (auto _ : state) {
     const auto t0 = std::chrono::steady_clock::now();

@@ -86,7 +86,7 @@ TEST(GridEvaluate, WindowFiguresEqualBruteForce) {
     const Samples all = draw(m, S, 11);
     const std::string path = dir + "/w" + std::to_string(tied) + ".h5";
     write_grid(comm, path, g, all);
-    const DatasetReader data(comm, path, DatasetLayout::kGrid);
+    const DatasetReader data(comm, path, true);
     const GridEvaluation ev = evaluate_grid(comm, m, data, 0, 7, no_model());
 
     grid::GridWindowMarginals p(g);
@@ -128,7 +128,7 @@ TEST(GridEvaluate, WindowFiguresEqualBruteForce) {
     EXPECT_GT(ev.kl_per_window, ev.kl_pooled_window);  // pooling averages noise away
 
     // The same evaluation on one rank: rank-count independence to 1e-12.
-    const DatasetReader alone(self, path, DatasetLayout::kGrid);
+    const DatasetReader alone(self, path, true);
     const GridEvaluation one = evaluate_grid(self, m, alone, 0, 1000, no_model());
     for (auto [got, want] : {std::pair{ev.kl_per_window, one.kl_per_window},
                              std::pair{ev.cross_entropy_per_window, one.cross_entropy_per_window},
@@ -154,7 +154,7 @@ TEST(GridEvaluate, FloorIsZeroForIdenticalHalvesAndMatchesItsExpectation) {
   for (std::size_t k = 1; k < dup.size(); k += 2) dup[k] = dup[k - 1];
   write_grid(comm, dir + "/dup.h5", g, dup);
   const GridEvaluation d =
-      evaluate_grid(comm, m, DatasetReader(comm, dir + "/dup.h5", DatasetLayout::kGrid), 0, 16, no_model());
+      evaluate_grid(comm, m, DatasetReader(comm, dir + "/dup.h5", true), 0, 16, no_model());
   EXPECT_EQ(d.kl_floor_per_window, 0.0);
   EXPECT_EQ(d.kl_floor_pooled, 0.0);
   EXPECT_GT(d.kl_per_window, 0.0);
@@ -166,7 +166,7 @@ TEST(GridEvaluate, FloorIsZeroForIdenticalHalvesAndMatchesItsExpectation) {
     for (auto& v : s) v = static_cast<std::uint8_t>(rng() & 1);
   write_grid(comm, dir + "/uniform.h5", g, uniform);
   const GridEvaluation u = evaluate_grid(comm, GridModel::uniform(g, true),
-                                         DatasetReader(comm, dir + "/uniform.h5", DatasetLayout::kGrid),
+                                         DatasetReader(comm, dir + "/uniform.h5", true),
                                          0, 4096, no_model());
   const double expected = 511.0 / (2.0 * S);
   EXPECT_NEAR(u.kl_floor_per_window / expected, 1.0, 0.1) << u.kl_floor_per_window;
@@ -206,7 +206,7 @@ TEST(GridEvaluate, DataCorrelationEqualsDirectSums) {
     };
     const GridModel m = GridModel::uniform(g, true);
     const GridEvaluation ev =
-        evaluate_grid(comm, m, DatasetReader(comm, path, DatasetLayout::kGrid), c.max_distance, 5, fake);
+        evaluate_grid(comm, m, DatasetReader(comm, path, true), c.max_distance, 5, fake);
     const long rx = c.max_distance ? c.max_distance : g.lx / 2;
     const long ry = c.max_distance ? c.max_distance : g.ly / 2;
     const long rd = c.max_distance ? c.max_distance : std::min(g.lx, g.ly) / 2;
@@ -249,13 +249,14 @@ TEST(GridEvaluate, RefusesMismatchedDatasets) {
   write_grid(comm, dir + "/12x6.h5", other, draw(GridModel::uniform(other, true), 5, 1));
   const auto message = [&](const std::string& file, const GridModel& model) {
     try {
-      evaluate_grid(comm, model, DatasetReader(comm, dir + "/" + file, DatasetLayout::kGrid), 0, 8, no_model());
+      evaluate_grid(comm, model, DatasetReader(comm, dir + "/" + file, true), 0, 8, no_model());
     } catch (const Error& e) {
       return std::string(e.what());
     }
     return std::string("no error");
   };
-  EXPECT_NE(message("12x6.h5", m).find("is [5, 6, 12] (samples, Ly, Lx), the model's grid is Lx x Ly = 6 x 6"),
+  EXPECT_NE(message("12x6.h5", m).find("/configs is [5, 6, 12] (samples, then one sample's shape), the "
+                                       "model's grid needs [samples, Ly, Lx] = [5, 6, 6]"),
             std::string::npos) << message("12x6.h5", m);
   EXPECT_NE(message("bad.h5", m).find("/configs[3, 7] = 2 is outside the alphabet 0..1"), std::string::npos)
       << message("bad.h5", m);
@@ -263,7 +264,8 @@ TEST(GridEvaluate, RefusesMismatchedDatasets) {
   // A chain dataset [S, N] is not a grid, and a grid dataset is not a chain.
   write_dataset(comm, dir + "/chain.h5", 4, 36, 2, 0, comm.is_root() ? std::vector<std::uint8_t>(4 * 36, 0)
                                                                        : std::vector<std::uint8_t>{}, {});
-  EXPECT_THROW(DatasetReader(comm, dir + "/chain.h5", DatasetLayout::kGrid), Error);
+  EXPECT_NE(message("chain.h5", m).find("/configs is [4, 36] (samples, then one sample's shape)"),
+            std::string::npos) << message("chain.h5", m);
   EXPECT_THROW(DatasetReader(comm, dir + "/6x6.h5"), Error);
   comm.barrier();
   if (comm.is_root()) std::filesystem::remove_all(dir);

@@ -1,7 +1,8 @@
 // The only place MPI appears outside main(): a small communicator wrapper, the block
-// partition used for every layer, cyclic index ranges (periodic lattices), and the
-// owner <-> user exchange of per-site tables. Keeping MPI behind this interface means
-// physics code reads as serial code over "my range" and is testable at any rank count.
+// partition used for every layer, cyclic index ranges (periodic lattices) and the cone
+// rule on them, and the owner <-> user exchange of per-site tables. Keeping MPI behind
+// this interface means physics code reads as serial code over "my range" and is testable
+// at any rank count.
 #pragma once
 #include <mpi.h>
 
@@ -76,6 +77,12 @@ struct CyclicRange {
   long offset(long i) const { return ((i - start) % period + period) % period; }
   bool full() const { return length == period; }
 };
+
+// The coarse windows (of a layer with coarse_sites windows) that the windows `fine` come
+// from: cone::coarse_window, floor((s - 1) / 2), over the range (docs/design.md §2), i.e.
+// the range halved plus a halo of at most two, capped at the whole layer. The chain's
+// sweep applies it per layer, the grid's once per axis (grid_decomposition.hpp).
+CyclicRange coarse_windows(const CyclicRange& fine, long coarse_sites);
 
 // Exchange of fixed-size per-index blocks between the owners of a block-partitioned
 // index set and the ranks that use some of its indices (a rank's cones: a range around

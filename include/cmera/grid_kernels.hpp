@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cmera/grid.hpp"
+#include "cmera/grid_decomposition.hpp"
 #include "cmera/window_kernels.hpp"
 
 namespace cmera::grid {
@@ -54,18 +55,24 @@ void ascend_rows(const GridModel& m, int layer, long x, long y, const double* mi
 void top_window(const GridModel& m, long x, long y, double* rho);
 void top_window_adjoint(const GridLattice& g, long x, long y, const double* g_rho, double* g_top);
 
-// Every window of every layer, from the top down; threads split each layer's windows
-// (each writes only its own window, so the result does not depend on the thread count).
+// The windows of a region (grid_decomposition.hpp; by default every window of every
+// layer), from the top down; threads split each layer's windows (each writes only its own
+// window, so the result does not depend on the thread count).
 class GridWindowMarginals {
  public:
   explicit GridWindowMarginals(const GridLattice& g);
+  GridWindowMarginals(const GridLattice& g, const GridRegion& region);
   void forward(const GridModel& m);
+  // A window of the region (corner unwrapped or not).
   const double* window(int layer, long x, long y) const;
+  const GridRegion& region() const { return region_; }
   long kernel_calls() const { return kernel_calls_; }  // of the last forward()
 
  private:
+  double* slot(int layer, long x, long y);  // the writable window
   GridLattice lattice_;
-  std::vector<std::vector<double>> rho_;  // per layer, [site of corner][chi_l^9]
+  GridRegion region_;
+  std::vector<std::vector<double>> rho_;  // per layer, [region index][chi_l^9]
   long kernel_calls_ = 0;
 };
 

@@ -17,6 +17,9 @@
 
 namespace cmera::grid {
 
+class GridDecomposition;
+class GridWindowStats;
+
 struct GridObjectiveOptions {
   long chunk_samples = 4096;  // samples per collective read of the statistics pass
   int ranks_x = 0, ranks_y = 0;  // rank grid; 0: chosen like MPI_Dims_create
@@ -41,6 +44,12 @@ class GridObjective {
   // complete (summed over ranks) on every rank; grad is zeros_like(m) shaped and is
   // overwritten.
   void gradient(const GridModel& m, GridModel& grad);
+
+  // This rank's share: its block and cones, the histograms of its owned windows
+  // (normalized), and the data's mean window entropy (global, nats).
+  const GridDecomposition& decomposition() const;
+  const GridWindowStats& statistics() const;
+  double entropy_per_window() const;
 
  private:
   struct Impl;

@@ -15,26 +15,34 @@
 #include <cstdint>
 #include <vector>
 
+#include "cmera/comm.hpp"
 #include "cmera/grid.hpp"
+#include "cmera/grid_decomposition.hpp"
 #include "cmera/grid_kernels.hpp"
 #include "cmera/model.hpp"
 
 namespace cmera::grid {
 
-// Empirical 3 x 3 window histograms of layer 0: one per window corner (x, y),
-// in site order, each [chi_0^9] with place 3 dy + dx most significant
+// Empirical 3 x 3 window histograms of a box of layer-0 windows (by default all of
+// them), in box order (GridRegion), each [chi_0^9] with place 3 dy + dx most significant
 // (grid_window_size).
 class GridWindowStats {
  public:
   explicit GridWindowStats(const GridLattice& g);
-  // Adds `weight` to the cell seen by every window of one configuration (site
-  // (x, y) at y * Lx + x, values < chi_0).
+  // The windows with corners x x y (a rank's owned block).
+  GridWindowStats(const GridLattice& g, const CyclicRange& x, const CyclicRange& y);
+  // Adds `weight` to the cell seen by every window of the box in one whole configuration
+  // (site (x, y) at y * Lx + x, values < chi_0).
   void add(const std::uint8_t* config, double weight);
+  const CyclicRange& x() const { return x_; }
+  const CyclicRange& y() const { return y_; }
+  // A window of the box (corner unwrapped or not).
   const double* window(long x, long y) const;
   double* window(long x, long y);
 
  private:
   GridLattice lattice_;
+  CyclicRange x_, y_;
   std::vector<double> q_;
 };
 
@@ -47,13 +55,18 @@ GridModel zeros_like(const GridModel& m);
 Tables as_chain_tables(const GridModel& m);
 void from_chain_tables(const Tables& t, GridModel& m);
 
+// The sweep over a region of windows (grid_decomposition.hpp): the forward computes the
+// region's windows, the objective and the gradient take the region's bottom windows only;
+// its table gradient is that part of the objective's, to be summed over the ranks whose
+// bottom blocks tile the lattice. GridSweep(g) is the whole lattice on one process.
 class GridSweep {
  public:
   explicit GridSweep(const GridLattice& g);
-  // Every window marginal of every layer (GridWindowMarginals::forward).
+  GridSweep(const GridLattice& g, const GridRegion& region);
+  // Every window marginal of the region at every layer (GridWindowMarginals::forward).
   void forward(const GridModel& m);
-  // sum_w sum_x q_w(x) log p_w(x) over the bottom windows (cells with q = 0
-  // skipped).
+  // sum_w sum_x q_w(x) log p_w(x) over the region's bottom windows (cells with q = 0
+  // skipped); q must hold them.
   double objective(const GridWindowStats& q) const;
   // Adds d objective / d(table entry) to grad (zeros_like(m) shape), for the
   // model of the last forward(). Threads split the windows; the result is
@@ -72,8 +85,9 @@ class GridSweep {
     std::vector<double> g_mid;  // dL/d(intermediate window)
   };
   GridLattice lattice_;
+  GridRegion region_;
   GridWindowMarginals rho_;
-  std::vector<double> g_fine_, g_coarse_;  // dL/d(window) of layers l and l+1
+  std::vector<double> g_fine_, g_coarse_;  // dL/d(window) of the region at layers l and l+1
   std::vector<Worker> workers_;
   long kernel_calls_ = 0;
 };

@@ -23,19 +23,16 @@ namespace cmera {
 
 struct DatasetShape {
   long samples = 0;
-  long sites = 0;    // per sample; ly * lx for a grid dataset
-  long ly = 0, lx = 0;  // a grid dataset's [S, Ly, Lx]; 0 for [S, sites]
+  long sites = 0;
   int alphabet = 0;  // from the "alphabet" attribute; 0 if absent
+  std::vector<long> sample_dims;  // one sample's shape: {sites}, or {Ly, Lx} (lattice samples)
 };
-
-// What /configs must be: [samples, sites] (chains; a 3D dataset is refused) or
-// [samples, Ly, Lx] (grids; read as samples of ly * lx sites, row-major).
-enum class DatasetLayout { kChain, kGrid };
 
 class DatasetReader {
  public:
-  DatasetReader(const Comm& comm, const std::string& path,
-                DatasetLayout layout = DatasetLayout::kChain);  // collective
+  // Collective. lattice_samples: /configs may also be [S, Ly, Lx] (grid models, read with
+  // read_box); otherwise only [S, sites] is accepted.
+  DatasetReader(const Comm& comm, const std::string& path, bool lattice_samples = false);
   ~DatasetReader();
   DatasetReader(const DatasetReader&) = delete;
   DatasetReader& operator=(const DatasetReader&) = delete;
@@ -48,10 +45,13 @@ class DatasetReader {
   // Error naming the file when the "alphabet" attribute is present and differs.
   void require_alphabet(int alphabet) const;
   // Collective: every rank calls with the same sample range; each its own columns.
-  // out becomes [count][columns.length], row-major. A grid dataset is read in whole
-  // samples (columns.full()).
+  // out becomes [count][columns.length], row-major.
   void read(long first_sample, long count, const CyclicRange& columns,
             std::vector<std::uint8_t>& out) const;
+  // Collective, [S, Ly, Lx] datasets: every rank its periodic box of rows (y) x columns (x)
+  // of the same samples. out becomes [count][rows.length][columns.length], row-major.
+  void read_box(long first_sample, long count, const CyclicRange& rows,
+                const CyclicRange& columns, std::vector<std::uint8_t>& out) const;
 
  private:
   const Comm& comm_;
@@ -63,7 +63,7 @@ class DatasetReader {
   // rows_, samples [rows_first_, rows_first_ + rows_count_) of every site (src/io/dataset_reader.cpp).
   bool load_rows(long first, long count) const;
   long chunk_rows_ = 0, chunk_cols_ = 0;
-  bool filtered_ = false;
+  bool hdf5_blocks_ = false;  // blocks read by H5Dread: filtered chunks, or 3D ones
   mutable std::vector<std::uint8_t> rows_;
   mutable long rows_first_ = 0, rows_count_ = 0;
 };

@@ -12,6 +12,7 @@
 #include "cmera/grid_evaluate.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <omp.h>
 
 #include <Eigen/Dense>
@@ -70,10 +71,11 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model, const Dat
                              const GridModelCorrelation& model_correlation) {
   const GridLattice& g = model.lattice;
   const DatasetShape& shape = data.shape();
-  if (shape.ly != g.ly || shape.lx != g.lx)
-    throw Error(fmt::format("{}: /configs is [{}, {}, {}] (samples, Ly, Lx), the model's grid is "
-                            "Lx x Ly = {} x {}", data.path(), shape.samples, shape.ly, shape.lx,
-                            g.lx, g.ly));
+  if (shape.sample_dims != std::vector<long>{g.ly, g.lx})
+    throw Error(fmt::format("{}: /configs is [{}, {}] (samples, then one sample's shape), the "
+                            "model's grid needs [samples, Ly, Lx] = [{}, {}, {}]", data.path(),
+                            shape.samples, fmt::join(shape.sample_dims, ", "), shape.samples,
+                            g.ly, g.lx));
   data.require_alphabet(g.chi[0]);
   const Distances R = distances(g, max_distance);
   const int d = g.chi[0];
@@ -97,13 +99,14 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model, const Dat
   const BlockPartition part{shape.samples, comm.size()};
   const long first = part.begin(comm.rank()), count = part.count(comm.rank());
   const long most = (shape.samples + comm.size() - 1) / comm.size();
-  const CyclicRange all = CyclicRange::make(0, sites, sites);
+  const CyclicRange all = CyclicRange::make(0, sites, sites);  // a sample's sites, for errors
+  const CyclicRange rows_all = CyclicRange::make(0, g.ly, g.ly), columns_all = CyclicRange::make(0, g.lx, g.lx);
   const long block = read_block(comm, data, chunk_samples, most, sites, 1);
   std::vector<std::uint8_t> buf;
   BadValue bad;
   for (long c0 = 0; c0 < most; c0 += block) {  // the same number of collective reads everywhere
     const long rows = std::clamp(count - c0, 0L, block);
-    data.read(first + std::min(c0, count), rows, all, buf);
+    data.read_box(first + std::min(c0, count), rows, rows_all, columns_all, buf);
     if (bad.sample < 0) bad = find_bad_value(buf, first + c0, rows, all, d);
     if (bad.sample >= 0) continue;
     for (long k = 0; k < rows; ++k) {

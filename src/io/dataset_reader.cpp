@@ -1,21 +1,24 @@
 // Reading a dataset's /configs (io.hpp, DatasetReader). Contiguous datasets are read
-// collectively through MPI-IO, each rank its columns of a block of samples; a chunked or
+// collectively through MPI-IO, each rank its columns of a block of samples (of a lattice
+// dataset [S, Ly, Lx], its periodic box of rows x columns); a chunked or
 // compressed /configs is read by each rank through its own serial handle, whole chunks
 // across all sites in chunk order, because collective reads of chunked data cost one
 // chunk decode per rank per request. Trade-off: a chunked layout is read within a few
 // times of contiguous, and the README says how to convert.
 //
 // Dataset file (written by dataset_writer.cpp)
-//   /configs            uint8 [samples, sites], contiguous; attribute alphabet (int32)
-//                       (readers take any layout: chunked and gzip-compressed too);
-//                       grids: uint8 [samples, Ly, Lx], read in whole samples
+//   /configs            uint8 [samples, sites] or [samples, Ly, Lx], contiguous; attribute
+//                       alphabet (int32)
+//                       (readers take any layout: chunked and gzip-compressed too)
 //   root attributes     cmera_kind = "dataset", plus the caller's attributes (strings)
 #include "cmera/io.hpp"
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "hdf5_file.hpp"
 
@@ -23,24 +26,7 @@ namespace cmera {
 
 using namespace h5;  // the io module's HDF5 toolkit
 
-namespace {
-
-// Collective read of the selected `elems` bytes of `fspace` into out (ranks with nothing
-// to read select none, so the collective call still lines up).
-bool read_selection(hid_t dset, hid_t fspace, hsize_t elems, std::vector<std::uint8_t>& out) {
-  if (elems == 0 && H5Sselect_none(fspace) < 0) return false;
-  const hsize_t mdim = std::max<hsize_t>(elems, 1);
-  Handle mspace(H5Screate_simple(1, &mdim, nullptr), H5Sclose);
-  if (elems == 0) H5Sselect_none(mspace.get());
-  const Handle dxpl = collective_dxpl();
-  std::uint8_t nothing = 0;
-  return H5Dread(dset, H5T_NATIVE_UINT8, mspace.get(), fspace, dxpl.get(),
-                 elems > 0 ? out.data() : &nothing) >= 0;
-}
-
-}  // namespace
-
-DatasetReader::DatasetReader(const Comm& comm, const std::string& path, DatasetLayout layout)
+DatasetReader::DatasetReader(const Comm& comm, const std::string& path, bool lattice_samples)
     : comm_(comm), path_(path) {
   silence_hdf5();
   const Ctx ctx{comm, path};
@@ -54,29 +40,28 @@ DatasetReader::DatasetReader(const Comm& comm, const std::string& path, DatasetL
   const auto dims = dims_of(space.get());
   const bool type_ok = H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 &&
                        H5Tget_sign(type.get()) == H5T_SGN_NONE;
-  const bool grid = layout == DatasetLayout::kGrid;
-  ctx.require(grid || dims.size() != 3,
+  ctx.require(lattice_samples || dims.size() != 3,
               fmt::format("/configs is {} {}: 2D datasets [S, Ly, Lx] are not supported by "
                           "train/eval yet; expected [samples, sites] (write rows as samples with "
                           "`cmera generate ising2d --rows`, or reshape to [S*Ly, Lx])",
                           type_string(type.get()), shape_string(dims)));
-  const std::size_t rank = grid ? 3 : 2;
-  ctx.require(type_ok && dims.size() == rank,
-              fmt::format("/configs is {} {} (rank {}), expected uint8 {}", type_string(type.get()),
-                          shape_string(dims), dims.size(),
-                          grid ? "[samples, Ly, Lx]" : "[samples, sites]"));
+  const char* expected = lattice_samples ? "uint8 [samples, sites] or [samples, Ly, Lx]"
+                                         : "uint8 [samples, sites]";
+  ctx.require(type_ok && (dims.size() == 2 || (lattice_samples && dims.size() == 3)),
+              fmt::format("/configs is {} {} (rank {}), expected {}", type_string(type.get()),
+                          shape_string(dims), dims.size(), expected));
   ctx.require(dims[0] >= 1, "/configs has zero samples");
-  ctx.require(std::all_of(dims.begin(), dims.end(), [](hsize_t n) { return n < (hsize_t{1} << 62); }),
-              fmt::format("/configs shape {} is beyond any real dataset (damaged?)", shape_string(dims)));
-  ctx.require(std::all_of(dims.begin() + 1, dims.end(), [](hsize_t n) { return n >= 1; }),
-              "/configs has zero sites");
+  bool sane = true;
+  for (hsize_t n : dims) sane = sane && n < (hsize_t{1} << 62);
+  ctx.require(sane, fmt::format("/configs shape {} is beyond any real dataset (damaged?)",
+                                shape_string(dims)));
   shape_.samples = static_cast<long>(dims[0]);
-  shape_.sites = static_cast<long>(dims[1]);
-  if (grid) {
-    shape_.ly = static_cast<long>(dims[1]);
-    shape_.lx = static_cast<long>(dims[2]);
-    shape_.sites = shape_.ly * shape_.lx;
+  shape_.sites = 1;
+  for (std::size_t i = 1; i < dims.size(); ++i) {
+    shape_.sample_dims.push_back(static_cast<long>(dims[i]));
+    shape_.sites *= static_cast<long>(dims[i]);
   }
+  ctx.require(shape_.sites >= 1, "/configs has zero sites");
 
   // A filter this HDF5 lacks (h5py's lzf, blosc, ...) would only fail at the first read,
   // as an opaque HDF5 error; name it now.
@@ -95,11 +80,13 @@ DatasetReader::DatasetReader(const Comm& comm, const std::string& path, DatasetL
   }
   ctx.require(missing.empty(), missing);
   // Chunked layouts are read through rows_ (see read()); remember their geometry.
-  hsize_t chunk[2] = {0, 0};
-  if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED && H5Pget_chunk(dcpl.get(), 2, chunk) == 2) {
+  const int rank = static_cast<int>(dims.size());
+  hsize_t chunk[3] = {0, 0, 0};
+  if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED && H5Pget_chunk(dcpl.get(), rank, chunk) == rank) {
     chunk_rows_ = static_cast<long>(chunk[0]);
     chunk_cols_ = static_cast<long>(chunk[1]);
-    filtered_ = H5Pget_nfilters(dcpl.get()) > 0;
+    // A 3D chunk is not a run of a sample's sites, so H5Dread_chunk's copy does not apply.
+    hdf5_blocks_ = H5Pget_nfilters(dcpl.get()) > 0 || rank == 3;
   }
   // Parallel HDF5 keeps no chunk cache under MPI-IO, and maps a read onto chunks at a cost
   // of tens of microseconds per chunk: column slabs of a 1-row-chunked dataset made the
@@ -129,8 +116,9 @@ DatasetReader::DatasetReader(const Comm& comm, const std::string& path, DatasetL
     hsize_t stored = 0;
     const Handle all(H5Dget_space(dset.get()), H5Sclose);  // 1.10 refuses H5S_ALL here
     H5Dget_num_chunks(dset.get(), all.get(), &stored);
-    const auto per = [](hsize_t n, hsize_t c) { return (n + c - 1) / c; };
-    written = stored == per(dims[0], chunk[0]) * per(dims[1], chunk[1]);
+    hsize_t chunks = 1;
+    for (int i = 0; i < rank; ++i) chunks *= (dims[i] + chunk[i] - 1) / chunk[i];
+    written = stored == chunks;
     none = stored == 0;
   } else {
     H5D_space_status_t allocated = H5D_SPACE_STATUS_ERROR;
@@ -167,12 +155,14 @@ bool DatasetReader::load_rows(long first, long count) const {
   rows_first_ = lo;
   rows_count_ = 0;  // until loaded
   rows_.resize(static_cast<std::size_t>((hi - lo) * n));
-  if (filtered_) {
+  if (hdf5_blocks_) {
     Handle fspace(H5Dget_space(dset_), H5Sclose);
-    const hsize_t start[2] = {static_cast<hsize_t>(lo), 0};
-    const hsize_t block[2] = {static_cast<hsize_t>(hi - lo), static_cast<hsize_t>(n)};
+    const int rank = 1 + static_cast<int>(shape_.sample_dims.size());
+    const hsize_t start[3] = {static_cast<hsize_t>(lo), 0, 0};
+    hsize_t block[3] = {static_cast<hsize_t>(hi - lo), 0, 0};
+    for (int i = 1; i < rank; ++i) block[i] = static_cast<hsize_t>(shape_.sample_dims[i - 1]);
     // Memory shaped like the selection: otherwise HDF5 maps chunks element by element.
-    Handle mspace(H5Screate_simple(2, block, nullptr), H5Sclose);
+    Handle mspace(H5Screate_simple(rank, block, nullptr), H5Sclose);
     if (H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, block, nullptr) < 0 ||
         H5Dread(dset_, H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, rows_.data()) < 0)
       return false;
@@ -210,7 +200,8 @@ void DatasetReader::read(long first_sample, long count, const CyclicRange& colum
   const Ctx ctx{comm_, path_, kExitRuntime};
   // An empty column range need not carry the right period: ranks without columns often
   // pass a default CyclicRange.
-  const bool args_ok = first_sample >= 0 && count >= 0 && first_sample + count <= shape_.samples &&
+  const bool args_ok = shape_.sample_dims.size() == 1 && first_sample >= 0 && count >= 0 &&
+                       first_sample + count <= shape_.samples &&
                        (columns.length == 0 ||
                         (columns.period == shape_.sites && columns.length > 0 &&
                          columns.length <= columns.period && columns.start >= 0 &&
@@ -221,21 +212,6 @@ void DatasetReader::read(long first_sample, long count, const CyclicRange& colum
                                    columns.length, columns.period, shape_.samples, shape_.sites));
   const long len = columns.length;
   out.resize(static_cast<std::size_t>(count * len));
-  if (shape_.ly > 0) {  // a grid dataset: whole samples, one 3D hyperslab
-    ctx.require(columns.length == 0 || (columns.full() && columns.start == 0),
-                "a grid dataset [S, Ly, Lx] is read in whole samples");
-    Handle fspace(H5Dget_space(dset_), H5Sclose);
-    const hsize_t start[3] = {static_cast<hsize_t>(first_sample), 0, 0};
-    const hsize_t block[3] = {static_cast<hsize_t>(len == 0 ? 0 : count),
-                              static_cast<hsize_t>(shape_.ly), static_cast<hsize_t>(shape_.lx)};
-    const hsize_t elems = block[0] * block[1] * block[2];
-    const bool ok = (elems == 0 || H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start,
-                                                       nullptr, block, nullptr) >= 0) &&
-                    read_selection(dset_, fspace.get(), elems, out);
-    ctx.require(ok, fmt::format("reading /configs samples [{}, {}) failed", first_sample,
-                                first_sample + count));
-    return;
-  }
   if (chunk_rows_ > 0) {
     const bool ok = count == 0 || len == 0 || load_rows(first_sample, count);
     ctx.require(ok, fmt::format("reading /configs samples [{}, {}) failed", first_sample,
@@ -257,7 +233,9 @@ void DatasetReader::read(long first_sample, long count, const CyclicRange& colum
   Handle fspace(H5Dget_space(dset_), H5Sclose);
   bool ok = true;
   const hsize_t elems = static_cast<hsize_t>(count * len);
-  if (elems > 0) {
+  if (elems == 0) {
+    ok = H5Sselect_none(fspace.get()) >= 0;
+  } else {
     const hsize_t start[2] = {static_cast<hsize_t>(first_sample),
                               static_cast<hsize_t>(columns.start)};
     const hsize_t block[2] = {static_cast<hsize_t>(count), static_cast<hsize_t>(head)};
@@ -268,7 +246,13 @@ void DatasetReader::read(long first_sample, long count, const CyclicRange& colum
       ok = H5Sselect_hyperslab(fspace.get(), H5S_SELECT_OR, start2, nullptr, block2, nullptr) >= 0;
     }
   }
-  ok = ok && read_selection(dset_, fspace.get(), elems, out);
+  const hsize_t mdim = std::max<hsize_t>(elems, 1);
+  Handle mspace(H5Screate_simple(1, &mdim, nullptr), H5Sclose);
+  if (elems == 0) H5Sselect_none(mspace.get());
+  const Handle dxpl = collective_dxpl();
+  std::uint8_t nothing = 0;
+  ok = ok && H5Dread(dset_, H5T_NATIVE_UINT8, mspace.get(), fspace.get(), dxpl.get(),
+                     elems > 0 ? out.data() : &nothing) >= 0;
   ctx.require(ok, fmt::format("reading /configs samples [{}, {}) failed", first_sample,
                               first_sample + count));
   if (tail > 0)
@@ -276,6 +260,84 @@ void DatasetReader::read(long first_sample, long count, const CyclicRange& colum
       auto row = out.begin() + r * len;
       std::rotate(row, row + tail, row + len);
     }
+}
+
+void DatasetReader::read_box(long first_sample, long count, const CyclicRange& rows,
+                             const CyclicRange& columns, std::vector<std::uint8_t>& out) const {
+  const Ctx ctx{comm_, path_, kExitRuntime};
+  const bool lattice = shape_.sample_dims.size() == 2;
+  const long ly = lattice ? shape_.sample_dims[0] : 0, lx = lattice ? shape_.sample_dims[1] : 0;
+  // As in read(), an empty range need not carry the right period.
+  const auto range_ok = [](const CyclicRange& r, long period) {
+    return r.length == 0 || (r.period == period && r.length > 0 && r.length <= period &&
+                             r.start >= 0 && r.start < period);
+  };
+  const bool args_ok = lattice && first_sample >= 0 && count >= 0 &&
+                       first_sample + count <= shape_.samples && range_ok(rows, ly) &&
+                       range_ok(columns, lx);
+  ctx.require(args_ok, fmt::format("box read of samples [{}, {}) rows start {} length {} columns "
+                                   "start {} length {} is outside /configs [{}, {}]",
+                                   first_sample, first_sample + count, rows.start, rows.length,
+                                   columns.start, columns.length, shape_.samples,
+                                   fmt::join(shape_.sample_dims, ", ")));
+  const long h = rows.length, w = columns.length;
+  out.resize(static_cast<std::size_t>(count * h * w));
+  // A wrapped range is two blocks per axis: [start, start + head) and [0, tail).
+  const long head_y = std::min(h, ly - rows.start), tail_y = h - head_y;
+  const long head_x = std::min(w, lx - columns.start), tail_x = w - head_x;
+  if (chunk_rows_ > 0) {
+    const bool ok = count == 0 || h * w == 0 || load_rows(first_sample, count);
+    ctx.require(ok, fmt::format("reading /configs samples [{}, {}) failed", first_sample,
+                                first_sample + count));
+    if (h * w == 0) return;
+    for (long r = 0; r < count; ++r)
+      for (long oy = 0; oy < h; ++oy) {
+        const std::uint8_t* row =
+            rows_.data() + ((first_sample - rows_first_ + r) * ly + rows.at(oy)) * lx;
+        std::uint8_t* to = out.data() + (r * h + oy) * w;
+        std::copy_n(row + columns.start, head_x, to);
+        std::copy_n(row, tail_x, to + head_x);
+      }
+    return;
+  }
+
+  // Up to four blocks in one collective read; HDF5 delivers them in file order (rows
+  // [0, tail_y) first, and in each row columns [0, tail_x) first), so rows and samples are
+  // rotated into range order afterwards.
+  Handle fspace(H5Dget_space(dset_), H5Sclose);
+  bool ok = true;
+  const hsize_t elems = static_cast<hsize_t>(count * h * w);
+  if (elems == 0) {
+    ok = H5Sselect_none(fspace.get()) >= 0;
+  } else {
+    H5S_seloper_t op = H5S_SELECT_SET;
+    for (const auto& [y0, ny] : {std::pair{rows.start, head_y}, std::pair{0L, tail_y}})
+      for (const auto& [x0, nx] : {std::pair{columns.start, head_x}, std::pair{0L, tail_x}}) {
+        if (ny == 0 || nx == 0) continue;
+        const hsize_t start[3] = {static_cast<hsize_t>(first_sample), static_cast<hsize_t>(y0),
+                                  static_cast<hsize_t>(x0)};
+        const hsize_t block[3] = {static_cast<hsize_t>(count), static_cast<hsize_t>(ny),
+                                  static_cast<hsize_t>(nx)};
+        ok = ok && H5Sselect_hyperslab(fspace.get(), op, start, nullptr, block, nullptr) >= 0;
+        op = H5S_SELECT_OR;
+      }
+  }
+  const hsize_t mdim = std::max<hsize_t>(elems, 1);
+  Handle mspace(H5Screate_simple(1, &mdim, nullptr), H5Sclose);
+  if (elems == 0) H5Sselect_none(mspace.get());
+  const Handle dxpl = collective_dxpl();
+  std::uint8_t nothing = 0;
+  ok = ok && H5Dread(dset_, H5T_NATIVE_UINT8, mspace.get(), fspace.get(), dxpl.get(),
+                     elems > 0 ? out.data() : &nothing) >= 0;
+  ctx.require(ok, fmt::format("reading /configs samples [{}, {}) failed", first_sample,
+                              first_sample + count));
+  if (elems == 0) return;
+  for (long r = 0; r < count; ++r) {
+    const auto sample = out.begin() + r * h * w;
+    if (tail_x > 0)
+      for (long oy = 0; oy < h; ++oy) std::rotate(sample + oy * w, sample + oy * w + tail_x, sample + (oy + 1) * w);
+    if (tail_y > 0) std::rotate(sample, sample + tail_y * w, sample + h * w);
+  }
 }
 
 }  // namespace cmera

@@ -273,40 +273,52 @@ void top_window_adjoint(const GridLattice& g, long x, long y, const double* g_rh
   for (std::size_t flat = 0; flat < n; ++flat) g_top[flat] += g_rho[top_cell(stride, K, flat)];
 }
 
-GridWindowMarginals::GridWindowMarginals(const GridLattice& g) : lattice_(g) {
+GridWindowMarginals::GridWindowMarginals(const GridLattice& g)
+    : GridWindowMarginals(g, GridRegion::whole(g)) {}
+
+GridWindowMarginals::GridWindowMarginals(const GridLattice& g, const GridRegion& region)
+    : lattice_(g), region_(region) {
   rho_.resize(static_cast<std::size_t>(g.depth()) + 1);
   for (int l = 0; l <= g.depth(); ++l)
-    rho_[l].assign(static_cast<std::size_t>(g.sites_at(l)) * grid_window_size(g.chi[l]), 0.0);
+    rho_[l].assign(static_cast<std::size_t>(region.windows(l)) * grid_window_size(g.chi[l]), 0.0);
 }
 
 const double* GridWindowMarginals::window(int layer, long x, long y) const {
-  return rho_[layer].data() + static_cast<std::size_t>(lattice_.site(layer, x, y)) *
+  return rho_[layer].data() + static_cast<std::size_t>(region_.index(layer, x, y)) *
                                   grid_window_size(lattice_.chi[layer]);
+}
+
+double* GridWindowMarginals::slot(int layer, long x, long y) {
+  return const_cast<double*>(static_cast<const GridWindowMarginals&>(*this).window(layer, x, y));
 }
 
 void GridWindowMarginals::forward(const GridModel& m) {
   const GridLattice& g = lattice_;
+  const GridRegion& r = region_;
   const int T = g.depth();
-  for (long y = 0; y < g.ly_at(T); ++y)
-    for (long x = 0; x < g.lx_at(T); ++x)
-      top_window(m, x, y, rho_[T].data() + g.site(T, x, y) * grid_window_size(g.chi[T]));
+  for (long k = 0; k < r.windows(T); ++k) {
+    const long x = r.x[T].at(k % r.x[T].length), y = r.y[T].at(k / r.x[T].length);
+    top_window(m, x, y, slot(T, x, y));
+  }
   const int chi_max = *std::max_element(g.chi.begin(), g.chi.end());
   std::vector<GridScratch> scratch(static_cast<std::size_t>(omp_get_max_threads()));
   for (auto& s : scratch) s.reserve(chi_max);
   for (int l = T - 1; l >= 0; --l) {
     // One y half-step per intermediate window (columns cx .. cx+2, rows y .. y+2), shared
-    // by the two fine windows x = 2 cx + 1 (odd) and 2 cx + 2 (even) hanging off it.
-    const long mx = g.lx_at(l + 1), n = mx * g.ly_at(l);
-    const std::size_t size = grid_window_size(g.chi[l]);
+    // by the two fine windows x = 2 cx + 1 (odd) and 2 cx + 2 (even) hanging off it. The
+    // region's coarse columns cx one layer up are exactly those of its windows x here
+    // (GridRegion::cones_of), so each intermediate window feeds at least one of them.
+    const CyclicRange &cxs = r.x[l + 1], &ys = r.y[l];
+    const long n = cxs.length * ys.length;
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < n; ++i) {
-      const long y = i / mx, x_odd = 2 * (i % mx) + 1;
+      const long y = ys.at(i / cxs.length), x_odd = 2 * cxs.at(i % cxs.length) + 1;
       GridScratch& s = scratch[static_cast<std::size_t>(omp_get_thread_num())];
       const GridWindowCone c = grid_window_cone(g, l, x_odd, y);
       descend_columns(m, l, x_odd, y, window(l + 1, c.cx, c.cy), s.mid.data(), s);
       for (long x : {x_odd, x_odd + 1})
-        descend_rows(m, l, x, y, s.mid.data(),
-                     rho_[l].data() + static_cast<std::size_t>(g.site(l, x, y)) * size, s);
+        if (r.x[l].contains(x))
+          descend_rows(m, l, x, y, s.mid.data(), slot(l, x, y), s);
     }
   }
   kernel_calls_ = 0;

@@ -1,21 +1,19 @@
-// Objective and reverse sweep of the grid MERA (grid_sweep.hpp). The reverse
-// step of layer l is organized by coarse window (cx, cy) of layer l+1: one task
-// takes the four fine windows hanging off it (x in 2cx+1, 2cx+2; y in 2cy+1,
-// 2cy+2, docs/design-grid.md §2), recomputes their two shared intermediate
-// windows, and runs ascend_rows then ascend_columns, so dL/d(coarse window) has
-// a single writer and needs no reduction. Table gradients without atomics, in
-// an order fixed by the lattice and not by the thread count (bitwise
+// Objective and reverse sweep of the grid MERA (grid_sweep.hpp) over a region of
+// windows (the whole lattice, or a rank's cones, docs/design-grid.md §5). The reverse
+// step of layer l is organized by coarse window (cx, cy) of the region at layer l+1: one
+// task takes those of the four fine windows hanging off it (x in 2cx+1, 2cx+2; y in
+// 2cy+1, 2cy+2, docs/design-grid.md §2) that lie in the region, recomputes their shared
+// intermediate windows, and runs ascend_rows then ascend_columns, so dL/d(coarse window)
+// has a single writer and needs no reduction. Table gradients without atomics, in an
+// order fixed by the lattice and the region and not by the thread count (bitwise
 // reproducible at any OMP_NUM_THREADS), as the chain's sweep does:
-// - untied: task (cx, cy) touches column lines cx..cx+2 at coarse sites
-// cy..cy+2 and row
-//   lines 2cy+1..2cy+4 at coarse sites cx..cx+2, so tasks with equal (cx mod 3,
-//   cy mod 3) are disjoint; the nine colours run one after another, and the
-//   tasks beyond the last full multiple of 3 in either direction (they may meet
-//   a wrapped neighbour) run last, serially;
-// - tied: every task meets the same tables, so each coarse row cy sums into a
-// private
-//   copy (two W and two U per layer: tiny) and the copies are added in row
-//   order.
+// - untied: task (cx, cy) touches column lines cx..cx+2 at coarse sites cy..cy+2 and row
+//   lines 2cy+1..2cy+4 at coarse sites cx..cx+2, so tasks whose region offsets agree mod
+//   3 in both directions are disjoint; the nine colours run one after another, and the
+//   tasks beyond the last full multiple of 3 in either direction (they may meet a wrapped
+//   neighbour) run last, serially;
+// - tied: every task meets the same tables, so each coarse row sums into a private copy
+//   (two W and two U per layer: tiny) and the copies are added in row order.
 #include "cmera/grid_sweep.hpp"
 
 #include <omp.h>
@@ -44,12 +42,17 @@ void add_into(const LineTables& from, LineTables& to) {
 }  // namespace
 
 GridWindowStats::GridWindowStats(const GridLattice& g)
-    : lattice_(g), q_(static_cast<std::size_t>(g.sites_at(0)) * grid_window_size(g.chi[0]), 0.0) {}
+    : GridWindowStats(g, CyclicRange::make(0, g.lx, g.lx), CyclicRange::make(0, g.ly, g.ly)) {}
+
+GridWindowStats::GridWindowStats(const GridLattice& g, const CyclicRange& x, const CyclicRange& y)
+    : lattice_(g), x_(x), y_(y),
+      q_(static_cast<std::size_t>(x.length * y.length) * grid_window_size(g.chi[0]), 0.0) {}
 
 void GridWindowStats::add(const std::uint8_t* config, double weight) {
   const int d = lattice_.chi[0];
-  for (long y = 0; y < lattice_.ly; ++y)
-    for (long x = 0; x < lattice_.lx; ++x) {
+  for (long oy = 0; oy < y_.length; ++oy)
+    for (long ox = 0; ox < x_.length; ++ox) {
+      const long x = x_.at(ox), y = y_.at(oy);
       std::size_t cell = 0;
       for (int dy = 0; dy < 3; ++dy)
         for (int dx = 0; dx < 3; ++dx) cell = cell * d + config[lattice_.site(0, x + dx, y + dy)];
@@ -58,8 +61,8 @@ void GridWindowStats::add(const std::uint8_t* config, double weight) {
 }
 
 const double* GridWindowStats::window(long x, long y) const {
-  return q_.data() +
-         static_cast<std::size_t>(lattice_.site(0, x, y)) * grid_window_size(lattice_.chi[0]);
+  return q_.data() + static_cast<std::size_t>(y_.offset(y) * x_.length + x_.offset(x)) *
+                         grid_window_size(lattice_.chi[0]);
 }
 double* GridWindowStats::window(long x, long y) {
   return const_cast<double*>(static_cast<const GridWindowStats&>(*this).window(x, y));
@@ -92,7 +95,10 @@ void from_chain_tables(const Tables& t, GridModel& m) {
   m.top = t.top;
 }
 
-GridSweep::GridSweep(const GridLattice& g) : lattice_(g), rho_(g) {}
+GridSweep::GridSweep(const GridLattice& g) : GridSweep(g, GridRegion::whole(g)) {}
+
+GridSweep::GridSweep(const GridLattice& g, const GridRegion& region)
+    : lattice_(g), region_(region), rho_(g, region) {}
 
 void GridSweep::ensure_workers() {
   const int chi_max = *std::max_element(lattice_.chi.begin(), lattice_.chi.end());
@@ -106,16 +112,17 @@ void GridSweep::ensure_workers() {
 void GridSweep::forward(const GridModel& m) { rho_.forward(m); }
 
 double GridSweep::objective(const GridWindowStats& q) const {
-  const GridLattice& g = lattice_;
-  const std::size_t size = grid_window_size(g.chi[0]);
-  std::vector<double> per_window(static_cast<std::size_t>(g.sites_at(0)), 0.0);
+  const CyclicRange &xs = region_.x[0], &ys = region_.y[0];
+  const std::size_t size = grid_window_size(lattice_.chi[0]);
+  std::vector<double> per_window(static_cast<std::size_t>(region_.windows(0)), 0.0);
 #pragma omp parallel for schedule(static)
-  for (long i = 0; i < g.sites_at(0); ++i) {
-    const double* qw = q.window(i % g.lx, i / g.lx);
-    const double* p = rho_.window(0, i % g.lx, i / g.lx);
+  for (long i = 0; i < region_.windows(0); ++i) {
+    const long x = xs.at(i % xs.length), y = ys.at(i / xs.length);
+    const double* qw = q.window(x, y);
+    const double* p = rho_.window(0, x, y);
     double s = 0;
-    for (std::size_t x = 0; x < size; ++x)
-      if (qw[x] > 0) s += qw[x] * std::log(p[x]);
+    for (std::size_t k = 0; k < size; ++k)
+      if (qw[k] > 0) s += qw[k] * std::log(p[k]);
     per_window[i] = s;
   }
   double total = 0;  // fixed order
@@ -124,49 +131,57 @@ double GridSweep::objective(const GridWindowStats& q) const {
 }
 
 double* GridSweep::g_window(std::vector<double>& g, int layer, long x, long y) const {
-  return g.data() + static_cast<std::size_t>(lattice_.site(layer, x, y)) *
-                        grid_window_size(lattice_.chi[layer]);
+  return g.data() +
+         static_cast<std::size_t>(region_.index(layer, x, y)) * grid_window_size(lattice_.chi[layer]);
 }
 
 void GridSweep::reverse_layer(const GridModel& m, int l, GridLayerTables& grad) {
   const GridLattice& g = lattice_;
-  const long mx = g.lx_at(l + 1), my = g.ly_at(l + 1);
+  const CyclicRange &cxs = region_.x[l + 1], &cys = region_.y[l + 1];
+  const CyclicRange &xs = region_.x[l], &ys = region_.y[l];
   const std::size_t mid_size = grid_window_size(g.intermediate_chi(l));
-  g_coarse_.assign(static_cast<std::size_t>(g.sites_at(l + 1)) * grid_window_size(g.chi[l + 1]),
+  g_coarse_.assign(static_cast<std::size_t>(region_.windows(l + 1)) * grid_window_size(g.chi[l + 1]),
                    0.0);
-  auto task = [&](long cx, long cy, GridLayerTables& into) {
+  // Task (i, j): the coarse window at offsets i, j of the region one layer up and those of
+  // its four fine windows that lie in the region (the others have no gradient).
+  auto task = [&](long i, long j, GridLayerTables& into) {
     Worker& w = workers_[static_cast<std::size_t>(omp_get_thread_num())];
+    const long cx = cxs.at(i), cy = cys.at(j);
     const double* rho = rho_.window(l + 1, cx, cy);
     double* g_rho = g_window(g_coarse_, l + 1, cx, cy);
     const long x = 2 * cx + 1;
     for (long y : {2 * cy + 1, 2 * cy + 2}) {
+      if (!ys.contains(y)) continue;
       descend_columns(m, l, x, y, rho, w.s.mid.data(), w.s);
       std::fill_n(w.g_mid.data(), mid_size, 0.0);
       for (long xf : {x, x + 1})
-        ascend_rows(m, l, xf, y, w.s.mid.data(), g_window(g_fine_, l, xf, y), w.g_mid.data(), into,
-                    w.s);
+        if (xs.contains(xf))
+          ascend_rows(m, l, xf, y, w.s.mid.data(), g_window(g_fine_, l, xf, y), w.g_mid.data(),
+                      into, w.s);
       ascend_columns(m, l, x, y, rho, w.g_mid.data(), g_rho, into, w.s);
     }
   };
+  const long mx = cxs.length, my = cys.length;
   if (!m.tied) {
-    const long nx = mx / 3,
-               ny = my / 3;  // full colour periods in each direction
+    // Offsets 3 apart are 3 apart on the ring too (ring distance >= 3 also the other way
+    // round: offsets below 3 * nx <= mx), so the colour classes stay disjoint.
+    const long nx = mx / 3, ny = my / 3;  // full colour periods in each direction
     for (int colour = 0; colour < 9; ++colour) {
 #pragma omp parallel for schedule(static)
-      for (long i = 0; i < nx * ny; ++i)
-        task(colour % 3 + 3 * (i % nx), colour / 3 + 3 * (i / nx), grad);
+      for (long k = 0; k < nx * ny; ++k)
+        task(colour % 3 + 3 * (k % nx), colour / 3 + 3 * (k / nx), grad);
     }
-    for (long cy = 0; cy < my; ++cy)
-      for (long cx = 0; cx < mx; ++cx)
-        if (cx >= 3 * nx || cy >= 3 * ny) task(cx, cy, grad);
+    for (long j = 0; j < my; ++j)
+      for (long i = 0; i < mx; ++i)
+        if (i >= 3 * nx || j >= 3 * ny) task(i, j, grad);
   } else {
     GridLayerTables empty = grad;
     zero(empty.y);
     zero(empty.x);
     std::vector<GridLayerTables> partial(static_cast<std::size_t>(my), empty);
 #pragma omp parallel for schedule(static)
-    for (long cy = 0; cy < my; ++cy)
-      for (long cx = 0; cx < mx; ++cx) task(cx, cy, partial[static_cast<std::size_t>(cy)]);
+    for (long j = 0; j < my; ++j)
+      for (long i = 0; i < mx; ++i) task(i, j, partial[static_cast<std::size_t>(j)]);
     for (const GridLayerTables& p : partial) {
       add_into(p.y, grad.y);
       add_into(p.x, grad.x);
@@ -180,22 +195,25 @@ void GridSweep::gradient(const GridModel& m, const GridWindowStats& q, GridModel
   ensure_workers();
   for (Worker& w : workers_) w.s.kernel_calls = 0;
   // d/dp of sum_x q log p is q / p (0 where q = 0, as in the objective).
+  const CyclicRange &xs = region_.x[0], &ys = region_.y[0];
   const std::size_t size = grid_window_size(g.chi[0]);
-  g_fine_.assign(static_cast<std::size_t>(g.sites_at(0)) * size, 0.0);
+  g_fine_.assign(static_cast<std::size_t>(region_.windows(0)) * size, 0.0);
 #pragma omp parallel for schedule(static)
-  for (long i = 0; i < g.sites_at(0); ++i) {
-    const double* qw = q.window(i % g.lx, i / g.lx);
-    const double* p = rho_.window(0, i % g.lx, i / g.lx);
-    double* gw = g_window(g_fine_, 0, i % g.lx, i / g.lx);
-    for (std::size_t x = 0; x < size; ++x) gw[x] = qw[x] > 0 ? qw[x] / p[x] : 0.0;
+  for (long i = 0; i < region_.windows(0); ++i) {
+    const long x = xs.at(i % xs.length), y = ys.at(i / xs.length);
+    const double* qw = q.window(x, y);
+    const double* p = rho_.window(0, x, y);
+    double* gw = g_window(g_fine_, 0, x, y);
+    for (std::size_t k = 0; k < size; ++k) gw[k] = qw[k] > 0 ? qw[k] / p[k] : 0.0;
   }
   for (int l = 0; l < T; ++l) {
     reverse_layer(m, l, grad.layers[l]);
     std::swap(g_fine_, g_coarse_);
   }
-  for (long y = 0; y < g.ly_at(T); ++y)
-    for (long x = 0; x < g.lx_at(T); ++x)
-      top_window_adjoint(g, x, y, g_window(g_fine_, T, x, y), grad.top.data());
+  for (long i = 0; i < region_.windows(T); ++i) {
+    const long x = region_.x[T].at(i % region_.x[T].length), y = region_.y[T].at(i / region_.x[T].length);
+    top_window_adjoint(g, x, y, g_window(g_fine_, T, x, y), grad.top.data());
+  }
   kernel_calls_ = 0;
   for (const Worker& w : workers_) kernel_calls_ += w.s.kernel_calls;
 }

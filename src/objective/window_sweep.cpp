@@ -17,8 +17,6 @@ namespace cmera {
 namespace {
 constexpr long kTiedChunk = 64;
 
-long floor_div2(long x) { return x >= 0 ? x / 2 : -((-x + 1) / 2); }
-
 std::vector<kernels::WindowScratch> make_scratch(int d, int K) {
   std::vector<kernels::WindowScratch> s(static_cast<std::size_t>(omp_get_max_threads()));
   for (auto& x : s) x.reserve(d, K);
@@ -30,19 +28,7 @@ WindowSweep::WindowSweep(const Geometry& g, long first_window, long count) : geo
   const int T = g.depth();
   windows_.resize(T + 1);
   windows_[0] = CyclicRange::make(first_window, count, g.sites);
-  for (int l = 0; l < T; ++l) {
-    const CyclicRange& fine = windows_[l];
-    const long M = g.sites_at(l + 1);
-    if (fine.length == 0) {
-      windows_[l + 1] = CyclicRange::make(0, 0, M);
-    } else if (fine.full()) {
-      windows_[l + 1] = CyclicRange::make(0, M, M);
-    } else {
-      const long first = floor_div2(fine.start - 1);
-      const long last = floor_div2(fine.start + fine.length - 2);
-      windows_[l + 1] = CyclicRange::make(first, last - first + 1, M);
-    }
-  }
+  for (int l = 0; l < T; ++l) windows_[l + 1] = coarse_windows(windows_[l], g.sites_at(l + 1));
   rho_.resize(T + 1);
   grho_.resize(T + 1);
   for (int l = 0; l <= T; ++l) {

@@ -1,4 +1,5 @@
-// MPI wrapper, block partition, cyclic ranges and the owner <-> user table exchange.
+// MPI wrapper, block partition, cyclic ranges and their cone rule, and the owner <-> user
+// table exchange.
 // The exchange uses one MPI_Alltoallv per call with counts fixed at construction: for a
 // contiguous partition only neighbours exchange non-empty blocks, and the fixed
 // receive order (by source rank) keeps sums deterministic for a given rank count.
@@ -8,6 +9,7 @@
 #include <numeric>
 
 #include "cmera/error.hpp"
+#include "cmera/model.hpp"
 
 namespace cmera {
 
@@ -134,6 +136,15 @@ CyclicRange CyclicRange::make(long first, long length, long period) {
   r.length = std::min(length, period);
   r.start = ((first % period) + period) % period;
   return r;
+}
+
+CyclicRange coarse_windows(const CyclicRange& fine, long coarse_sites) {
+  if (fine.length == 0) return CyclicRange::make(0, 0, coarse_sites);
+  if (fine.full()) return CyclicRange::make(0, coarse_sites, coarse_sites);
+  // fine.start >= 0, so cone::coarse_window is floor((s - 1) / 2) at both ends.
+  const long first = cone::coarse_window(fine.start);
+  const long last = cone::coarse_window(fine.start + fine.length - 1);
+  return CyclicRange::make(first, last - first + 1, coarse_sites);
 }
 
 IndexExchange::IndexExchange(const Comm& comm, const BlockPartition& owners,

@@ -8,8 +8,10 @@
 # the generated doc (`--doc FILE`), so the two cannot drift; the trade-off is that every
 # case is one bash function, which keeps inputs readable but the table terse.
 # Usage: bad_inputs.sh CMERA SOURCE_DIR [--doc OUTPUT.md]; CMERA_CASES=REGEX runs only the
-# cases whose name matches; CMERA_MAX_RANKS=P skips rank counts above P (the sanitizer
-# suite uses 2).
+# cases whose name matches, CMERA_SKIP_CASES=REGEX skips those that match;
+# CMERA_MAX_RANKS=P skips rank counts above P; CMERA_FIRST_RANK_COUNT=1 runs every case at
+# the first rank count of its row only (the sanitizer suite: the rank-count agreement of
+# the messages is the main suite's check, not a memory-safety one).
 set -uo pipefail
 cmera="$1"; src="$2"; doc="${4:-}"
 [ "${3:-}" = "--doc" ] || doc=""
@@ -337,6 +339,8 @@ declare -A message
 for row in "${cases[@]}"; do
   IFS='|' read -r name ranks status fragment what <<< "$row"
   [[ "$name" =~ ${CMERA_CASES:-.} ]] || continue
+  [ -n "${CMERA_SKIP_CASES:-}" ] && [[ "$name" =~ $CMERA_SKIP_CASES ]] && continue
+  [ "${CMERA_FIRST_RANK_COUNT:-0}" = 1 ] && ranks=${ranks%% *}
   first=""
   before=$failures
   for np in $ranks; do

@@ -1,0 +1,197 @@
+// The grid objective over a rank grid (grid_objective.hpp, docs/design-grid.md §5). Each
+// rank owns a block of bottom windows (GridDecomposition): the statistics pass reads that
+// block's box of every sample (owned corners plus two wrap rows and columns) in collective
+// sample chunks and keeps histograms of the owned windows only; the sweep runs over the
+// block's cones; the objective is summed over ranks and the partial table gradients are
+// added in one allreduce. Untied tables stay replicated on every rank.
+//
+// Trade-off: histograms are counted straight into the doubles the sweep reads (exact up to
+// 2^53 samples) rather than into integer counters converted afterwards: half the memory of
+// the largest per-rank array at chi_0 >= 3 (chi_0^9 cells per window), at the price of a
+// 2^53-sample bound nobody reaches.
+#include "cmera/grid_objective.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "cmera/error.hpp"
+#include "cmera/grid_decomposition.hpp"
+#include "cmera/grid_sweep.hpp"
+#include "cmera/io.hpp"
+#include "cmera/memory.hpp"
+
+namespace cmera::grid {
+
+namespace {
+
+// Every table of a grid model (W and U of every line, then the top), in a fixed order.
+std::vector<std::vector<double>*> tables_of(GridModel& m) {
+  std::vector<std::vector<double>*> out;
+  for (GridLayerTables& l : m.layers)
+    for (LineTables* dir : {&l.y, &l.x})
+      for (LayerTables& t : dir->lines) {
+        out.push_back(&t.W);
+        out.push_back(&t.U);
+      }
+  out.push_back(&m.top);
+  return out;
+}
+
+// The dataset must be [S, Ly, Lx] of this lattice.
+void require_lattice_shape(const DatasetReader& data, const GridLattice& g) {
+  const DatasetShape& shape = data.shape();
+  const auto& dims = shape.sample_dims;
+  if (dims.size() != 2 || dims[0] != g.ly || dims[1] != g.lx)
+    throw Error(fmt::format("{}: /configs is [{}, {}], but the {} x {} grid model needs "
+                            "[samples, Ly, Lx] = [{}, {}, {}]",
+                            data.path(), shape.samples, fmt::join(dims, ", "), g.lx, g.ly,
+                            shape.samples, g.ly, g.lx));
+}
+
+struct BadValue {  // first out-of-alphabet value seen by this rank
+  long sample = -1, y = 0, x = 0;
+  int value = 0;
+};
+
+// Histograms of the owned windows (stats' box) over every sample of `data`, counted;
+// the caller normalizes. Every rank makes the same collective reads.
+void count_windows(const Comm& comm, const DatasetReader& data, const GridLattice& g,
+                   long chunk_samples, GridWindowStats& stats) {
+  const int d = g.chi[0];
+  const long samples = data.shape().samples;
+  // The box: owned corners plus the two rows and columns their windows reach, capped at
+  // the whole ring (then a window's far sites wrap inside the box).
+  const CyclicRange box_x = CyclicRange::make(stats.x().start, stats.x().length + 2, g.lx);
+  const CyclicRange box_y = CyclicRange::make(stats.y().start, stats.y().length + 2, g.ly);
+  const long bw = box_x.length, bh = box_y.length;
+  const long block = std::min(data.block_rows(chunk_samples), samples);
+  // The reader of a chunked layout keeps a block of whole samples besides the box.
+  require_memory(comm, static_cast<double>(block) * static_cast<double>(bw * bh + g.sites_at(0)),
+                 fmt::format("data.chunk_samples = {} ({} samples x {} x {} sites per read)",
+                             chunk_samples, block, bw, bh),
+                 "for its read buffers");
+  std::vector<std::uint8_t> buf;
+  BadValue bad;
+  for (long s0 = 0; s0 < samples; s0 += block) {
+    const long rows = std::min(block, samples - s0);
+    data.read_box(s0, rows, box_y, box_x, buf);
+    if (bad.sample >= 0) continue;  // keep taking part in the collective reads
+    if (*std::max_element(buf.begin(), buf.end()) >= d) {
+      const long k = std::find_if(buf.begin(), buf.end(), [d](std::uint8_t v) { return v >= d; }) -
+                     buf.begin();
+      bad = {s0 + k / (bw * bh), box_y.at(k / bw % bh), box_x.at(k % bw), buf[k]};
+      continue;
+    }
+    const auto wrap = [](long k, long n) { return k < n ? k : k - n; };  // k < 2n
+    // Threads take rows of windows; each window is written by one thread only.
+#pragma omp parallel for schedule(static)
+    for (long oy = 0; oy < stats.y().length; ++oy)
+      for (long r = 0; r < rows; ++r) {
+        const std::uint8_t* sample = buf.data() + r * bw * bh;
+        for (long ox = 0; ox < stats.x().length; ++ox) {
+          std::size_t cell = 0;
+          for (long dy = 0; dy < 3; ++dy) {
+            const std::uint8_t* row = sample + wrap(oy + dy, bh) * bw;
+            for (long dx = 0; dx < 3; ++dx) cell = cell * d + row[wrap(ox + dx, bw)];
+          }
+          stats.window(stats.x().at(ox), stats.y().at(oy))[cell] += 1;
+        }
+      }
+  }
+  comm.check(bad.sample < 0,
+             fmt::format("{}: /configs[{}, {}, {}] = {} is outside the alphabet 0..{} "
+                         "(model.chi[0] = {})",
+                         data.path(), bad.sample, bad.y, bad.x, bad.value, d - 1, d));
+}
+
+}  // namespace
+
+struct GridObjective::Impl {
+  Impl(const Comm& c, const GridLattice& g, const GridObjectiveOptions& o)
+      : comm(c), lattice((g.validate(), g)),
+        decomposition(g, c.size(), c.rank(), o.ranks_x, o.ranks_y),
+        sweep(g, decomposition.region()) {}
+
+  const Comm& comm;
+  GridLattice lattice;
+  GridDecomposition decomposition;
+  GridSweep sweep;
+  GridWindowStats stats{lattice, CyclicRange{}, CyclicRange{}};  // set by the constructor
+  long samples = 0;
+  double entropy_per_window = 0, window_objective = 0;
+};
+
+GridObjective::GridObjective(const Comm& comm, const GridLattice& g, const std::string& path,
+                             const GridObjectiveOptions& options)
+    : impl_(std::make_unique<Impl>(comm, g, options)) {
+  if (options.chunk_samples < 1)
+    throw Error(fmt::format("chunk_samples = {}: the statistics pass reads at least one "
+                            "sample per chunk", options.chunk_samples));
+  Impl& p = *impl_;
+  const DatasetReader data(comm, path, true);
+  require_lattice_shape(data, g);
+  data.require_alphabet(g.chi[0]);
+  p.samples = data.shape().samples;
+  const CyclicRange &x = p.decomposition.owned_x(), &y = p.decomposition.owned_y();
+  const std::size_t cells = grid_window_size(g.chi[0]);
+  require_memory(comm, 8.0 * static_cast<double>(x.length * y.length) * static_cast<double>(cells),
+                 fmt::format("the {} x {} owned windows' histograms ({}^9 cells each)", x.length,
+                             y.length, g.chi[0]),
+                 "for the statistics");
+  p.stats = GridWindowStats(g, x, y);
+  count_windows(comm, data, g, options.chunk_samples, p.stats);
+  double entropy = 0;
+  for (long oy = 0; oy < y.length; ++oy)
+    for (long ox = 0; ox < x.length; ++ox) {
+      double* q = p.stats.window(x.at(ox), y.at(oy));
+      for (std::size_t k = 0; k < cells; ++k) {
+        q[k] /= static_cast<double>(p.samples);
+        if (q[k] > 0) entropy -= q[k] * std::log(q[k]);
+      }
+    }
+  p.entropy_per_window = comm.sum(entropy) / static_cast<double>(g.sites_at(0));
+}
+
+GridObjective::~GridObjective() = default;
+
+long GridObjective::samples() const { return impl_->samples; }
+
+const GridDecomposition& GridObjective::decomposition() const { return impl_->decomposition; }
+const GridWindowStats& GridObjective::statistics() const { return impl_->stats; }
+double GridObjective::entropy_per_window() const { return impl_->entropy_per_window; }
+
+double GridObjective::objective(const GridModel& m) {
+  Impl& p = *impl_;
+  p.sweep.forward(m);
+  p.window_objective =
+      p.comm.sum(p.sweep.objective(p.stats)) / static_cast<double>(p.lattice.sites_at(0));
+  return p.window_objective;
+}
+
+double GridObjective::kl_per_window() const {
+  return -impl_->window_objective - impl_->entropy_per_window;
+}
+
+void GridObjective::gradient(const GridModel& m, GridModel& grad) {
+  Impl& p = *impl_;
+  const auto tables = tables_of(grad);
+  for (std::vector<double>* t : tables) std::fill(t->begin(), t->end(), 0.0);
+  p.sweep.gradient(m, p.stats, grad);
+  // One allreduce of every table (untied tables are replicated), scaled to the mean.
+  std::vector<double> flat;
+  for (const std::vector<double>* t : tables) flat.insert(flat.end(), t->begin(), t->end());
+  const double scale = 1.0 / static_cast<double>(p.lattice.sites_at(0));
+  for (double& v : flat) v *= scale;
+  p.comm.sum_inplace(flat.data(), flat.size());
+  auto from = flat.begin();
+  for (std::vector<double>* t : tables) {
+    std::copy_n(from, t->size(), t->begin());
+    from += static_cast<long>(t->size());
+  }
+}
+
+}  // namespace cmera::grid
