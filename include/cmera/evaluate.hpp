@@ -4,6 +4,7 @@
 // RG flow: the coarse variables' marginals and neighbour mutual information per layer,
 // and for tied models the spectrum of the ascending map (scaling dimensions).
 #pragma once
+#include <complex>
 #include <vector>
 
 #include "cmera/comm.hpp"
@@ -49,6 +50,11 @@ struct ScalingSpectra {
   // |lambda| = |mu|^(1/n) and arg = arg(mu)/n: the geometric mean over those layers.
   Spectrum averaged;
 };
+// Spectrum of a composition of `layers.size()` layers from its eigenvalues mu: the
+// `count` largest in magnitude, as per-layer factors |mu|^(1/n), arg(mu)/n (shared by the
+// chain's and the grid's spectra, docs/design.md §6).
+Spectrum spectrum_from_eigenvalues(std::vector<std::complex<double>> mu, std::vector<int> layers,
+                                   int count);
 // Tied models only (cmera::Error otherwise). D_l is the map of layer l on 3-site window
 // densities, averaged over the two children (even and odd fine windows) of a coarse
 // window; its adjoint ascends functions, with the same eigenvalues. A single layer's

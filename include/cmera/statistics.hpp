@@ -32,6 +32,22 @@ PairStats count_pair_stats(const Comm& comm, const DatasetReader& data, int alph
                            long first, long count, long stride,
                            const std::vector<long>& distances, long chunk_samples);
 
+// Shared by every pass over a dataset (chains and grids): the first value outside the
+// alphabet in a chunk of `rows` samples of the columns `cols` (lowest sample, then site;
+// sample -1 if none), the collective error that names it (file, sample, site), and the
+// rows per read for data.chunk_samples (whole chunks, at most `rows`), refused when
+// `buffers` blocks of `width` sites plus the reader's own block would not fit in memory.
+struct BadValue {
+  long sample = -1;
+  long site = -1;
+  int value = 0;
+};
+BadValue find_bad_value(const std::vector<std::uint8_t>& buf, long first_sample, long rows,
+                        const CyclicRange& cols, int alphabet);
+void check_values(const Comm& comm, const DatasetReader& data, const BadValue& bad, int alphabet);
+long read_block(const Comm& comm, const DatasetReader& data, long chunk_samples, long rows,
+                long width, int buffers);
+
 // Spin value used in correlations: s = 2x - 1 for a binary alphabet, s = x otherwise.
 inline double spin_value(int x, int alphabet) { return alphabet == 2 ? 2.0 * x - 1.0 : x; }
 

@@ -6,15 +6,12 @@
 
 #include <omp.h>
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
-#include <complex>
-#include <limits>
-#include <unsupported/Eigen/FFT>
 #include <cstring>
 #include <fmt/format.h>
 
+#include "cmera/autocorrelation.hpp"
 #include "cmera/error.hpp"
 #include "cmera/memory.hpp"
 
@@ -36,11 +33,7 @@ Bytes16 load16(const std::uint8_t* p) {
 // Rows per flush of the 8-bit partial sums: they count at most this many ones.
 constexpr long kByteSumRows = 255;
 
-struct BadValue {
-  long sample = -1;
-  long site = -1;
-  int value = 0;
-};
+}  // namespace
 
 // First out-of-alphabet value of a chunk (lowest sample, then site), if any.
 BadValue find_bad_value(const std::vector<std::uint8_t>& buf, long first_sample, long rows,
@@ -78,6 +71,8 @@ long read_block(const Comm& comm, const DatasetReader& data, long chunk_samples,
                  "for its read buffers");
   return block;
 }
+
+namespace {
 
 // Calls f(first sample, rows) for consecutive sample chunks. Every rank runs the same
 // chunks, so the collective reads inside f line up.
@@ -268,14 +263,9 @@ std::vector<double> data_correlation(const Comm& comm, const DatasetReader& data
   const long first = part.begin(comm.rank()), count = part.count(comm.rank());
   const long most = (shape.samples + comm.size() - 1) / comm.size();  // largest block
   const CyclicRange all = CyclicRange::make(0, n, n);
-  // Real rows: the spectrum's upper half mirrors the lower one, so only bins 0..N/2 are
-  // transformed back and summed (half the spectrum work of the full complex layout).
-  Eigen::FFT<double> fft;
-  fft.SetFlag(Eigen::FFT<double>::HalfSpectrum);
-  std::vector<double> row(static_cast<std::size_t>(n)), power(static_cast<std::size_t>(n / 2 + 1), 0.0);
-  std::vector<std::complex<double>> spectrum;
+  CircularAutocorrelation rows_acf(n);
+  std::vector<double> row(static_cast<std::size_t>(n));
   std::vector<std::uint8_t> buf;
-  double weight = 0;  // sum of s^2 over the rank's data: scale of the transforms' rounding
   BadValue bad;
   const long block = read_block(comm, data, chunk_samples, most, n, 1);
   // Every rank makes the same number of (collective) reads; a short block reads 0 rows.
@@ -285,26 +275,13 @@ std::vector<double> data_correlation(const Comm& comm, const DatasetReader& data
     if (bad.sample < 0) bad = find_bad_value(buf, first + c0, rows, all, alphabet);
     if (bad.sample >= 0) continue;
     for (long k = 0; k < rows; ++k) {
-      for (long i = 0; i < n; ++i) {
-        row[i] = spin_value(buf[k * n + i], alphabet);
-        weight += row[i] * row[i];
-      }
-      fft.fwd(spectrum, row);
-      for (std::size_t f = 0; f < power.size(); ++f) power[f] += std::norm(spectrum[f]);
+      for (long i = 0; i < n; ++i) row[i] = spin_value(buf[k * n + i], alphabet);
+      rows_acf.add(row);
     }
   }
   check_values(comm, data, bad, alphabet);
-  // Sum over rows of sum_i s_i s_i+r (circular) for every r: the inverse transform of
-  // the summed power spectrum (Wiener-Khinchin). The sums are integers (s is), and the
-  // transforms' error is below c eps log2(N) weight, so rounding restores them exactly
-  // whenever that bound is well below 1/2 (for binary data: under ~1e12 values per
-  // rank); the result then equals the direct O(S N R) sum bit for bit at any rank count.
-  std::vector<std::complex<double>> p(power.begin(), power.end());
-  std::vector<double> circular;
-  fft.inv(circular, p, n);
-  const bool exact = 16 * std::numeric_limits<double>::epsilon() * (std::log2(static_cast<double>(n)) + 1) * weight < 0.25;
-  std::vector<double> sums(static_cast<std::size_t>(max_distance), 0.0);
-  for (long r = 1; r <= max_distance; ++r) sums[r - 1] = exact ? std::nearbyint(circular[r]) : circular[r];
+  // Integer sums (exact, autocorrelation.hpp), so the total is the same at any rank count.
+  std::vector<double> sums = rows_acf.sums(max_distance);
   comm.sum_inplace(sums.data(), sums.size());
   for (double& s : sums) s /= static_cast<double>(n) * static_cast<double>(shape.samples);
   return sums;

@@ -135,7 +135,13 @@ Eigen::MatrixXd layer_map(const LayerTables& t) {
 // Eigenvalues of `map`, the composition of `layers.size()` layers, as per-layer factors.
 Spectrum spectrum(const Eigen::MatrixXd& map, std::vector<int> layers, int count) {
   const Eigen::VectorXcd mu = Eigen::EigenSolver<Eigen::MatrixXd>(map, false).eigenvalues();
-  std::vector<std::complex<double>> v(mu.data(), mu.data() + mu.size());
+  return spectrum_from_eigenvalues({mu.data(), mu.data() + mu.size()}, std::move(layers), count);
+}
+
+}  // namespace
+
+Spectrum spectrum_from_eigenvalues(std::vector<std::complex<double>> v, std::vector<int> layers,
+                                   int count) {
   std::stable_sort(v.begin(), v.end(), [](auto a, auto b) { return std::abs(a) > std::abs(b); });
   const double n = static_cast<double>(layers.size());
   Spectrum s;
@@ -148,8 +154,6 @@ Spectrum spectrum(const Eigen::MatrixXd& map, std::vector<int> layers, int count
   }
   return s;
 }
-
-}  // namespace
 
 ScalingSpectra scaling_dimensions(const Model& model, int count) {
   if (!model.tied) throw Error("scaling dimensions need a tied model (one map per layer)");

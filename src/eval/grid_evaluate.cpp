@@ -1,0 +1,394 @@
+// Grid evaluation (grid_evaluate.hpp, docs/design-grid.md §5 "Evaluation"). One pass over
+// the data, ranks splitting the samples: each sample adds to the window histograms of its
+// half (even or odd sample index) and to the circular autocorrelations of its rows,
+// columns and diagonals (autocorrelation.hpp, the chain's data C(r) per line); the
+// histograms are then summed over ranks and the windows split between ranks for the
+// figures. The model's windows come from one grid::GridWindowMarginals sweep per rank.
+//
+// Trade-off: the flow and the spectrum are computed redundantly on every rank (as the
+// chain's are), free of communication and identical at every rank count; the spectrum's
+// map is applied through grid::descend_columns / descend_rows rather than assembled from
+// 1D matrices, so it is the model's own kernel, at O(chi^11) per application.
+#include "cmera/grid_evaluate.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <omp.h>
+
+#include <Eigen/Dense>
+#include <Eigen/Eigenvalues>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+
+#include "cmera/autocorrelation.hpp"
+#include "cmera/error.hpp"
+#include "cmera/grid_kernels.hpp"
+#include "cmera/grid_sweep.hpp"
+#include "cmera/memory.hpp"
+#include "cmera/statistics.hpp"
+
+namespace cmera {
+
+namespace {
+
+// Default and validated largest r per direction (grid_evaluate.hpp).
+struct Distances {
+  long x, y, diag;
+};
+Distances distances(const GridLattice& g, long max_distance) {
+  const long shortest = std::min(g.lx, g.ly);
+  if (max_distance < 0 || max_distance >= shortest)
+    throw Error(fmt::format("--max-distance must be in 1..{} (the shorter side of the {} x {} grid "
+                            "minus one), got {}", shortest - 1, g.lx, g.ly, max_distance));
+  if (max_distance > 0) return {max_distance, max_distance, max_distance};
+  return {g.lx / 2, g.ly / 2, shortest / 2};
+}
+
+// sum over lines / (S * sites): the averages over sites and samples.
+std::vector<double> averaged(const Comm& comm, const CircularAutocorrelation& acf, long max_lag,
+                             double samples_times_sites) {
+  std::vector<double> s = acf.sums(max_lag);
+  comm.sum_inplace(s.data(), s.size());
+  for (double& v : s) v /= samples_times_sites;
+  return s;
+}
+
+CorrelationCurve curve(std::vector<double> data, std::vector<double> model) {
+  CorrelationCurve c;
+  for (long r = 1; r <= static_cast<long>(data.size()); ++r) c.r.push_back(r);
+  c.data = std::move(data);
+  c.model = std::move(model);
+  return c;
+}
+
+}  // namespace
+
+GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model, const DatasetReader& data,
+                             long max_distance, long chunk_samples,
+                             const GridModelCorrelation& model_correlation) {
+  const GridLattice& g = model.lattice;
+  const DatasetShape& shape = data.shape();
+  if (shape.sample_dims != std::vector<long>{g.ly, g.lx})
+    throw Error(fmt::format("{}: /configs is [{}, {}] (samples, then one sample's shape), the "
+                            "model's grid needs [samples, Ly, Lx] = [{}, {}, {}]", data.path(),
+                            shape.samples, fmt::join(shape.sample_dims, ", "), shape.samples,
+                            g.ly, g.lx));
+  data.require_alphabet(g.chi[0]);
+  const Distances R = distances(g, max_distance);
+  const int d = g.chi[0];
+  const long sites = g.sites_at(0);
+  const std::size_t w = grid_window_size(d);
+  double marginal_bytes = 0;
+  for (int l = 0; l <= g.depth(); ++l)
+    marginal_bytes += 8.0 * static_cast<double>(g.sites_at(l)) * static_cast<double>(grid_window_size(g.chi[l]));
+  require_memory(comm, 16.0 * static_cast<double>(sites) * static_cast<double>(w) + marginal_bytes,
+                 fmt::format("eval of a {} x {} grid (window histograms and marginals)", g.lx, g.ly),
+                 "for its histograms");
+
+  // The pass: half[k % 2] counts the windows of sample k; rows, columns and diagonals
+  // (steps (1, 1): gcd(Lx, Ly) cycles of lcm(Lx, Ly) sites, starting at (j, 0)) feed
+  // their autocorrelations.
+  grid::GridWindowStats half[2] = {grid::GridWindowStats(g), grid::GridWindowStats(g)};
+  const long cycles = std::gcd(g.lx, g.ly), cycle_length = g.lx / cycles * g.ly;
+  CircularAutocorrelation acf_x(g.lx), acf_y(g.ly), acf_diag(cycle_length);
+  std::vector<double> row(static_cast<std::size_t>(g.lx)), column(static_cast<std::size_t>(g.ly)),
+      diagonal(static_cast<std::size_t>(cycle_length));
+  const BlockPartition part{shape.samples, comm.size()};
+  const long first = part.begin(comm.rank()), count = part.count(comm.rank());
+  const long most = (shape.samples + comm.size() - 1) / comm.size();
+  const CyclicRange all = CyclicRange::make(0, sites, sites);  // a sample's sites, for errors
+  const CyclicRange rows_all = CyclicRange::make(0, g.ly, g.ly), columns_all = CyclicRange::make(0, g.lx, g.lx);
+  const long block = read_block(comm, data, chunk_samples, most, sites, 1);
+  std::vector<std::uint8_t> buf;
+  BadValue bad;
+  for (long c0 = 0; c0 < most; c0 += block) {  // the same number of collective reads everywhere
+    const long rows = std::clamp(count - c0, 0L, block);
+    data.read_box(first + std::min(c0, count), rows, rows_all, columns_all, buf);
+    if (bad.sample < 0) bad = find_bad_value(buf, first + c0, rows, all, d);
+    if (bad.sample >= 0) continue;
+    for (long k = 0; k < rows; ++k) {
+      const std::uint8_t* s = buf.data() + k * sites;
+      half[(first + c0 + k) % 2].add(s, 1.0);
+      const auto spin = [&](long x, long y) { return spin_value(s[g.site(0, x, y)], d); };
+      for (long y = 0; y < g.ly; ++y) {
+        for (long x = 0; x < g.lx; ++x) row[x] = spin(x, y);
+        acf_x.add(row);
+      }
+      for (long x = 0; x < g.lx; ++x) {
+        for (long y = 0; y < g.ly; ++y) column[y] = spin(x, y);
+        acf_y.add(column);
+      }
+      for (long j = 0; j < cycles; ++j) {
+        for (long t = 0; t < cycle_length; ++t) diagonal[t] = spin(j + t, t);
+        acf_diag.add(diagonal);
+      }
+    }
+  }
+  check_values(comm, data, bad, d);
+  // GridWindowStats keeps every window's histogram in one array, in site order
+  // (grid_sweep.hpp), so window (0, 0) starts the whole block.
+  for (auto& h : half) comm.sum_inplace(h.window(0, 0), static_cast<std::size_t>(sites) * w);
+
+  grid::GridWindowMarginals p(g);
+  p.forward(model);
+  // Window figures over this rank's block of windows, then summed. Counts n_A(x), n_B(x).
+  const double S = static_cast<double>(shape.samples);
+  const double nA = static_cast<double>((shape.samples + 1) / 2), nB = static_cast<double>(shape.samples / 2);
+  const BlockPartition windows{sites, comm.size()};
+  // sums: KL, cross entropy, entropy, sum_x (q_A - q_B)^2 / q; then summed over windows:
+  // q, p and q_A - q_B (the difference, not the two halves: identical halves then give
+  // exactly 0 however the sums over ranks are ordered).
+  std::vector<double> sums(4 + 3 * w, 0.0);
+  double* pooled = sums.data() + 4;
+  for (long i = windows.begin(comm.rank()); i < windows.end(comm.rank()); ++i) {
+    const long x = i % g.lx, y = i / g.lx;
+    const double *a = half[0].window(x, y), *b = half[1].window(x, y), *pw = p.window(0, x, y);
+    for (std::size_t c = 0; c < w; ++c) {
+      pooled[w + c] += pw[c];
+      const double q = (a[c] + b[c]) / S;
+      if (q == 0) continue;
+      const double qa = nA > 0 ? a[c] / nA : 0, qb = nB > 0 ? b[c] / nB : 0;
+      sums[0] += q * std::log(q / pw[c]);
+      sums[1] -= q * std::log(pw[c]);
+      sums[2] -= q * std::log(q);
+      sums[3] += (qa - qb) * (qa - qb) / q;
+      pooled[c] += q;
+      pooled[2 * w + c] += qa - qb;
+    }
+  }
+  comm.sum_inplace(sums.data(), sums.size());
+  const double n = static_cast<double>(sites);
+  const double floor_factor = shape.samples < 2 ? std::numeric_limits<double>::quiet_NaN()
+                                                : nA * nB / (2 * S * S);
+  GridEvaluation ev;
+  ev.kl_per_window = sums[0] / n;
+  ev.cross_entropy_per_window = sums[1] / n;
+  ev.data_entropy_per_window = sums[2] / n;
+  ev.kl_floor_per_window = floor_factor * sums[3] / n;
+  double kl_pooled = 0, floor_pooled = 0;
+  for (std::size_t c = 0; c < w; ++c) {
+    const double q = pooled[c] / n, pc = pooled[w + c] / n;
+    if (q == 0) continue;
+    const double diff = pooled[2 * w + c] / n;
+    kl_pooled += q * std::log(q / pc);
+    floor_pooled += diff * diff / q;
+  }
+  ev.kl_pooled_window = kl_pooled;
+  ev.kl_floor_pooled = floor_factor * floor_pooled;
+
+  const auto model_curve = [&](long dx, long dy, long steps) {
+    return model_correlation ? model_correlation(model, dx, dy, steps) : std::vector<double>{};
+  };
+  ev.corr_x = curve(averaged(comm, acf_x, R.x, S * n), model_curve(1, 0, R.x));
+  ev.corr_y = curve(averaged(comm, acf_y, R.y, S * n), model_curve(0, 1, R.y));
+  ev.corr_diag = curve(averaged(comm, acf_diag, R.diag, S * n), model_curve(1, 1, R.diag));
+  return ev;
+}
+
+std::vector<GridLayerFlow> grid_layer_flow(const GridModel& model) {
+  const GridLattice& g = model.lattice;
+  grid::GridWindowMarginals p(g);
+  p.forward(model);
+  std::vector<GridLayerFlow> flow;
+  for (int l = 0; l <= g.depth(); ++l) {
+    const int d = g.chi[l];
+    const std::size_t w = grid_window_size(d);
+    // Values of places 0, 1 (right), 3 (below) and 4 (diagonal) of every window entry.
+    const auto place = [d](std::size_t e, int pl) {
+      for (int k = 8; k > pl; --k) e /= static_cast<std::size_t>(d);
+      return static_cast<int>(e % static_cast<std::size_t>(d));
+    };
+    std::vector<double> mean(w, 0.0);
+    GridLayerFlow f;
+    f.layer = l;
+    const long n = g.sites_at(l);
+    for (long y = 0; y < g.ly_at(l); ++y)
+      for (long x = 0; x < g.lx_at(l); ++x) {
+        const double* rho = p.window(l, x, y);
+        std::vector<double> jx(static_cast<std::size_t>(d * d), 0.0), jy = jx;
+        for (std::size_t e = 0; e < w; ++e) {
+          mean[e] += rho[e] / static_cast<double>(n);
+          jx[place(e, 0) * d + place(e, 1)] += rho[e];
+          jy[place(e, 0) * d + place(e, 3)] += rho[e];
+        }
+        // I(a; b) of a joint of two sites, the chain's per-pair mutual information.
+        for (auto [joint, mi] : {std::pair{&jx, &f.mutual_information_x}, std::pair{&jy, &f.mutual_information_y}}) {
+          std::vector<double> left(d, 0.0), right(d, 0.0);
+          for (int a = 0; a < d; ++a)
+            for (int b = 0; b < d; ++b) {
+              left[a] += (*joint)[a * d + b];
+              right[b] += (*joint)[a * d + b];
+            }
+          for (int a = 0; a < d; ++a)
+            for (int b = 0; b < d; ++b) {
+              const double pab = (*joint)[a * d + b];
+              if (pab > 0) *mi += pab * std::log(pab / (left[a] * right[b])) / static_cast<double>(n);
+            }
+        }
+      }
+    f.marginal.assign(static_cast<std::size_t>(d), 0.0);
+    for (std::size_t e = 0; e < w; ++e) {
+      const int a = place(e, 0);
+      f.marginal[a] += mean[e];
+      f.magnetization += mean[e] * spin_value(a, d);
+      f.nn_corr_x += mean[e] * spin_value(a, d) * spin_value(place(e, 1), d);
+      f.nn_corr_y += mean[e] * spin_value(a, d) * spin_value(place(e, 3), d);
+      f.nn_corr_diag += mean[e] * spin_value(a, d) * spin_value(place(e, 4), d);
+    }
+    flow.push_back(std::move(f));
+  }
+  return flow;
+}
+
+namespace {
+
+// The composition D_first ... D_{last-1} of the tied grid's layer maps (grid_evaluate.hpp)
+// applied to densities of layer `last`'s 3 x 3 windows.
+class LayerMaps {
+ public:
+  LayerMaps(const GridModel& m, int first, int last) : m_(m), first_(first), last_(last) {
+    const int chi_max = *std::max_element(m.lattice.chi.begin(), m.lattice.chi.end());
+    scratch_.resize(static_cast<std::size_t>(omp_get_max_threads()));
+    for (auto& s : scratch_) s.reserve(chi_max);
+  }
+  long rows() const { return static_cast<long>(grid_window_size(m_.lattice.chi[first_])); }
+  long columns() const { return static_cast<long>(grid_window_size(m_.lattice.chi[last_])); }
+  // out = D v; threads may call it concurrently, each with its own scratch.
+  void apply(const double* v, double* out) const {
+    grid::GridScratch& s = scratch_[static_cast<std::size_t>(omp_get_thread_num())];
+    std::vector<double> in(v, v + columns()), mid, fine;
+    for (int l = last_ - 1; l >= first_; --l) {
+      // The four children of coarse window (0, 0): corners x, y in {1 (odd), 2 (even)}.
+      std::vector<double> mean(grid_window_size(m_.lattice.chi[l]), 0.0);
+      mid.resize(grid_window_size(m_.lattice.intermediate_chi(l)));
+      fine.resize(mean.size());
+      for (long y : {1, 2}) {
+        grid::descend_columns(m_, l, 1, y, in.data(), mid.data(), s);
+        for (long x : {1, 2}) {
+          grid::descend_rows(m_, l, x, y, mid.data(), fine.data(), s);
+          for (std::size_t e = 0; e < mean.size(); ++e) mean[e] += 0.25 * fine[e];
+        }
+      }
+      in.swap(mean);
+    }
+    std::copy(in.begin(), in.end(), out);
+  }
+
+ private:
+  const GridModel& m_;
+  int first_, last_;
+  mutable std::vector<grid::GridScratch> scratch_;
+};
+
+// Eigenvalues of a square map: all of them, densely; or the `count` largest in magnitude
+// by subspace iteration with Rayleigh-Ritz (block of count + 8 vectors, each iteration
+// one QR and one small eigenproblem; converged when the kept magnitudes move less than
+// 1e-12 of the largest for five iterations in a row).
+std::vector<std::complex<double>> eigenvalues(const LayerMaps& map, int count, bool dense) {
+  const long n = map.rows();
+  if (dense) {
+    Eigen::MatrixXd D(n, n);
+#pragma omp parallel
+    {
+      std::vector<double> e(static_cast<std::size_t>(n), 0.0), col(static_cast<std::size_t>(n));
+#pragma omp for schedule(static)
+      for (long k = 0; k < n; ++k) {
+        e[k] = 1;
+        map.apply(e.data(), col.data());
+        e[k] = 0;
+        for (long i = 0; i < n; ++i) D(i, k) = col[i];
+      }
+    }
+    const Eigen::VectorXcd mu = Eigen::EigenSolver<Eigen::MatrixXd>(D, false).eigenvalues();
+    return {mu.data(), mu.data() + mu.size()};
+  }
+  const long p = std::min<long>(n, count + 8);
+  std::mt19937_64 rng(1);  // a fixed start: every rank finds the same values
+  std::uniform_real_distribution<double> uniform(-1, 1);
+  Eigen::MatrixXd Q(n, p), Z(n, p);
+  for (long j = 0; j < p; ++j)
+    for (long i = 0; i < n; ++i) Q(i, j) = uniform(rng);
+  Q = Eigen::HouseholderQR<Eigen::MatrixXd>(Q).householderQ() * Eigen::MatrixXd::Identity(n, p);
+  std::vector<double> previous;
+  std::vector<std::complex<double>> ritz;
+  for (int it = 0, steady = 0; it < 20000; ++it) {
+#pragma omp parallel for schedule(static)
+    for (long j = 0; j < p; ++j) map.apply(Q.col(j).data(), Z.col(j).data());
+    const Eigen::MatrixXd H = Q.transpose() * Z;
+    const Eigen::VectorXcd theta = Eigen::EigenSolver<Eigen::MatrixXd>(H, false).eigenvalues();
+    ritz.assign(theta.data(), theta.data() + theta.size());
+    std::stable_sort(ritz.begin(), ritz.end(), [](auto a, auto b) { return std::abs(a) > std::abs(b); });
+    std::vector<double> kept;
+    for (long k = 0; k < std::min<long>(count, p); ++k) kept.push_back(std::abs(ritz[k]));
+    double moved = previous.empty() ? 1 : 0;
+    for (std::size_t k = 0; k < kept.size() && !previous.empty(); ++k)
+      moved = std::max(moved, std::abs(kept[k] - previous[k]));
+    steady = moved <= 1e-12 * kept[0] ? steady + 1 : 0;
+    if (steady == 5) return ritz;
+    previous = kept;
+    Q = Eigen::HouseholderQR<Eigen::MatrixXd>(Z).householderQ() * Eigen::MatrixXd::Identity(n, p);
+  }
+  throw Error(fmt::format("scaling spectrum: subspace iteration on the {0} x {0} window map did not "
+                          "converge in 20000 iterations", n));
+}
+
+}  // namespace
+
+ScalingSpectra grid_scaling_dimensions(const GridModel& model, int count, EigenMethod how) {
+  if (!model.tied) throw Error("scaling dimensions need a tied grid model (one map per layer)");
+  const GridLattice& g = model.lattice;
+  const auto solve = [&](int first, int last) {
+    const LayerMaps map(model, first, last);
+    const bool dense = how == EigenMethod::kDense || (how == EigenMethod::kAuto && map.rows() <= kDenseLimit);
+    std::vector<int> layers(static_cast<std::size_t>(last - first));
+    std::iota(layers.begin(), layers.end(), first);
+    return spectrum_from_eigenvalues(eigenvalues(map, count, dense), layers, count);
+  };
+  ScalingSpectra out;
+  int first_of_top_run = g.depth();
+  for (int l = g.depth() - 1; l >= 0 && g.chi[l] == g.chi[l + 1]; --l) first_of_top_run = l;
+  for (int l = 0; l < g.depth(); ++l)
+    if (g.chi[l] == g.chi[l + 1]) out.per_layer.push_back(solve(l, l + 1));
+  // A run of one layer is that layer's map, already solved.
+  if (first_of_top_run == g.depth() - 1) out.averaged = out.per_layer.back();
+  else if (first_of_top_run < g.depth()) out.averaged = solve(first_of_top_run, g.depth());
+  return out;
+}
+
+nlohmann::json scaling_json(const ScalingSpectra& s) {
+  const auto one = [](const Spectrum& sp) {
+    return nlohmann::json{{"layers", sp.layers}, {"lambda", sp.magnitude}, {"phase", sp.phase},
+                          {"delta", sp.delta}};
+  };
+  nlohmann::json j = one(s.averaged);
+  j["per_layer"] = nlohmann::json::array();
+  for (const Spectrum& sp : s.per_layer) j["per_layer"].push_back(one(sp));
+  return j;
+}
+
+nlohmann::json grid_evaluation_json(const GridEvaluation& ev, const std::vector<GridLayerFlow>& flow,
+                                    const ScalingSpectra* scaling) {
+  nlohmann::json j;
+  j["kl_per_window"] = ev.kl_per_window;
+  j["cross_entropy_per_window"] = ev.cross_entropy_per_window;
+  j["data_entropy_per_window"] = ev.data_entropy_per_window;
+  j["kl_pooled_window"] = ev.kl_pooled_window;
+  j["kl_floor"] = {{"per_window", ev.kl_floor_per_window}, {"pooled", ev.kl_floor_pooled}};
+  for (auto [key, c] : {std::pair{"corr_x", &ev.corr_x}, std::pair{"corr_y", &ev.corr_y},
+                        std::pair{"corr_diag", &ev.corr_diag}})
+    j[key] = {{"r", c->r}, {"model", c->model}, {"data", c->data}};
+  j["flow"] = nlohmann::json::array();
+  for (const GridLayerFlow& f : flow)
+    j["flow"].push_back({{"layer", f.layer}, {"marginal", f.marginal},
+                         {"magnetization", f.magnetization}, {"nn_corr_x", f.nn_corr_x},
+                         {"nn_corr_y", f.nn_corr_y}, {"nn_corr_diag", f.nn_corr_diag},
+                         {"mutual_information_x", f.mutual_information_x},
+                         {"mutual_information_y", f.mutual_information_y}});
+  if (scaling) j["scaling"] = scaling_json(*scaling);
+  return j;
+}
+
+}  // namespace cmera
