@@ -286,7 +286,7 @@ TEST_F(GridObjectiveTest, LatticeBoxReads_mpi) {
   }
   // The chain's reader still refuses lattice samples.
   EXPECT_NE(error_of([&] { DatasetReader r(comm, contiguous); })
-                .find("2D datasets [S, Ly, Lx] are not supported by train/eval yet"),
+                .find("a grid dataset [S, Ly, Lx]; a chain model reads [samples, sites]"),
             std::string::npos);
 }
 

@@ -188,7 +188,7 @@ TEST_F(IoTest, BadDatasetsAreRefusedOnEveryRank_mpi) {
 
   const std::string rank3 = file("rank3.h5");
   make_raw(rank3, "configs", H5T_STD_U8LE, {2, 3, 4});
-  expect_error(open(rank3), rank3, "uint8 [2, 3, 4]: 2D datasets [S, Ly, Lx] are not supported by train/eval yet");
+  expect_error(open(rank3), rank3, "uint8 [2, 3, 4], a grid dataset [S, Ly, Lx]; a chain model reads [samples, sites]");
 
   const std::string empty = file("empty.h5");
   make_raw(empty, "configs", H5T_STD_U8LE, {0, 5});

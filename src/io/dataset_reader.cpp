@@ -41,9 +41,9 @@ DatasetReader::DatasetReader(const Comm& comm, const std::string& path, bool lat
   const bool type_ok = H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 1 &&
                        H5Tget_sign(type.get()) == H5T_SGN_NONE;
   ctx.require(lattice_samples || dims.size() != 3,
-              fmt::format("/configs is {} {}: 2D datasets [S, Ly, Lx] are not supported by "
-                          "train/eval yet; expected [samples, sites] (write rows as samples with "
-                          "`cmera generate ising2d --rows`, or reshape to [S*Ly, Lx])",
+              fmt::format("/configs is {} {}, a grid dataset [S, Ly, Lx]; a chain model reads "
+                          "[samples, sites] (write rows as samples with `cmera generate ising2d "
+                          "--rows`, or reshape to [S*Ly, Lx])",
                           type_string(type.get()), shape_string(dims)));
   const char* expected = lattice_samples ? "uint8 [samples, sites] or [samples, Ly, Lx]"
                                          : "uint8 [samples, sites]";

@@ -99,7 +99,7 @@ cases=(
   "data_foreign_truncated|1 2 3|2|$W/ftrunc.h5: cannot open HDF5 file for reading (truncated or damaged?)|truncated dataset written by h5py (no integrity block)"
   "data_no_configs|1 2 3|2|$W/noconf.h5: no /configs dataset (expected uint8 [samples, sites])|no /configs"
   "data_rank1|1 2 3|2|$W/rank1.h5: /configs is uint8 [16] (rank 1), expected uint8 [samples, sites]|/configs of rank 1"
-  "data_rank3|1 2 3|2|$W/rank3.h5: /configs is uint8 [4, 4, 4]: 2D datasets [S, Ly, Lx] are not supported by train/eval yet|/configs of rank 3 (2D) given to eval"
+  "data_rank3|1 2 3|2|$W/rank3.h5: /configs is uint8 [4, 4, 4], a grid dataset [S, Ly, Lx]; a chain model reads [samples, sites]|a grid dataset [S, Ly, Lx] given to eval of a chain model"
   "grid_too_small|1 2 3|2|depth 2 leaves a 1 x 1 top grid for a 4 x 4 lattice; the top needs at least 3 x 3 sites (use fewer layers) (dataset $W/g4.h5 is a 4 x 4 grid, Lx x Ly)|a grid dataset the model's depth does not fit"
   "grid_model_bad_layer|1 2|2|grid-bad.h5: dataset /model/layer_0/y/isometry is float64 [1, 1, 2, 2], expected float64 [1, 1, 2, 2, 2]|grid model with a wrong-shaped layer"
   "grid_model_unnormalized|1 2|2|grid-sum.h5: /model: a conditional of the grid's tables deviates from a sum of 1 by 1|grid model whose top does not sum to 1"
