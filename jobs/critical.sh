@@ -20,8 +20,6 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-export PMIX_MCA_pcompress_base_silence_warning=1
 out=${OUT:-cmera-out/critical}
 seeds=${SEEDS:-10}
 configs=${CONFIGS:-1600}
@@ -29,15 +27,8 @@ iterations=${ITERATIONS:-600}
 jobs=${JOBS:-2}
 cmera=${CMERA:-build/bin/cmera}
 py=/usr/bin/python3
-mkdir -p "$out"
+source jobs/phases.sh
 data="$out/rows.h5"
-t0=$(date +%s); t_phase=$t0
-stamp() {  # phase name: wall seconds of the phase and since the start
-  local now; now=$(date +%s)
-  echo "$1: $((now - t_phase)) s (total $((now - t0)) s)" | tee -a "$out/timing.txt"
-  t_phase=$now
-}
-: > "$out/timing.txt"
 
 mpirun --oversubscribe -n "$jobs" "$cmera" generate ising2d --size 128 --beta critical \
   --samples "$configs" --rows --seed 11 --output "$data"

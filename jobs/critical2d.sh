@@ -21,8 +21,6 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-export PMIX_MCA_pcompress_base_silence_warning=1
 out=${OUT:-cmera-out/critical2d}
 seeds=${SEEDS:-5}
 configs=${CONFIGS:-2000}
@@ -33,14 +31,7 @@ chis=${CHIS:-3 4}
 cmera=${CMERA:-build/bin/cmera}
 py=/usr/bin/python3
 mpi() { mpirun --oversubscribe -n "$ranks" "$cmera" "$@"; }
-mkdir -p "$out"
-t0=$(date +%s); t_phase=$t0
-stamp() {
-  local now; now=$(date +%s)
-  echo "$1: $((now - t_phase)) s (total $((now - t0)) s)" | tee -a "$out/timing.txt"
-  t_phase=$now
-}
-: > "$out/timing.txt"
+source jobs/phases.sh
 
 # depth for a 4 x 4 top: L = 32 -> 3, L = 64 -> 4
 depth_of() { local l=$1 d=0; while (( l > 4 )); do l=$((l / 2)); d=$((d + 1)); done; echo $d; }
@@ -89,8 +80,8 @@ for c in $chis; do train_one "chi$c" "$first" "$c" 1; done
 import json, re, sys
 d = sys.argv[1]
 e = json.load(open(f"{d}/eval.json"))
-chi = e.get("chi", ["?"])[-1]
-floor = e["kl_floor"]["pooled"] if isinstance(e["kl_floor"], dict) else e["kl_floor"]
+chi = e["lattice"]["chi"][-1]
+floor = e["kl_floor"]["pooled"]
 worst = max(max(abs(m / x - 1) for m, x in zip(e[k]["model"], e[k]["data"]))
             for k in ("corr_x", "corr_y", "corr_diag"))
 m = re.search(r"([0-9.]+) s/iter", open(f"{d}/train.log").read().splitlines()[-1])

@@ -17,8 +17,6 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-export PMIX_MCA_pcompress_base_silence_warning=1
 out=${OUT:-cmera-out/mnist}
 data=${DATA:-mnist-data}
 train=${TRAIN:-$data/mnist_train.h5}
@@ -28,14 +26,7 @@ ranks=${RANKS:-2}
 cmera=${CMERA:-build/bin/cmera}
 py=/usr/bin/python3
 mpi() { mpirun --oversubscribe -n "$ranks" "$cmera" "$@"; }
-mkdir -p "$out"
-t0=$(date +%s); t_phase=$t0
-stamp() {
-  local now; now=$(date +%s)
-  echo "$1: $((now - t_phase)) s (total $((now - t0)) s)" | tee -a "$out/timing.txt"
-  t_phase=$now
-}
-: > "$out/timing.txt"
+source jobs/phases.sh
 
 [ -s "$train" ] && [ -s "$test" ] || bash scripts/fetch-mnist.sh "$data"
 stamp "data"

@@ -12,8 +12,8 @@ criteria: for each `cmera eval --json` of a grid model, the worst |C_model(r)/C_
   script says so and fails.
 
 plots: corr.png (C(r) of model and data along x, y, diagonal, log-log), samples.png
-  (model samples next to data configurations), flow.png (the per-layer figures of the
-  eval JSON's "flow"). Nothing is recomputed from the model: the plots show the numbers
+  (model samples next to data configurations), flow.png (magnetization, nearest-neighbour
+  correlations and mutual information per layer, from the eval JSON's "flow"). Nothing is recomputed from the model: the plots show the numbers
   the program reported.
 
 Usage: grid_report.py criteria --max-rel-corr 0.05 --max-rel-energy 0.02 --max-kl 0.035
@@ -142,12 +142,12 @@ def plots(a):
         fig.savefig(os.path.join(a.out, "samples.png"), dpi=120)
     flow = e.get("flow")
     if flow:
-        layers = flow["layer"]
-        keys = [k for k, v in flow.items() if k != "layer" and isinstance(v, list)
-                and len(v) == len(layers) and all(isinstance(x, (int, float)) for x in v)]
+        layers = [f["layer"] for f in flow]
+        keys = ["magnetization", "nn_corr_x", "nn_corr_y", "nn_corr_diag",
+                "mutual_information_x", "mutual_information_y"]
         fig, ax = plt.subplots(figsize=(6, 4))
         for k in keys:
-            ax.plot(layers, flow[k], "o-", label=k)
+            ax.plot(layers, [f[k] for f in flow], "o-", label=k)
         ax.set(xlabel="layer (0 = data scale)", title="learned flow per layer")
         ax.legend(fontsize=8)
         fig.tight_layout()
