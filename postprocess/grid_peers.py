@@ -199,14 +199,15 @@ def write_table(rep, path):
 
 
 def plot_samples(images, path, per_row=8):
-    """One row of images per model, data first."""
+    """One row of images per model, data first; images spread evenly over each set (a
+    dataset file may be sorted by class)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(len(images), per_row, figsize=(1.3 * per_row, 1.4 * len(images)),
                              squeeze=False)
     for ax_row, (name, S) in zip(axes, images.items()):
-        for k, ax in enumerate(ax_row):
+        for k, ax in zip(np.linspace(0, len(S) - 1, per_row).astype(int), ax_row):
             ax.imshow(S[k], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
