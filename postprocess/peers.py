@@ -93,10 +93,14 @@ def corr(X, rmax):
     return np.array([np.mean(s * np.roll(s, -r, axis=1)) for r in range(1, rmax + 1)])
 
 
+def smoothed(counts):
+    """Histograms (last axis) estimated from samples, add-1/2 smoothed (finite log p)."""
+    return (counts + 0.5) / (counts.sum(axis=-1, keepdims=True) + 0.5 * counts.shape[-1])
+
+
 def sampled_windows(X):
-    """Window marginals estimated from samples, add-1/2 smoothed (finite log p)."""
-    counts = window_q(X) * len(X)
-    return (counts + 0.5) / (len(X) + 4.0)
+    """Window marginals estimated from samples, add-1/2 smoothed."""
+    return smoothed(window_q(X) * len(X))
 
 
 def sampled_scores(S, held):

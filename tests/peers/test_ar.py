@@ -91,6 +91,14 @@ class Sampling(unittest.TestCase):
         self.assertGreater(fast.mean().item(), 0.05)  # not a degenerate all-zero draw
         self.assertLess(fast.mean().item(), 0.95)
 
+    def test_cached_grid_sampler_equals_reference(self):
+        net = randomized(ar_peer.GatedPixelCNN(4, 3), 11)
+        u = torch.rand(300, 5, 7, generator=torch.Generator().manual_seed(12))
+        fast, slow = net.sample_grid(u), net.sample_reference(u)
+        self.assertTrue(torch.equal(fast, slow))
+        self.assertGreater(fast.mean().item(), 0.05)  # not a degenerate draw
+        self.assertLess(fast.mean().item(), 0.95)
+
     def test_reference_sampler_matches_exact_probabilities(self):
         # 3 x 2 grid: 64 configurations; 40000 draws; chi-square against log_prob.
         net = randomized(ar_peer.GatedPixelCNN(3, 2), 8)
