@@ -104,7 +104,7 @@ cases=(
   "grid_model_bad_layer|1 2|2|grid-bad.h5: dataset /model/layer_0/y/isometry is float64 [1, 1, 2, 2], expected float64 [1, 1, 2, 2, 2]|grid model with a wrong-shaped layer"
   "grid_model_unnormalized|1 2|2|grid-sum.h5: /model: a conditional of the grid's tables deviates from a sum of 1 by 1|grid model whose top does not sum to 1"
   "grid_chain_checkpoint|2|2|is a chain model (N = 16), expected a grid model|a chain checkpoint offered to a grid run"
-  "grid_model_for_chain|2|2|model.h5: is a grid model (6 x 6), expected a chain model|a grid model given to eval (chains only)"
+  "grid_model_chain_data|2|2|d.h5: /configs is [400, 16] (samples, then one sample's shape), the model's grid needs [samples, Ly, Lx] = [400, 6, 6]|a grid model evaluated on a chain dataset"
   "data_dtype|1 2 3|2|$W/float.h5: /configs is float64 [40, 16] (rank 2), expected uint8 [samples, sites]|/configs not uint8"
   "data_alphabet|1 2 3|2|$W/values.h5: /configs[3, 5] = 7 is outside the alphabet 0..1|value outside the alphabet"
   "data_alphabet_attr|1 2 3|2|$W/attr.h5: alphabet attribute is 3 but model.chi[0] = 2|alphabet attribute differs from chi[0]"
@@ -220,7 +220,7 @@ case_grid_model_unnormalized() {
 case_grid_chain_checkpoint() {
   mpi train "$W/good.toml" -P data.path="$W/gridd.h5" -P model.chi=[2,2] -P output.dir="$W/gout2" \
     --restart "$(latest_ckpt "$W/out")"; }
-case_grid_model_for_chain() { mpi eval "$W/gout/model.h5" --data "$W/d.h5"; }
+case_grid_model_chain_data() { mpi eval "$W/gout/model.h5" --data "$W/d.h5"; }
 case_data_dtype() { dataset_py "$W/float.h5" 'np.zeros((40, 16))'; train_data "$W/float.h5"; }
 case_data_alphabet() {  # found by the statistics pass, after the outputs are checked: a fresh output.dir
   dataset_py "$W/values.h5" 'np.where(np.arange(40 * 16).reshape(40, 16) == 3 * 16 + 5, 7, 0).astype(np.uint8)'

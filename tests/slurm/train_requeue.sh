@@ -41,14 +41,16 @@ path = "d.h5"
 chi = [2, 2, 3, 2, 2]
 tied = false
 [train]
-iterations = 300
+iterations = 5000
 restarts = 2
 restart_iterations = 4
-checkpoint_every = 50
+checkpoint_every = 1000
 log_seconds = 2
 [output]
 dir = "out"
 EOF2
+# 5000 iterations (~13 s on an idle 2-core machine at 2.6 ms each): the warning signal,
+# sent within about a second of the first checkpoint, must find training still running.
 mpirun --oversubscribe -n 2 "$cmera" train c.toml -P output.dir=ref > ref.log
 
 jid=$(sbatch --parsable -n 2 --time=10 --output="$work/job.log" "$src/jobs/train.sbatch" c.toml)
