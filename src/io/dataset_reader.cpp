@@ -26,6 +26,26 @@ namespace cmera {
 
 using namespace h5;  // the io module's HDF5 toolkit
 
+namespace {
+
+// Collective: reads the `elems` bytes selected in `fspace` (none on a rank with nothing to
+// read, which must still take part) into `out`, in file order; `selected` says whether
+// building the selection succeeded. A failure is one error naming the samples.
+void read_selection(const Ctx& ctx, hid_t dset, hid_t fspace, bool selected, hsize_t elems,
+                    std::uint8_t* out, long first_sample, long count) {
+  const hsize_t mdim = std::max<hsize_t>(elems, 1);
+  Handle mspace(H5Screate_simple(1, &mdim, nullptr), H5Sclose);
+  if (elems == 0) H5Sselect_none(mspace.get());
+  const Handle dxpl = collective_dxpl();
+  std::uint8_t nothing = 0;
+  const bool ok = selected && H5Dread(dset, H5T_NATIVE_UINT8, mspace.get(), fspace, dxpl.get(),
+                                      elems > 0 ? out : &nothing) >= 0;
+  ctx.require(ok, fmt::format("reading /configs samples [{}, {}) failed", first_sample,
+                              first_sample + count));
+}
+
+}  // namespace
+
 DatasetReader::DatasetReader(const Comm& comm, const std::string& path, bool lattice_samples)
     : comm_(comm), path_(path) {
   silence_hdf5();
@@ -254,15 +274,7 @@ void DatasetReader::read(long first_sample, long count, const CyclicRange& colum
       ok = H5Sselect_hyperslab(fspace.get(), H5S_SELECT_OR, start2, nullptr, block2, nullptr) >= 0;
     }
   }
-  const hsize_t mdim = std::max<hsize_t>(elems, 1);
-  Handle mspace(H5Screate_simple(1, &mdim, nullptr), H5Sclose);
-  if (elems == 0) H5Sselect_none(mspace.get());
-  const Handle dxpl = collective_dxpl();
-  std::uint8_t nothing = 0;
-  ok = ok && H5Dread(dset_, H5T_NATIVE_UINT8, mspace.get(), fspace.get(), dxpl.get(),
-                     elems > 0 ? out.data() : &nothing) >= 0;
-  ctx.require(ok, fmt::format("reading /configs samples [{}, {}) failed", first_sample,
-                              first_sample + count));
+  read_selection(ctx, dset_, fspace.get(), ok, elems, out.data(), first_sample, count);
   if (tail > 0)
     for (long r = 0; r < count; ++r) {
       auto row = out.begin() + r * len;
@@ -330,15 +342,7 @@ void DatasetReader::read_box(long first_sample, long count, const CyclicRange& r
         op = H5S_SELECT_OR;
       }
   }
-  const hsize_t mdim = std::max<hsize_t>(elems, 1);
-  Handle mspace(H5Screate_simple(1, &mdim, nullptr), H5Sclose);
-  if (elems == 0) H5Sselect_none(mspace.get());
-  const Handle dxpl = collective_dxpl();
-  std::uint8_t nothing = 0;
-  ok = ok && H5Dread(dset_, H5T_NATIVE_UINT8, mspace.get(), fspace.get(), dxpl.get(),
-                     elems > 0 ? out.data() : &nothing) >= 0;
-  ctx.require(ok, fmt::format("reading /configs samples [{}, {}) failed", first_sample,
-                              first_sample + count));
+  read_selection(ctx, dset_, fspace.get(), ok, elems, out.data(), first_sample, count);
   if (elems == 0) return;
   for (long r = 0; r < count; ++r) {
     const auto sample = out.begin() + r * h * w;
