@@ -1,5 +1,5 @@
-// Shared by the training tests: a per-job scratch directory and an exact periodic 1D Ising
-// dataset written collectively (the same file for any rank count).
+// Shared by the training tests: an exact periodic 1D Ising dataset written collectively
+// (the same file for any rank count), and the scratch directories of scratch_dir.hpp.
 #pragma once
 #include <unistd.h>
 
@@ -10,19 +10,9 @@
 #include "cmera/comm.hpp"
 #include "cmera/io.hpp"
 #include "cmera/ising1d.hpp"
+#include "scratch_dir.hpp"
 
 namespace cmera::testing {
-
-inline std::string scratch_dir(const Comm& comm, const std::string& tag) {
-  std::string dir;
-  if (comm.is_root()) {
-    dir = (std::filesystem::temp_directory_path() /
-           ("cmera-test-" + tag + "-" + std::to_string(::getpid()))).string();
-    std::filesystem::create_directories(dir);
-  }
-  comm.broadcast(dir);
-  return dir;
-}
 
 inline std::string write_ising(const Comm& comm, const std::string& dir, long n, long samples,
                                double t, std::uint64_t seed) {

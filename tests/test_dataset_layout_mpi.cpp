@@ -17,6 +17,7 @@
 #include "cmera/comm.hpp"
 #include "cmera/io.hpp"
 #include "cmera/statistics.hpp"
+#include "scratch_dir.hpp"
 
 namespace cmera {
 namespace {
@@ -36,22 +37,13 @@ struct Layout {
 class DatasetLayout : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pid = std::to_string(getpid());
-    comm.broadcast(pid);
-    dir = "/tmp/cmera-test-layout-" + pid;
-    if (comm.is_root()) fs::create_directories(dir);
     std::mt19937 rng(7);
     data.resize(kSamples * kSites);
     for (auto& x : data) x = static_cast<std::uint8_t>(rng() % kAlphabet);
-    comm.barrier();
-  }
-  void TearDown() override {
-    comm.barrier();
-    if (comm.is_root()) fs::remove_all(dir);
   }
 
   std::string write(const Layout& l) const {
-    const std::string path = dir + "/" + l.name + ".h5";
+    const std::string path = scratch.file(l.name + ".h5");
     if (comm.is_root()) {
       const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
       const hsize_t dims[2] = {kSamples, kSites};
@@ -72,7 +64,7 @@ class DatasetLayout : public ::testing::Test {
   }
 
   Comm comm;
-  std::string dir;
+  cmera::testing::ScratchDir scratch{comm, "layout"};
   std::vector<std::uint8_t> data;
 };
 

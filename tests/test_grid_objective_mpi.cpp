@@ -28,6 +28,7 @@
 #include "cmera/grid_sampler.hpp"
 #include "cmera/grid_sweep.hpp"
 #include "cmera/io.hpp"
+#include "scratch_dir.hpp"
 
 namespace cmera::grid {
 namespace {
@@ -82,18 +83,7 @@ std::vector<std::pair<int, int>> layouts(int ranks, const GridLattice& g) {
 
 class GridObjectiveTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pid = std::to_string(getpid());
-    comm.broadcast(pid);
-    dir = "/tmp/cmera-test-gridobj-" + pid;
-    if (comm.is_root()) fs::create_directories(dir);
-    comm.barrier();
-  }
-  void TearDown() override {
-    comm.barrier();
-    if (comm.is_root()) fs::remove_all(dir);
-  }
-  std::string file(const std::string& name) const { return dir + "/" + name; }
+  std::string file(const std::string& name) const { return scratch.file(name); }
 
   // S samples of `source` (every rank draws all of them: streams are per sample).
   static std::vector<std::uint8_t> draw(const GridModel& source, long S) {
@@ -115,7 +105,7 @@ class GridObjectiveTest : public ::testing::Test {
   }
 
   Comm comm;
-  std::string dir;
+  cmera::testing::ScratchDir scratch{comm, "gridobj"};
 };
 
 // The error text of f() (which must throw cmera::Error).

@@ -22,6 +22,7 @@
 #include "cmera/io.hpp"
 #include "cmera/provenance.hpp"
 #include "hdf5_attrs.hpp"
+#include "scratch_dir.hpp"
 
 namespace cmera {
 namespace {
@@ -30,18 +31,7 @@ namespace fs = std::filesystem;
 
 class IoTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pid = std::to_string(getpid());
-    comm.broadcast(pid);
-    dir = "/tmp/cmera-test-io-" + pid;
-    if (comm.is_root()) fs::create_directories(dir);
-    comm.barrier();
-  }
-  void TearDown() override {
-    comm.barrier();
-    if (comm.is_root()) fs::remove_all(dir);
-  }
-  std::string file(const std::string& name) const { return dir + "/" + name; }
+  std::string file(const std::string& name) const { return scratch.file(name); }
 
   // Rank 0 writes an HDF5 file holding one dataset `name` of `type` and shape `dims`, all
   // zeros (written: a never-written dataset is refused as unfinished).
@@ -61,7 +51,7 @@ class IoTest : public ::testing::Test {
   }
 
   Comm comm;
-  std::string dir;
+  cmera::testing::ScratchDir scratch{comm, "io"};
 };
 
 // Distinct across the sites of a row (a modulus of 3 would make every site of a sample
@@ -143,7 +133,7 @@ TEST_F(IoTest, DatasetRoundTripCyclicSlabs_mpi) {
   if (comm.is_root()) {
     EXPECT_EQ(root_string_attr(path, "cmera_kind"), "dataset");
     EXPECT_EQ(root_string_attr(path, "source"), "unit test");
-    for (const auto& entry : fs::directory_iterator(dir))
+    for (const auto& entry : fs::directory_iterator(scratch.path()))
       EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos);
   }
   comm.barrier();
@@ -230,7 +220,7 @@ TEST_F(IoTest, FailedWriteLeavesExistingFileAlone_mpi) {
   comm.barrier();
   if (comm.is_root()) {
     EXPECT_TRUE(fs::is_regular_file(occupied + "/x"));
-    for (const auto& entry : fs::directory_iterator(dir))
+    for (const auto& entry : fs::directory_iterator(scratch.path()))
       EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos)
           << entry.path();
   }

@@ -100,13 +100,7 @@ Model read_grid_geometry(const Ctx& ctx, hid_t file, hid_t model_group, GridLatt
   g.lx = static_cast<long>((*lx)[0]);
   g.ly = static_cast<long>((*ly)[0]);
   for (long long c : *chi) g.chi.push_back(static_cast<int>(c));
-  std::string invalid;
-  try {
-    g.validate();
-  } catch (const Error& e) {
-    invalid = e.what();
-  }
-  ctx.require(invalid.empty(), "invalid grid in /model: " + invalid);
+  ctx.require_passes([&] { g.validate(); }, "invalid grid in /model: ");
   const bool tied_model = (*tied)[0] != 0;
   require_tables_fit(ctx, file, g.table_bytes(tied_model) / 8,
                      fmt::format("/model grid {} x {}, chi = [{}]", g.lx, g.ly, fmt::join(g.chi, ", ")));

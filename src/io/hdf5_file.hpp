@@ -67,6 +67,19 @@ struct Ctx {
     if (!local) return comm.check(ok, path + ": " + what, code);
     if (!ok) throw Error(path + ": " + what, code);
   }
+  // Runs `check` (which throws cmera::Error naming what is wrong, e.g. a lattice's
+  // validate()) and turns a throw into one refusal, `prefix` + its message, made through
+  // require() so that every rank agrees.
+  template <class Check>
+  void require_passes(const Check& check, const std::string& prefix) const {
+    std::string failure;
+    try {
+      check();
+    } catch (const Error& e) {
+      failure = e.what();
+    }
+    require(failure.empty(), prefix + failure);
+  }
 };
 
 // Whether a file must carry cmera's integrity block (integrity.hpp).

@@ -247,13 +247,7 @@ Model read_chain_geometry(const Ctx& ctx, hid_t f, hid_t model) {
   Geometry g;
   g.sites = static_cast<long>((*sites)[0]);
   for (long long c : *chi) g.chi.push_back(static_cast<int>(c));
-  std::string invalid;
-  try {
-    g.validate();
-  } catch (const Error& e) {
-    invalid = e.what();
-  }
-  ctx.require(invalid.empty(), "invalid model geometry in /model: " + invalid);
+  ctx.require_passes([&] { g.validate(); }, "invalid model geometry in /model: ");
   const bool tied_model = (*tied)[0] != 0;
   double entries = std::pow(static_cast<double>(g.chi.back()), static_cast<double>(g.top_sites()));
   for (int l = 0; l < g.depth(); ++l) {
