@@ -51,6 +51,19 @@ GridModel random_grid(const GridCase& c, std::uint64_t seed) {
                                       cmera::InitKind::kRandom, 1.0, seed);
 }
 
+// Every table entry of a grid model (lines of each layer, y then x, W then U; the top),
+// in a fixed order, so that a model and its gradient can be walked in step.
+std::vector<double*> entries(GridModel& m) {
+  std::vector<double*> out;
+  for (auto& l : m.layers)
+    for (cmera::LineTables* dir : {&l.y, &l.x})
+      for (LayerTables& t : dir->lines)
+        for (std::vector<double>* v : {&t.W, &t.U})
+          for (double& x : *v) out.push_back(&x);
+  for (double& x : m.top) out.push_back(&x);
+  return out;
+}
+
 std::size_t power(int base, std::size_t n) {
   std::size_t p = 1;
   for (std::size_t i = 0; i < n; ++i) p *= static_cast<std::size_t>(base);

@@ -323,18 +323,6 @@ TEST(Grid, InitializationNormalizedAndSeeded) {
 
 // ---- Objective and gradient (grid_sweep.hpp) ----
 
-// Every table entry of a grid model (lines of each layer, y then x, W then U; the top),
-// in a fixed order, so that a model and its gradient can be walked in step.
-std::vector<double*> entries(GridModel& m) {
-  std::vector<double*> out;
-  for (auto& l : m.layers)
-    for (cmera::LineTables* dir : {&l.y, &l.x})
-      for (LayerTables& t : dir->lines)
-        for (std::vector<double>* v : {&t.W, &t.U})
-          for (double& x : *v) out.push_back(&x);
-  for (double& x : m.top) out.push_back(&x);
-  return out;
-}
 
 // Per-window histograms of `samples` configurations drawn from `source`, each window
 // normalized to 1 (the data side of the objective).

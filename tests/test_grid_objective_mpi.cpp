@@ -3,8 +3,8 @@
 // window by window with the lattice's own rule (grid_window_cone); lattice datasets read
 // back as periodic boxes (contiguous and chunked); the statistics equal brute-force
 // counting; objective, KL and every gradient entry equal the single-process GridSweep on
-// the whole lattice to 1e-12 and are bitwise the same at 1 and 2 threads; bad datasets
-// are refused with one clear message.
+// the whole lattice to 1e-12, with pair terms to 1e-11, and are bitwise the same at 1 and 2
+// threads; bad datasets are refused with one clear message.
 #include <gtest/gtest.h>
 #include <hdf5.h>
 #include <omp.h>
@@ -25,6 +25,7 @@
 #include "cmera/grid_decomposition.hpp"
 #include "cmera/grid_kernels.hpp"
 #include "cmera/grid_objective.hpp"
+#include "cmera/grid_pairs.hpp"
 #include "cmera/grid_sampler.hpp"
 #include "cmera/grid_sweep.hpp"
 #include "cmera/io.hpp"
@@ -355,6 +356,86 @@ TEST_F(GridObjectiveTest, EqualsSingleProcessSweep_mpi) {
   }
 }
 
+// With pair terms (docs/design-grid.md §7): the objective and every gradient entry at every
+// layout against one process on the whole lattice, with the pair histograms counted here
+// from the samples and every pair's joint and reverse pass run over the whole lattice's
+// windows (GridSetMarginals, whose joints and reverse pass test_grid_pairs checks against
+// brute force and finite differences). The rank runs count from two box reads, hold only
+// their pairs, start them from a padded region, and feed the window adjoints through
+// their own sweeps; stride 2 and the coarser sites of longer distances (every r/2-th)
+// exercise the site choice and its weight.
+TEST_F(GridObjectiveTest, PairTermsEqualSingleProcess_mpi) {
+  const long S = 37;
+  for (const auto& [c, stride] : {std::pair{kCases[0], 1L}, std::pair{kCases[2], 2L}}) {
+    const GridModel data_model = model_of(c, 51), m = model_of(c, 52);
+    const GridLattice& g = m.lattice;
+    const auto all = draw(data_model, S);
+    const std::string path = file("pairs.h5");
+    write(path, all, S, {c.ly, c.lx}, c.chi[0]);
+    const long n = g.sites_at(0);
+    const int d = c.chi[0];
+
+    GridWindowStats q(g);
+    for (long k = 0; k < S; ++k) q.add(all.data() + k * n, 1.0 / S);
+    GridSweep whole(g);
+    whole.forward(m);
+    GridSetMarginals sets(m, whole.marginals());
+    PairAdjoints adj;
+    double pair_sum = 0;
+    long pairs = 0;
+    for (int axis : {0, 1})
+      for (long r = 2; r <= std::max(c.lx, c.ly) / 2; r *= 2) {
+        if (r > (axis == 0 ? c.lx : c.ly) / 2) continue;
+        const long dx = axis == 0 ? r : 0, dy = axis == 1 ? r : 0;
+        const long s = std::max(stride, r / 2);  // sites of distance r: every s-th
+        const double weight = 0.7 * static_cast<double>(n) /
+                              static_cast<double>(((c.lx + s - 1) / s) * ((c.ly + s - 1) / s));
+        for (long y = 0; y < c.ly; y += s)
+          for (long x = 0; x < c.lx; x += s, ++pairs) {
+            std::vector<double> hist(static_cast<std::size_t>(d * d), 0.0);
+            for (long k = 0; k < S; ++k)
+              hist[all[k * n + y * c.lx + x] * d +
+                   all[k * n + ((y + dy) % c.ly) * c.lx + (x + dx) % c.lx]] += 1.0 / S;
+            const auto p = sets.pair(x, y, dx, dy);
+            std::vector<double> gp(hist.size(), 0.0);
+            for (std::size_t e = 0; e < hist.size(); ++e)
+              if (hist[e] > 0) {
+                pair_sum += weight * hist[e] * std::log(p[e]);
+                gp[e] = weight * hist[e] / p[e];
+              }
+            sets.pair_backward(x, y, dx, dy, gp, adj);
+          }
+      }
+    const double objective = (whole.objective(q) + pair_sum) / static_cast<double>(n);
+    GridModel grad_whole = zeros_like(m);
+    sets.add_table_gradient(adj, grad_whole);
+    for (std::size_t e = 0; e < adj.top.size(); ++e) grad_whole.top[e] += adj.top[e];
+    whole.gradient(m, q, grad_whole, &adj.windows);
+    std::vector<double> truth = entries(grad_whole);
+    for (double& v : truth) v /= static_cast<double>(n);
+
+    for (const auto& [px, py] : layouts(comm.size(), g)) {
+      const std::string what = fmt::format("{} stride {} as {} x {} at {} ranks", label(c),
+                                           stride, px, py, comm.size());
+      GridObjectiveOptions o{7, px, py};
+      o.pairs = true;
+      o.pair_stride = stride;
+      o.pair_weight = 0.7;
+      GridObjective obj(comm, g, path, o);
+      EXPECT_EQ(obj.pair_terms(), pairs) << what;
+      EXPECT_NEAR(obj.objective(m), objective, 1e-11 * std::abs(objective)) << what;
+      GridModel grad = zeros_like(m);
+      obj.gradient(m, grad);
+      const auto got = entries(grad);
+      ASSERT_EQ(got.size(), truth.size());
+      double scale = 0;
+      for (double v : truth) scale = std::max(scale, std::abs(v));
+      for (std::size_t i = 0; i < got.size(); ++i)
+        ASSERT_NEAR(got[i], truth[i], 1e-11 * scale) << what << " entry " << i << " of " << got.size();
+    }
+  }
+}
+
 // Objective and every gradient entry bitwise equal at 1 and 2 threads per rank, on every
 // layout (regions whose sizes are not multiples of 3 exercise the untied colouring's
 // serial leftovers).
@@ -369,7 +450,9 @@ TEST_F(GridObjectiveTest, ThreadCountIndependent_mpi) {
       std::vector<std::vector<double>> grads;
       for (int threads : {1, 2}) {
         omp_set_num_threads(threads);
-        GridObjective obj(comm, m.lattice, path, GridObjectiveOptions{4096, px, py});
+        GridObjectiveOptions o{4096, px, py};
+        o.pairs = true;  // windows and pair terms
+        GridObjective obj(comm, m.lattice, path, o);
         objective.push_back(obj.objective(m));
         GridModel grad = zeros_like(m);
         obj.gradient(m, grad);

@@ -28,6 +28,11 @@ struct GridRegion {
   // cones reach.
   static GridRegion cones_of(const GridLattice& g, const CyclicRange& x0, const CyclicRange& y0);
 
+  // This region with `halo` more window corners on each side of every layer above the
+  // bottom (capped at the layer), still closed under coarse windows: the windows from which
+  // the pair terms of the bottom block's sites start (docs/design-grid.md §7).
+  GridRegion padded(const GridLattice& g, long halo) const;
+
   long windows(int layer) const { return x[layer].length * y[layer].length; }
   // Corners may be unwrapped (any integer).
   bool contains(int layer, long wx, long wy) const {

@@ -10,6 +10,8 @@
 // the adjoint for training (ascend_columns / ascend_rows) is the same loop around
 // kernels::ascend_pair.
 #pragma once
+#include <map>
+#include <tuple>
 #include <vector>
 
 #include "cmera/grid.hpp"
@@ -58,6 +60,11 @@ void top_window_adjoint(const GridLattice& g, long x, long y, const double* g_rh
 // The windows of a region (grid_decomposition.hpp; by default every window of every
 // layer), from the top down; threads split each layer's windows (each writes only its own
 // window, so the result does not depend on the thread count).
+// Adjoints dL/d(window marginal) of some windows, by (layer, corner x, corner y), each
+// [chi_layer^9]: what other terms of an objective (the pair terms) feed into the window
+// sweep's reverse pass.
+using WindowAdjoints = std::map<std::tuple<int, long, long>, std::vector<double>>;
+
 class GridWindowMarginals {
  public:
   explicit GridWindowMarginals(const GridLattice& g);

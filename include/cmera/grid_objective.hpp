@@ -11,6 +11,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cmera/comm.hpp"
 #include "cmera/grid.hpp"
@@ -23,6 +24,12 @@ class GridWindowStats;
 struct GridObjectiveOptions {
   long chunk_samples = 4096;  // samples per collective read of the statistics pass
   int ranks_x = 0, ranks_y = 0;  // rank grid; 0: chosen like MPI_Dims_create
+  // Pair terms (grid_pair_terms.hpp): off when `pairs` is false; distances empty: dyadic
+  // 2, 4, ... up to each axis's L/2; stride 0: automatic (grid_pair_stride).
+  bool pairs = false;
+  std::vector<long> pair_distances;
+  long pair_stride = 0;
+  double pair_weight = 1.0;
 };
 
 class GridObjective {
@@ -36,8 +43,11 @@ class GridObjective {
   GridObjective& operator=(const GridObjective&) = delete;
 
   long samples() const;
-  // Collective: mean over all bottom windows of sum_x q_w(x) log p_w(x) (global).
+  // Collective: (1/N) [sum over bottom windows w of sum_x q_w(x) log p_w(x) + sum over pair
+  // terms of their weight * sum_x q log p] (global; docs/design-grid.md §7).
   double objective(const GridModel& m);
+  long pair_terms() const;  // global count
+  long pair_stride() const;
   // KL per window (nats) of the model last passed to objective(): -objective - entropy.
   double kl_per_window() const;
   // Collective: d objective / d(table entry) of the model last passed to objective(),

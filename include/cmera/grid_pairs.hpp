@@ -15,6 +15,15 @@
 // For tied models the sum over translations starts from the sum of all windows of a layer,
 // so one descent serves every site of a translation class, and classes whose sets have
 // the same shape share it.
+//
+// Reverse mode (pair_backward, for the grid pair terms of the objective, docs/design-grid.md
+// §7): every step of a pair's joint is linear in each of its inputs (a window marginal or
+// the top table, line conditionals, the two pulled-up site conditionals), so pair() can
+// record its steps on a tape and run them backwards, leaving the adjoints of the windows,
+// the top and each line conditional; add_table_gradient turns the conditionals' adjoints
+// into W/U gradients through the same general cone (ConePlan::backward_local) that built
+// them. The tape holds one pair's intermediate joints only: memory stays at a few dense
+// joints, at the price of recomputing the pair's forward in the reverse pass.
 #pragma once
 #include <map>
 #include <tuple>
@@ -36,6 +45,19 @@ struct SetJoint {
   std::vector<long> labels;
   std::vector<int> dims;
   std::vector<double> p;
+  int id = -1;  // its value on the tape while pair_backward records (else -1)
+};
+
+// Derivatives of a scalar with respect to what pair joints are computed from, summed over
+// pairs: window marginals by (layer, corner x, corner y) as stored (wrapped corners), the
+// top table, and line conditionals by the key GridSetMarginals caches them under.
+struct PairAdjoints {
+  using LineKey = std::tuple<int, int, long, std::vector<long>>;  // layer, direction, line, fine
+  WindowAdjoints windows;
+  std::vector<double> top;  // empty until some pair starts from the top
+  std::map<LineKey, std::vector<double>> conditionals;
+  // this += other, entry by entry (fixed order for a fixed `other`).
+  void add(const PairAdjoints& other);
 };
 
 class GridSetMarginals {
@@ -52,6 +74,13 @@ class GridSetMarginals {
   // §6); untied: one pair() per site.
   std::vector<double> pair_sum(long dx, long dy);
 
+  // Reverse mode of pair(): adds to `adj` the derivatives of sum_k g[k] p[k], p =
+  // pair(x, y, dx, dy), which it returns.
+  std::vector<double> pair_backward(long x, long y, long dx, long dy,
+                                    const std::vector<double>& g, PairAdjoints& adj);
+  // Adds to grad (zeros_like shape) the W/U gradient of the line conditionals' adjoints.
+  void add_table_gradient(const PairAdjoints& adj, GridModel& grad);
+
   // Joint of any set of distinct sites of `layer`, in the given order (each site's
   // alphabet chi_layer, first most significant).
   std::vector<double> marginal(int layer, const std::vector<GridSite>& sites);
@@ -62,13 +91,42 @@ class GridSetMarginals {
                                           long* wx, long* wy) const;
   bool fits_window(int layer, const std::vector<GridSite>& set, long* wx, long* wy) const;
   std::vector<GridSite> parents(int layer, const std::vector<GridSite>& set) const;
+  std::vector<int> window_places(int layer, long wx, long wy, const std::vector<GridSite>& set) const;
+  std::vector<long> top_sites_of(const std::vector<GridSite>& set) const;
+  // Recorded only when rho is windows_' own window (layer, wx, wy) and top is m_.top.
   SetJoint from_window(int layer, const double* rho, long wx, long wy,
-                    const std::vector<GridSite>& set) const;
-  SetJoint from_top(const std::vector<GridSite>& set, const std::vector<double>& top) const;
+                       const std::vector<GridSite>& set);
+  SetJoint from_top(const std::vector<GridSite>& set, const std::vector<double>& top);
   const std::vector<double>& top_sum();
+  const std::vector<double>& window_sum(int layer);
   SetJoint descend(int layer, const SetJoint& coarse, const std::vector<GridSite>& set);
+  PairAdjoints::LineKey line_key(int layer, int dir, long line, const std::vector<long>& fine) const;
+  const Model& line_chain(int layer, int dir, long line_key);
   const std::vector<double>& conditional(int layer, int dir, long line,
                                          const std::vector<long>& fine);
+  // Steps of a joint that the tape records (when recording_): a line conditional of
+  // (layer, dir, line) applied to `consumed` (transposed: pulled up instead of down), a
+  // joint's values used as the conditional, and a marginal.
+  SetJoint line_step(const SetJoint& j, const std::vector<long>& consumed,
+                     const std::vector<long>& produced, int d, int layer, int dir, long line,
+                     const std::vector<long>& fine, bool transposed);
+  SetJoint joint_step(const SetJoint& j, const std::vector<long>& consumed,
+                      const std::vector<long>& produced, int d, const SetJoint& cond);
+  SetJoint project_step(const SetJoint& j, const std::vector<long>& labels);
+  struct TapeOp {
+    enum class Kind { kWindow, kTop, kConstant, kLine, kJoint, kProject } kind;
+    int in = -1;    // the joint it reads (kLine, kJoint, kProject)
+    int cond = -1;  // kJoint: the joint used as the conditional
+    std::vector<long> consumed = {}, produced = {};  // kProject: the kept labels in produced
+    int d = 0;
+    PairAdjoints::LineKey key = {};  // kLine
+    bool transposed = false;
+    int layer = 0;  // kWindow: the window (layer, wx, wy); kWindow, kTop: the set
+    long wx = 0, wy = 0;
+    std::vector<GridSite> set = {};
+  };
+  SetJoint record(SetJoint out, TapeOp op);
+  void reverse(const std::vector<double>& g, PairAdjoints& adj);
   SetJoint pull_up(const std::vector<std::vector<GridSite>>& cone, int top, long value_label);
   struct PairCones {  // the sites' own cones, layers 0..meet
     int meet;
@@ -84,7 +142,10 @@ class GridSetMarginals {
   std::vector<std::vector<double>> window_sums_;  // tied: per layer, sum of all windows
   std::vector<double> top_sum_;  // tied: sum of the top table over its translations
   std::map<std::tuple<int, int, long>, Model> lines_;  // one-layer chain per line
-  std::map<std::tuple<int, int, long, std::vector<long>>, std::vector<double>> conditionals_;
+  std::map<PairAdjoints::LineKey, std::vector<double>> conditionals_;
+  bool recording_ = false;
+  std::vector<TapeOp> tape_;  // one pair's steps, in forward order
+  std::vector<SetJoint> values_;  // their results (values_[k] from tape_[k])
 };
 
 // Exact C(k) = (1/N) sum_i <s_i s_{i + k (dx, dy)}> for k = 1..max_steps, s = 2x - 1 for a

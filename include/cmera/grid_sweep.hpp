@@ -69,14 +69,17 @@ class GridSweep {
   // skipped); q must hold them.
   double objective(const GridWindowStats& q) const;
   // Adds d objective / d(table entry) to grad (zeros_like(m) shape), for the
-  // model of the last forward(). Threads split the windows; the result is
-  // bitwise the same at any thread count.
-  void gradient(const GridModel& m, const GridWindowStats& q, GridModel& grad);
+  // model of the last forward(); `extra` (if given) adds those window adjoints, at any
+  // layer, to the objective's (every window must lie in the region). Threads split the
+  // windows; the result is bitwise the same at any thread count.
+  void gradient(const GridModel& m, const GridWindowStats& q, GridModel& grad,
+                const WindowAdjoints* extra = nullptr);
   const GridWindowMarginals& marginals() const { return rho_; }
   long kernel_calls() const { return kernel_calls_; }  // 1D kernel calls of the last gradient()
 
  private:
   void reverse_layer(const GridModel& m, int layer, GridLayerTables& grad);
+  void add_extra(const WindowAdjoints* extra, int layer);
   void ensure_workers();  // one per thread of the coming parallel regions
   double* g_window(std::vector<double>& g, int layer, long x, long y) const;
 

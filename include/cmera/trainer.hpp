@@ -49,7 +49,7 @@ struct TrainResult {
 };
 
 // The lattice is the dataset's: [S, N] trains a chain, [S, Ly, Lx] a grid
-// (docs/design-grid.md §5; windows only, no pair terms yet).
+// (docs/design-grid.md §5, §7).
 // Runs the candidate starts and the main phase up to config.iterations (or continues the
 // checkpoint options.restart names). Checkpoints: after candidate selection, every
 // train.checkpoint_every iterations of the main phase, at the end, and on a stop in either

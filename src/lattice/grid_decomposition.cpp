@@ -71,6 +71,21 @@ GridRegion GridRegion::cones_of(const GridLattice& g, const CyclicRange& x0,
   return r;
 }
 
+GridRegion GridRegion::padded(const GridLattice& g, long halo) const {
+  GridRegion r;
+  r.x = {x[0]};
+  r.y = {y[0]};
+  auto pad = [halo](const CyclicRange& c, long n) {
+    return c.length + 2 * halo >= n ? CyclicRange::make(0, n, n)
+                                    : CyclicRange::make(c.start - halo, c.length + 2 * halo, n);
+  };
+  for (int l = 0; l < g.depth(); ++l) {
+    r.x.push_back(pad(coarse_windows(r.x[l], g.lx_at(l + 1)), g.lx_at(l + 1)));
+    r.y.push_back(pad(coarse_windows(r.y[l], g.ly_at(l + 1)), g.ly_at(l + 1)));
+  }
+  return r;
+}
+
 GridDecomposition::GridDecomposition(const GridLattice& g, int ranks, int rank, int ranks_x,
                                      int ranks_y) {
   std::tie(px_, py_) = rank_grid(g, ranks, ranks_x, ranks_y);

@@ -3,7 +3,10 @@
 // block's box of every sample (owned corners plus two wrap rows and columns) in collective
 // sample chunks and keeps histograms of the owned windows only; the sweep runs over the
 // block's cones; the objective is summed over ranks and the partial table gradients are
-// added in one allreduce. Untied tables stay replicated on every rank.
+// added in one allreduce. Untied tables stay replicated on every rank. With pair terms
+// (grid_pair_terms.hpp) the sweep runs over the block's cones padded by two windows per
+// layer, which holds every window the block's pairs start from, and the pairs' window
+// adjoints join the sweep's reverse pass.
 //
 // Trade-off: histograms are counted straight into the doubles the sweep reads (exact up to
 // 2^53 samples) rather than into integer counters converted afterwards: half the memory of
@@ -20,6 +23,7 @@
 
 #include "cmera/error.hpp"
 #include "cmera/grid_decomposition.hpp"
+#include "cmera/grid_pair_terms.hpp"
 #include "cmera/grid_sweep.hpp"
 #include "cmera/io.hpp"
 #include "cmera/memory.hpp"
@@ -114,14 +118,18 @@ struct GridObjective::Impl {
   Impl(const Comm& c, const GridLattice& g, const GridObjectiveOptions& o)
       : comm(c), lattice((g.validate(), g)),
         decomposition(g, c.size(), c.rank(), o.ranks_x, o.ranks_y),
-        sweep(g, decomposition.region()) {}
+        sweep(g, o.pairs ? decomposition.region().padded(g, kPairHalo) : decomposition.region()) {}
+  // A pair's start window lies within two corners of its first site's window cone
+  // (docs/design-grid.md §7).
+  static constexpr long kPairHalo = 2;
 
   const Comm& comm;
   GridLattice lattice;
   GridDecomposition decomposition;
   GridSweep sweep;
   GridWindowStats stats{lattice, CyclicRange{}, CyclicRange{}};  // set by the constructor
-  long samples = 0;
+  GridPairTerms pairs{lattice, {}};                             // set by the constructor
+  long samples = 0, pair_count = 0, pair_stride = 0;
   double entropy_per_window = 0, window_objective = 0;
 };
 
@@ -154,7 +162,24 @@ GridObjective::GridObjective(const Comm& comm, const GridLattice& g, const std::
       }
     }
   p.entropy_per_window = comm.sum(entropy) / static_cast<double>(g.sites_at(0));
+  if (!options.pairs) return;
+  p.pair_stride = grid_pair_stride(g, options.pair_stride);
+  std::vector<long> distances = options.pair_distances;
+  if (distances.empty())
+    for (long r = 2; r <= std::max(g.lx, g.ly) / 2; r *= 2) distances.push_back(r);
+  for (long r : distances)
+    if (r < 1 || r > std::max(g.lx, g.ly) / 2)
+      throw Error(fmt::format("objective.pair_distances: distance {} is outside 1..{} (half "
+                              "the {} x {} grid's longer side)",
+                              r, std::max(g.lx, g.ly) / 2, g.lx, g.ly));
+  std::vector<GridPair> pairs = count_grid_pairs(comm, data, g, x, y, p.pair_stride, distances,
+                                                 options.pair_weight, options.chunk_samples);
+  p.pair_count = static_cast<long>(comm.sum(static_cast<double>(pairs.size())));
+  p.pairs = GridPairTerms(g, std::move(pairs));
 }
+
+long GridObjective::pair_terms() const { return impl_->pair_count; }
+long GridObjective::pair_stride() const { return impl_->pair_stride; }
 
 GridObjective::~GridObjective() = default;
 
@@ -167,9 +192,11 @@ double GridObjective::entropy_per_window() const { return impl_->entropy_per_win
 double GridObjective::objective(const GridModel& m) {
   Impl& p = *impl_;
   p.sweep.forward(m);
-  p.window_objective =
-      p.comm.sum(p.sweep.objective(p.stats)) / static_cast<double>(p.lattice.sites_at(0));
-  return p.window_objective;
+  double local[2] = {p.sweep.objective(p.stats), p.pairs.log_likelihood(m, p.sweep.marginals())};
+  p.comm.sum_inplace(local, 2);
+  const double sites = static_cast<double>(p.lattice.sites_at(0));
+  p.window_objective = local[0] / sites;
+  return (local[0] + local[1]) / sites;
 }
 
 double GridObjective::kl_per_window() const {
@@ -180,7 +207,9 @@ void GridObjective::gradient(const GridModel& m, GridModel& grad) {
   Impl& p = *impl_;
   const auto tables = tables_of(grad);
   for (std::vector<double>* t : tables) std::fill(t->begin(), t->end(), 0.0);
-  p.sweep.gradient(m, p.stats, grad);
+  WindowAdjoints from_pairs;
+  p.pairs.gradient(m, p.sweep.marginals(), grad, from_pairs);
+  p.sweep.gradient(m, p.stats, grad, &from_pairs);
   // One allreduce of every table (untied tables are replicated), scaled to the mean.
   std::vector<double> flat;
   for (const std::vector<double>* t : tables) flat.insert(flat.end(), t->begin(), t->end());

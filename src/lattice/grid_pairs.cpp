@@ -55,82 +55,153 @@ Step cone_step(const GridLattice& g, int layer, const std::vector<GridSite>& set
   return st;
 }
 
-// Sums `consumed` (labels of j) out against cond[consumed values][produced values] and
-// appends `produced` (alphabet d): one line's conditional applied to a joint. An odometer
-// over the input entries carries the kept and consumed indices, so an entry costs O(1)
-// besides the produced values.
-SetJoint apply_line(const SetJoint& j, const std::vector<long>& consumed,
-                    const std::vector<long>& produced, int d, const std::vector<double>& cond) {
+// Calls f(i, a, b) for every entry i of j, a and b its indices under the strides sa and sb
+// of j's labels (0 for a label an index ignores): an odometer, no division per entry.
+template <class F>
+void odometer(const SetJoint& j, const std::vector<std::size_t>& sa,
+              const std::vector<std::size_t>& sb, F&& f) {
   const int n = static_cast<int>(j.labels.size());
-  std::vector<std::size_t> qstride(n, 0), kstride(n, 0);
+  std::vector<int> value(n, 0);
+  std::size_t a = 0, b = 0;
+  for (std::size_t i = 0; i < j.p.size(); ++i) {
+    f(i, a, b);
+    for (int k = n - 1; k >= 0; --k) {
+      a += sa[k];
+      b += sb[k];
+      if (++value[k] < j.dims[k]) break;
+      a -= sa[k] * j.dims[k];
+      b -= sb[k] * j.dims[k];
+      value[k] = 0;
+    }
+  }
+}
+
+// One line step's index maps over j: q indexes the consumed labels (in the given order),
+// k the kept ones (j's other labels, in j's order).
+struct LineIndex {
+  std::vector<std::size_t> qstride, kstride;
+  std::vector<long> kept_labels;
+  std::vector<int> kept_dims;
+  std::size_t kept = 1;
+};
+
+LineIndex line_index(const SetJoint& j, const std::vector<long>& consumed) {
+  const int n = static_cast<int>(j.labels.size());
+  LineIndex ix{std::vector<std::size_t>(n, 0), std::vector<std::size_t>(n, 0), {}, {}, 1};
   std::size_t st = 1;
   for (std::size_t k = consumed.size(); k-- > 0;) {
     const auto at = std::find(j.labels.begin(), j.labels.end(), consumed[k]) - j.labels.begin();
-    qstride[at] = st;
+    ix.qstride[at] = st;
     st *= static_cast<std::size_t>(j.dims[at]);
   }
-  SetJoint out;
-  st = 1;
+  const auto is_consumed = [&](long label) {
+    return std::find(consumed.begin(), consumed.end(), label) != consumed.end();
+  };
   for (int i = n - 1; i >= 0; --i)
-    if (qstride[i] == 0 && std::find(consumed.begin(), consumed.end(), j.labels[i]) == consumed.end()) {
-      kstride[i] = st;
-      st *= static_cast<std::size_t>(j.dims[i]);
+    if (!is_consumed(j.labels[i])) {
+      ix.kstride[i] = ix.kept;
+      ix.kept *= static_cast<std::size_t>(j.dims[i]);
     }
   for (int i = 0; i < n; ++i)
-    if (std::find(consumed.begin(), consumed.end(), j.labels[i]) == consumed.end()) {
-      out.labels.push_back(j.labels[i]);
-      out.dims.push_back(j.dims[i]);
+    if (!is_consumed(j.labels[i])) {
+      ix.kept_labels.push_back(j.labels[i]);
+      ix.kept_dims.push_back(j.dims[i]);
     }
+  return ix;
+}
+
+// Sums `consumed` (labels of j) out against cond[consumed values][produced values] and
+// appends `produced` (alphabet d): one line's conditional applied to a joint.
+SetJoint apply_line(const SetJoint& j, const std::vector<long>& consumed,
+                    const std::vector<long>& produced, int d, const std::vector<double>& cond) {
+  const LineIndex ix = line_index(j, consumed);
+  SetJoint out{ix.kept_labels, ix.kept_dims, {}};
   for (long v : produced) {
     out.labels.push_back(v);
     out.dims.push_back(d);
   }
   const std::size_t np = power(d, produced.size());
-  out.p.assign(st * np, 0.0);
-  std::vector<int> value(n, 0);
-  std::size_t q = 0, k = 0;
-  for (std::size_t i = 0; i < j.p.size(); ++i) {
+  out.p.assign(ix.kept * np, 0.0);
+  odometer(j, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
     const double w = j.p[i];
-    if (w != 0.0) {
-      const double* c = cond.data() + q * np;
-      double* o = out.p.data() + k * np;
-      for (std::size_t x = 0; x < np; ++x) o[x] += w * c[x];
-    }
-    for (int a = n - 1; a >= 0; --a) {
-      q += qstride[a];
-      k += kstride[a];
-      if (++value[a] < j.dims[a]) break;
-      q -= qstride[a] * j.dims[a];
-      k -= kstride[a] * j.dims[a];
-      value[a] = 0;
-    }
-  }
+    if (w == 0.0) return;
+    const double* c = cond.data() + q * np;
+    double* o = out.p.data() + k * np;
+    for (std::size_t x = 0; x < np; ++x) o[x] += w * c[x];
+  });
+  work_count() += j.p.size() * np;
   return out;
+}
+
+// The adjoint of apply_line: given g_out = dL/d(out), adds dL/dj to g_j and dL/dcond to
+// g_cond (np = the produced values per consumed state).
+void apply_line_adjoint(const SetJoint& j, const std::vector<long>& consumed, std::size_t np,
+                        const std::vector<double>& cond, const std::vector<double>& g_out,
+                        std::vector<double>& g_j, std::vector<double>& g_cond) {
+  const LineIndex ix = line_index(j, consumed);
+  odometer(j, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
+    const double* c = cond.data() + q * np;
+    const double* go = g_out.data() + k * np;
+    double* gc = g_cond.data() + q * np;
+    const double w = j.p[i];
+    double s = 0;
+    for (std::size_t x = 0; x < np; ++x) {
+      s += go[x] * c[x];
+      gc[x] += w * go[x];
+    }
+    g_j[i] += s;
+  });
+  work_count() += 2 * j.p.size() * np;
+}
+
+// Strides of j's labels in its marginal on `labels` (0 for the others), and its size.
+std::vector<std::size_t> project_strides(const SetJoint& j, const std::vector<long>& labels,
+                                         std::size_t* size) {
+  std::vector<std::size_t> ostride(j.labels.size(), 0);
+  *size = 1;
+  for (std::size_t k = labels.size(); k-- > 0;) {
+    const auto at = std::find(j.labels.begin(), j.labels.end(), labels[k]) - j.labels.begin();
+    ostride[at] = *size;
+    *size *= static_cast<std::size_t>(j.dims[at]);
+  }
+  return ostride;
 }
 
 // The marginal of j on `labels` (all in j), in that order.
 std::vector<double> project(const SetJoint& j, const std::vector<long>& labels) {
-  const int n = static_cast<int>(j.labels.size());
-  std::vector<std::size_t> ostride(n, 0);
-  std::size_t size = 1;
-  for (std::size_t k = labels.size(); k-- > 0;) {
-    const auto at = std::find(j.labels.begin(), j.labels.end(), labels[k]) - j.labels.begin();
-    ostride[at] = size;
-    size *= static_cast<std::size_t>(j.dims[at]);
-  }
+  std::size_t size;
+  const std::vector<std::size_t> ostride = project_strides(j, labels, &size);
   std::vector<double> out(size, 0.0);
-  std::vector<int> value(n, 0);
-  std::size_t o = 0;
-  for (std::size_t i = 0; i < j.p.size(); ++i) {
-    out[o] += j.p[i];
-    for (int a = n - 1; a >= 0; --a) {
-      o += ostride[a];
-      if (++value[a] < j.dims[a]) break;
-      o -= ostride[a] * j.dims[a];
-      value[a] = 0;
-    }
-  }
+  odometer(j, ostride, ostride, [&](std::size_t i, std::size_t o, std::size_t) { out[o] += j.p[i]; });
+  work_count() += j.p.size();
   return out;
+}
+
+std::vector<double> transpose(const std::vector<double>& c, std::size_t rows) {
+  const std::size_t cols = c.size() / rows;
+  std::vector<double> t(c.size());
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t k = 0; k < cols; ++k) t[k * rows + r] = c[r * cols + k];
+  return t;
+}
+
+// Entry of the marginal on `place` (window places, first most significant) that each
+// entry of a 3 x 3 window over alphabet K adds to.
+std::vector<std::size_t> window_entries(int K, const std::vector<int>& place) {
+  const std::size_t n = grid_window_size(K);
+  std::vector<std::size_t> to(n);
+  int digit[9];
+  for (std::size_t w = 0; w < n; ++w) {
+    std::size_t rest = w;
+    for (int p = 8; p >= 0; --p) {
+      digit[p] = static_cast<int>(rest % K);
+      rest /= K;
+    }
+    std::size_t o = 0;
+    for (int p : place) o = o * K + digit[p];
+    to[w] = o;
+  }
+  return to;
 }
 
 std::vector<long> labels_of(const std::vector<GridSite>& set) {
@@ -153,19 +224,26 @@ long interval_corner(const std::vector<long>& coords, long n) {
 }  // namespace
 
 GridSetMarginals::GridSetMarginals(const GridModel& m, const GridWindowMarginals& windows)
-    : m_(m), windows_(windows) {
-  if (!m.tied) return;
-  const GridLattice& g = m.lattice;
-  window_sums_.resize(static_cast<std::size_t>(g.depth()) + 1);
-  for (int l = 0; l <= g.depth(); ++l) {
-    std::vector<double>& sum = window_sums_[l];
-    sum.assign(grid_window_size(g.chi[l]), 0.0);
-    for (long y = 0; y < g.ly_at(l); ++y)
-      for (long x = 0; x < g.lx_at(l); ++x) {
-        const double* w = windows.window(l, x, y);
-        for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += w[i];
-      }
+    : m_(m), windows_(windows) {}
+
+// Tied models' per-layer sum of every window (pair_sum's start), built on first use: it
+// needs every window of every layer, which a region's marginals (the pair terms of one
+// rank) do not hold.
+const std::vector<double>& GridSetMarginals::window_sum(int layer) {
+  const GridLattice& g = m_.lattice;
+  if (window_sums_.empty()) {
+    window_sums_.resize(static_cast<std::size_t>(g.depth()) + 1);
+    for (int l = 0; l <= g.depth(); ++l) {
+      std::vector<double>& sum = window_sums_[l];
+      sum.assign(grid_window_size(g.chi[l]), 0.0);
+      for (long y = 0; y < g.ly_at(l); ++y)
+        for (long x = 0; x < g.lx_at(l); ++x) {
+          const double* w = windows_.window(l, x, y);
+          for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += w[i];
+        }
+    }
   }
+  return window_sums_[layer];
 }
 
 bool GridSetMarginals::fits_window(int layer, const std::vector<GridSite>& set, long* wx,
@@ -211,41 +289,49 @@ std::vector<std::vector<GridSite>> GridSetMarginals::walk(int layer,
   }
 }
 
-SetJoint GridSetMarginals::from_window(int layer, const double* rho, long wx, long wy,
-                                       const std::vector<GridSite>& set) const {
+std::vector<int> GridSetMarginals::window_places(int layer, long wx, long wy,
+                                                 const std::vector<GridSite>& set) const {
   const GridLattice& g = m_.lattice;
-  const int K = g.chi[layer];
   std::vector<int> place;
   for (const GridSite& s : set)
     place.push_back(window_place(static_cast<int>(wrap(s.first - wx, g.lx_at(layer))),
                                  static_cast<int>(wrap(s.second - wy, g.ly_at(layer)))));
+  return place;
+}
+
+SetJoint GridSetMarginals::from_window(int layer, const double* rho, long wx, long wy,
+                                       const std::vector<GridSite>& set) {
+  const int K = m_.lattice.chi[layer];
   SetJoint j{labels_of(set), std::vector<int>(set.size(), K), {}};
   j.p.assign(power(K, set.size()), 0.0);
-  const std::size_t n = grid_window_size(K);
-  int digit[9];
-  for (std::size_t w = 0; w < n; ++w) {
-    std::size_t rest = w;
-    for (int p = 8; p >= 0; --p) {
-      digit[p] = static_cast<int>(rest % K);
-      rest /= K;
-    }
-    std::size_t o = 0;
-    for (int p : place) o = o * K + digit[p];
-    j.p[o] += rho[w];
-  }
-  return j;
+  const std::vector<std::size_t> to = window_entries(K, window_places(layer, wx, wy, set));
+  for (std::size_t w = 0; w < to.size(); ++w) j.p[to[w]] += rho[w];
+  work_count() += to.size();
+  TapeOp op{TapeOp::Kind::kWindow};
+  op.layer = layer;
+  op.wx = wx;
+  op.wy = wy;
+  op.set = set;
+  return record(std::move(j), std::move(op));
+}
+
+std::vector<long> GridSetMarginals::top_sites_of(const std::vector<GridSite>& set) const {
+  const GridLattice& g = m_.lattice;
+  std::vector<long> sites;
+  for (const GridSite& s : set) sites.push_back(g.site(g.depth(), s.first, s.second));
+  return sites;
 }
 
 SetJoint GridSetMarginals::from_top(const std::vector<GridSite>& set,
-                                    const std::vector<double>& top) const {
+                                    const std::vector<double>& top) {
   const GridLattice& g = m_.lattice;
-  const int T = g.depth(), K = g.chi[T];
-  std::vector<long> sites;
-  for (const GridSite& s : set) sites.push_back(g.site(T, s.first, s.second));
+  const int K = g.chi[g.depth()];
   SetJoint j{labels_of(set), std::vector<int>(set.size(), K), {}};
   j.p.assign(power(K, set.size()), 0.0);
-  table_marginal(K, g.top_sites(), sites, top.data(), j.p.data());
-  return j;
+  table_marginal(K, g.top_sites(), top_sites_of(set), top.data(), j.p.data());
+  TapeOp op{TapeOp::Kind::kTop};
+  op.set = set;
+  return record(std::move(j), std::move(op));
 }
 
 // Sum of the top table over every translation of the top grid: the marginal of a set on
@@ -277,23 +363,33 @@ const std::vector<double>& GridSetMarginals::top_sum() {
   return top_sum_;
 }
 
+PairAdjoints::LineKey GridSetMarginals::line_key(int layer, int dir, long line,
+                                                const std::vector<long>& fine) const {
+  const LineTables& lines = dir == 0 ? m_.layers[layer].y : m_.layers[layer].x;
+  const long key = lines.tied ? 0 : wrap(line, static_cast<long>(lines.lines.size()));
+  return {layer, dir, key, fine};
+}
+
+// The one-layer chain of a line (its half-step's tables), built once.
+const Model& GridSetMarginals::line_chain(int layer, int dir, long line_key) {
+  const auto key = std::make_tuple(layer, dir, line_key);
+  auto hit = lines_.find(key);
+  if (hit != lines_.end()) return hit->second;
+  const LineTables& lines = dir == 0 ? m_.layers[layer].y : m_.layers[layer].x;
+  const LayerTables& t = lines.line(line_key);
+  Model chain;
+  chain.geometry = Geometry{2 * t.coarse, {t.d, t.K}};
+  chain.tied = t.tied;
+  chain.tables.layers = {t};
+  return lines_[key] = std::move(chain);
+}
+
 const std::vector<double>& GridSetMarginals::conditional(int layer, int dir, long line,
                                                          const std::vector<long>& fine) {
-  const LineTables& lines = dir == 0 ? m_.layers[layer].y : m_.layers[layer].x;
-  const long line_key = lines.tied ? 0 : wrap(line, static_cast<long>(lines.lines.size()));
-  const auto key = std::make_tuple(layer, dir, line_key, fine);
+  const PairAdjoints::LineKey key = line_key(layer, dir, line, fine);
   const auto hit = conditionals_.find(key);
   if (hit != conditionals_.end()) return hit->second;
-  const auto chain_key = std::make_tuple(layer, dir, line_key);
-  if (!lines_.count(chain_key)) {
-    const LayerTables& t = lines.line(line);
-    Model chain;
-    chain.geometry = Geometry{2 * t.coarse, {t.d, t.K}};
-    chain.tied = t.tied;
-    chain.tables.layers = {t};
-    lines_[chain_key] = std::move(chain);
-  }
-  const Model& chain = lines_[chain_key];
+  const Model& chain = line_chain(layer, dir, std::get<2>(key));
   ConePlan plan(chain.geometry, 0, fine, 1);
   const int K = chain.geometry.chi[1];
   const std::size_t nq = power(K, plan.top_sites().size());
@@ -307,6 +403,141 @@ const std::vector<double>& GridSetMarginals::conditional(int layer, int dir, lon
   return conditionals_[key] = std::move(cond);
 }
 
+// conditional() in reverse: sum_q sum_x G[q][x] d cond[q][x] / d(tables), through the same
+// plan run on each unit vector again (backward_local needs its forward's stages).
+void GridSetMarginals::add_table_gradient(const PairAdjoints& adj, GridModel& grad) {
+  for (const auto& [key, G] : adj.conditionals) {
+    const auto& [layer, dir, lkey, fine] = key;
+    const Model& chain = line_chain(layer, dir, lkey);
+    ConePlan plan(chain.geometry, 0, fine, 1);
+    const int K = chain.geometry.chi[1];
+    const std::size_t nq = power(K, plan.top_sites().size()), np = G.size() / nq;
+    Tables g = Tables::zeros_like(chain.tables);
+    std::vector<double> unit(nq, 0.0), gq(np);
+    for (std::size_t q = 0; q < nq; ++q) {
+      unit[q] = 1.0;
+      plan.forward(chain, unit.data());
+      unit[q] = 0.0;
+      std::copy_n(G.begin() + static_cast<long>(q * np), np, gq.begin());
+      plan.backward_local(chain, gq);
+      plan.add_gradient(g);
+    }
+    LineTables& lines = dir == 0 ? grad.layers[layer].y : grad.layers[layer].x;
+    LayerTables& to = lines.line(lkey);
+    for (std::size_t k = 0; k < to.W.size(); ++k) to.W[k] += g.layers[0].W[k];
+    for (std::size_t k = 0; k < to.U.size(); ++k) to.U[k] += g.layers[0].U[k];
+  }
+}
+
+SetJoint GridSetMarginals::record(SetJoint out, TapeOp op) {
+  if (!recording_) return out;
+  out.id = static_cast<int>(values_.size());
+  tape_.push_back(std::move(op));
+  values_.push_back(out);
+  return out;
+}
+
+SetJoint GridSetMarginals::line_step(const SetJoint& j, const std::vector<long>& consumed,
+                                     const std::vector<long>& produced, int d, int layer, int dir,
+                                     long line, const std::vector<long>& fine, bool transposed) {
+  const std::vector<double>& c = conditional(layer, dir, line, fine);
+  SetJoint out = transposed
+                     ? apply_line(j, consumed, produced, d, transpose(c, power(d, produced.size())))
+                     : apply_line(j, consumed, produced, d, c);
+  TapeOp op{TapeOp::Kind::kLine, j.id};
+  op.consumed = consumed;
+  op.produced = produced;
+  op.d = d;
+  op.key = line_key(layer, dir, line, fine);
+  op.transposed = transposed;
+  return record(std::move(out), std::move(op));
+}
+
+SetJoint GridSetMarginals::joint_step(const SetJoint& j, const std::vector<long>& consumed,
+                                      const std::vector<long>& produced, int d,
+                                      const SetJoint& cond) {
+  TapeOp op{TapeOp::Kind::kJoint, j.id, cond.id};
+  op.consumed = consumed;
+  op.produced = produced;
+  op.d = d;
+  return record(apply_line(j, consumed, produced, d, cond.p), std::move(op));
+}
+
+SetJoint GridSetMarginals::project_step(const SetJoint& j, const std::vector<long>& labels) {
+  SetJoint out{labels, {}, project(j, labels)};
+  for (long v : labels)
+    out.dims.push_back(j.dims[std::find(j.labels.begin(), j.labels.end(), v) - j.labels.begin()]);
+  TapeOp op{TapeOp::Kind::kProject, j.id};
+  op.produced = labels;
+  return record(std::move(out), std::move(op));
+}
+
+// The tape backwards from g = dL/d(last value): each step's adjoint is complete once every
+// later step has run, and adds into its inputs' adjoints or into `adj`.
+void GridSetMarginals::reverse(const std::vector<double>& g, PairAdjoints& adj) {
+  const GridLattice& gl = m_.lattice;
+  std::vector<std::vector<double>> gv(values_.size());
+  gv.back() = g;
+  auto adjoint_of = [&](int id) -> std::vector<double>& {
+    if (gv[id].empty()) gv[id].assign(values_[id].p.size(), 0.0);
+    return gv[id];
+  };
+  for (std::size_t k = tape_.size(); k-- > 0;) {
+    if (gv[k].empty()) continue;
+    const TapeOp& op = tape_[k];
+    const std::vector<double>& go = gv[k];
+    switch (op.kind) {
+      case TapeOp::Kind::kWindow: {
+        const int K = gl.chi[op.layer];
+        std::vector<double>& gw = adj.windows[{op.layer, op.wx, op.wy}];
+        if (gw.empty()) gw.assign(grid_window_size(K), 0.0);
+        const std::vector<std::size_t> to = window_entries(K, window_places(op.layer, op.wx, op.wy, op.set));
+        for (std::size_t w = 0; w < to.size(); ++w) gw[w] += go[to[w]];
+        work_count() += to.size();
+        break;
+      }
+      case TapeOp::Kind::kTop:
+        if (adj.top.empty()) adj.top.assign(m_.top.size(), 0.0);
+        table_marginal_adjoint(gl.chi[gl.depth()], gl.top_sites(), top_sites_of(op.set), go.data(),
+                               adj.top.data(), 0, m_.top.size());
+        break;
+      case TapeOp::Kind::kConstant:
+        break;
+      case TapeOp::Kind::kLine: {
+        const std::vector<double>& c = conditionals_.at(op.key);
+        const std::size_t np = power(op.d, op.produced.size());
+        std::vector<double>& gc = adj.conditionals[op.key];
+        if (gc.empty()) gc.assign(c.size(), 0.0);
+        if (!op.transposed) {
+          apply_line_adjoint(values_[op.in], op.consumed, np, c, go, adjoint_of(op.in), gc);
+        } else {
+          std::vector<double> gt(c.size(), 0.0);
+          apply_line_adjoint(values_[op.in], op.consumed, np, transpose(c, np), go,
+                             adjoint_of(op.in), gt);
+          const std::vector<double> back = transpose(gt, c.size() / np);
+          for (std::size_t e = 0; e < gc.size(); ++e) gc[e] += back[e];
+        }
+        break;
+      }
+      case TapeOp::Kind::kJoint:
+        apply_line_adjoint(values_[op.in], op.consumed, power(op.d, op.produced.size()),
+                           values_[op.cond].p, go, adjoint_of(op.in), adjoint_of(op.cond));
+        break;
+      case TapeOp::Kind::kProject: {
+        std::size_t size;
+        const SetJoint& in = values_[op.in];
+        const std::vector<std::size_t> ostride = project_strides(in, op.produced, &size);
+        std::vector<double>& gi = adjoint_of(op.in);
+        odometer(in, ostride, ostride, [&](std::size_t i, std::size_t o, std::size_t) { gi[i] += go[o]; });
+        work_count() += in.p.size();
+        break;
+      }
+    }
+    gv[k].clear();
+    gv[k].shrink_to_fit();
+  }
+}
+
 SetJoint GridSetMarginals::descend(int layer, const SetJoint& coarse,
                                    const std::vector<GridSite>& set) {
   const GridLattice& g = m_.lattice;
@@ -316,15 +547,16 @@ SetJoint GridSetMarginals::descend(int layer, const SetJoint& coarse,
     std::vector<long> consumed, produced;
     for (long q : st.column_parents.at(c)) consumed.push_back(var(0, c, q));
     for (long y : ys) produced.push_back(var(1, c, y));
-    j = apply_line(j, consumed, produced, g.intermediate_chi(layer), conditional(layer, 0, c, ys));
+    j = line_step(j, consumed, produced, g.intermediate_chi(layer), layer, 0, c, ys, false);
   }
   for (const auto& [y, xs] : st.rows) {  // x half-step, row line y
     std::vector<long> consumed, produced;
     for (long c : st.row_parents.at(y)) consumed.push_back(var(1, c, y));
     for (long x : xs) produced.push_back(var(2, x, y));
-    j = apply_line(j, consumed, produced, g.chi[layer], conditional(layer, 1, y, xs));
+    j = line_step(j, consumed, produced, g.chi[layer], layer, 1, y, xs, false);
   }
   for (long& v : j.labels) v = var(0, var_x(v), var_y(v));
+  if (j.id >= 0) values_[j.id].labels = j.labels;  // a renaming: the tape's layout holds
   return j;
 }
 
@@ -351,13 +583,7 @@ SetJoint GridSetMarginals::pull_up(const std::vector<std::vector<GridSite>>& con
   const GridSite s = cone[0][0];
   SetJoint f{{var(0, s.first, s.second), value_label}, {d, d}, std::vector<double>(d * d, 0.0)};
   for (int x = 0; x < d; ++x) f.p[x * d + x] = 1.0;
-  auto transposed = [](const std::vector<double>& c, std::size_t rows) {
-    const std::size_t cols = c.size() / rows;
-    std::vector<double> t(c.size());
-    for (std::size_t r = 0; r < rows; ++r)
-      for (std::size_t k = 0; k < cols; ++k) t[k * rows + r] = c[r * cols + k];
-    return t;
-  };
+  f = record(std::move(f), TapeOp{TapeOp::Kind::kConstant});
   for (int l = 0; l < top; ++l) {
     const Step st = cone_step(g, l, cone[l]);
     const int mid = g.intermediate_chi(l), K = g.chi[l + 1];
@@ -365,18 +591,18 @@ SetJoint GridSetMarginals::pull_up(const std::vector<std::vector<GridSite>>& con
       std::vector<long> fine, up;
       for (long x : xs) fine.push_back(var(0, x, y));
       for (long c : st.row_parents.at(y)) up.push_back(var(1, c, y));
-      f = apply_line(f, fine, up, mid, transposed(conditional(l, 1, y, xs), power(mid, up.size())));
+      f = line_step(f, fine, up, mid, l, 1, y, xs, true);
     }
     for (const auto& [c, ys] : st.columns) {
       std::vector<long> fine, up;
       for (long y : ys) fine.push_back(var(1, c, y));
       for (long q : st.column_parents.at(c)) up.push_back(var(0, c, q));
-      f = apply_line(f, fine, up, K, transposed(conditional(l, 0, c, ys), power(K, up.size())));
+      f = line_step(f, fine, up, K, l, 0, c, ys, true);
     }
   }
   std::vector<long> order = labels_of(cone[top]);
   order.push_back(value_label);
-  return {order, std::vector<int>(order.size(), 0), project(f, order)};
+  return project_step(f, order);
 }
 
 // The two sites' own cones from layer 0 up to `meet`, the highest layer (at most `from`)
@@ -413,9 +639,9 @@ std::vector<double> GridSetMarginals::contract_pair(SetJoint joint, const PairCo
     std::vector<GridSite> shifted;
     for (const GridSite& s : (*cone)[c.meet])
       shifted.push_back({wrap(s.first + sx, g.lx_at(c.meet)), wrap(s.second + sy, g.ly_at(c.meet))});
-    joint = apply_line(joint, labels_of(shifted), {value}, g.chi[0], f.p);
+    joint = joint_step(joint, labels_of(shifted), {value}, g.chi[0], f);
   }
-  return project(joint, {value_a, value_b});
+  return project_step(joint, {value_a, value_b}).p;
 }
 
 std::vector<double> GridSetMarginals::marginal(int layer, const std::vector<GridSite>& sites) {
@@ -438,6 +664,36 @@ std::vector<double> GridSetMarginals::pair(long x, long y, long dx, long dy) {
   SetJoint joint = start;
   for (int l = from - 1; l >= cones.meet; --l) joint = descend(l, joint, sets[l]);
   return contract_pair(std::move(joint), cones, 0, 0);
+}
+
+std::vector<double> GridSetMarginals::pair_backward(long x, long y, long dx, long dy,
+                                                   const std::vector<double>& g,
+                                                   PairAdjoints& adj) {
+  tape_.clear();
+  values_.clear();
+  recording_ = true;
+  std::vector<double> p;
+  try {
+    p = pair(x, y, dx, dy);
+  } catch (...) {
+    recording_ = false;
+    throw;
+  }
+  recording_ = false;
+  reverse(g, adj);
+  tape_.clear();
+  values_.clear();
+  return p;
+}
+
+void PairAdjoints::add(const PairAdjoints& other) {
+  auto add_to = [](std::vector<double>& to, const std::vector<double>& from) {
+    if (to.empty()) to.assign(from.size(), 0.0);
+    for (std::size_t k = 0; k < from.size(); ++k) to[k] += from[k];
+  };
+  for (const auto& [key, v] : other.windows) add_to(windows[key], v);
+  for (const auto& [key, v] : other.conditionals) add_to(conditionals[key], v);
+  if (!other.top.empty()) add_to(top, other.top);
 }
 
 std::vector<double> GridSetMarginals::pair_sum(long dx, long dy) {
@@ -480,7 +736,7 @@ std::vector<double> GridSetMarginals::pair_sum(long dx, long dy) {
     const auto key = std::make_tuple(from, cones.meet, sets[cones.meet]);
     auto hit = shared.find(key);
     if (hit == shared.end()) {
-      SetJoint joint = wx >= 0 ? from_window(from, window_sums_[from].data(), 0, 0, sets[from])
+      SetJoint joint = wx >= 0 ? from_window(from, window_sum(from).data(), 0, 0, sets[from])
                                : from_top(sets[from], top_sum());
       for (int l = from - 1; l >= cones.meet; --l) joint = descend(l, joint, sets[l]);
       if (shared_entries + joint.p.size() > kSharedEntries) {

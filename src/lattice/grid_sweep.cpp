@@ -19,7 +19,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
+#include <stdexcept>
 
 namespace cmera::grid {
 
@@ -189,7 +191,21 @@ void GridSweep::reverse_layer(const GridModel& m, int l, GridLayerTables& grad) 
   }
 }
 
-void GridSweep::gradient(const GridModel& m, const GridWindowStats& q, GridModel& grad) {
+void GridSweep::add_extra(const WindowAdjoints* extra, int layer) {
+  if (extra == nullptr) return;
+  const std::size_t size = grid_window_size(lattice_.chi[layer]);
+  for (auto it = extra->lower_bound({layer, LONG_MIN, LONG_MIN});
+       it != extra->end() && std::get<0>(it->first) == layer; ++it) {
+    const auto [l, x, y] = it->first;
+    if (!region_.contains(l, x, y) || it->second.size() != size)
+      throw std::logic_error("GridSweep::gradient: an extra window adjoint outside the region");
+    double* g = g_window(g_fine_, l, x, y);
+    for (std::size_t k = 0; k < size; ++k) g[k] += it->second[k];
+  }
+}
+
+void GridSweep::gradient(const GridModel& m, const GridWindowStats& q, GridModel& grad,
+                         const WindowAdjoints* extra) {
   const GridLattice& g = lattice_;
   const int T = g.depth();
   ensure_workers();
@@ -207,9 +223,11 @@ void GridSweep::gradient(const GridModel& m, const GridWindowStats& q, GridModel
     for (std::size_t k = 0; k < size; ++k) gw[k] = qw[k] > 0 ? qw[k] / p[k] : 0.0;
   }
   for (int l = 0; l < T; ++l) {
+    add_extra(extra, l);
     reverse_layer(m, l, grad.layers[l]);
     std::swap(g_fine_, g_coarse_);
   }
+  add_extra(extra, T);
   for (long i = 0; i < region_.windows(T); ++i) {
     const long x = region_.x[T].at(i % region_.x[T].length), y = region_.y[T].at(i / region_.x[T].length);
     top_window_adjoint(g, x, y, g_window(g_fine_, T, x, y), grad.top.data());

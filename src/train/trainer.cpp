@@ -185,7 +185,7 @@ class Problem final : public TrainingProblem {
 class GridProblem final : public TrainingProblem {
  public:
   GridProblem(const Comm& comm, const Config& cfg, const GridLattice& g)
-      : objective_(comm, g, cfg.data_path, {cfg.data_chunk_samples}),
+      : objective_(comm, g, cfg.data_path, options(cfg)),
         model_(GridModel::uniform(g, cfg.tied)), grad_(grid::zeros_like(model_)) {
     for (const LayerTables& t : grid::as_chain_tables(model_).layers) {
       scope_.first.push_back(0);
@@ -194,8 +194,9 @@ class GridProblem final : public TrainingProblem {
   }
   long samples() const { return objective_.samples(); }
   const UpdateScope& scope() const override { return scope_; }
-  // Windows only. Grid pair terms (objective.pairs) plug in here and in gradient() once
-  // they exist; train() says in its log that they are not used.
+  long pair_terms() const { return objective_.pair_terms(); }
+  long pair_stride() const { return objective_.pair_stride(); }
+  // Windows and, with objective.pairs, the pair terms along x and y.
   double objective(const Model& m) override {
     grid::from_chain_tables(m.tables, model_);
     return objective_.objective(model_);
@@ -211,6 +212,15 @@ class GridProblem final : public TrainingProblem {
   }
 
  private:
+  static grid::GridObjectiveOptions options(const Config& cfg) {
+    grid::GridObjectiveOptions o;
+    o.chunk_samples = cfg.data_chunk_samples;
+    o.pairs = cfg.pairs;
+    o.pair_distances = cfg.pair_distances;
+    o.pair_stride = cfg.pair_stride;
+    o.pair_weight = cfg.pair_weight;
+    return o;
+  }
   grid::GridObjective objective_;
   GridModel model_, grad_;  // the model last passed to objective(), and its gradient
   UpdateScope scope_;
@@ -548,8 +558,8 @@ std::unique_ptr<TrainingProblem> grid_problem(const Comm& comm, const Config& cf
     fmt::print("statistics pass: {} samples of a {} x {} grid in {:.2f} s on {} ranks\n",
                prob->samples(), g.lx, g.ly, seconds_since(t0), comm.size());
     if (cfg.pairs)
-      fmt::print("objective.pairs: pair terms on grids are not implemented yet; training the "
-                 "3 x 3 windows only\n");
+      fmt::print("pair terms: {} along x and y (distance r from sites every max({}, r/2) on "
+                 "both axes)\n", prob->pair_terms(), prob->pair_stride());
   }
   return prob;
 }

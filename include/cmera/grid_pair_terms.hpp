@@ -1,0 +1,87 @@
+// Multiscale pair terms of the grid objective (docs/design-grid.md §7): for every dyadic
+// distance r along x and along y (by default 2, 4, ..., L/2 on each axis) and every pair
+// site i = (x, y) a rank owns (x and y multiples of that distance's stride), the exact joint of
+// {i, i + r e_x} or {i, i + r e_y} (GridSetMarginals::pair), its log-likelihood under the
+// data's pair histogram, and the reverse pass (GridSetMarginals::pair_backward) whose
+// window adjoints join the window sweep's reverse pass (GridSweep::gradient's `extra`).
+// Windows fix the 3 x 3 structure only; these terms pin C(r) at every scale on both axes.
+//
+// Trade-off: pairs run one at a time, each from the window (or top) where its two sites'
+// cones first fit, without sharing work between pairs of one translation class: simple
+// and exact at any rank count, at the price of a per-pair cost that grows steeply with r
+// (the joint of two 3 x 3 cones, up to chi^18 entries, near the layer where they meet;
+// measured 8 us at r = 2 and 23 ms at r = 16 on a 32 x 32 grid). So distance r takes its
+// pairs at sites every max(stride, r / 2) on both axes, about N / (r/2)^2 of them, each
+// weighted by N over their number: every distance still carries the weight of all N
+// sites, coarse distances are sampled as coarsely as the scale they probe, and an
+// iteration's pair cost stays near that of the windows. Pairs are cut into fixed blocks
+// whose adjoints are summed in block order, so the gradient does not depend on the thread
+// count.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cmera/comm.hpp"
+#include "cmera/grid.hpp"
+#include "cmera/grid_kernels.hpp"
+
+namespace cmera {
+class DatasetReader;
+}
+
+namespace cmera::grid {
+
+// One pair term {i, i + r e_axis} and the data's histogram of it.
+struct GridPair {
+  long x, y;  // site i
+  int axis;   // 0: along x, 1: along y
+  long r;
+  std::vector<double> q;  // [chi_0^2], normalized
+  double weight;          // on sum_x q log p: pair_weight * N / (pairs of this axis and r)
+};
+
+// Automatic stride (requested = 0): max(1, floor(sqrt(N chi_max^2 / 2048))), about 2048 /
+// chi_max^2 pair sites per distance and axis; a requested stride above min(Lx, Ly) is
+// refused (cmera::Error).
+long grid_pair_stride(const GridLattice& g, long requested);
+
+// The stride of the pair sites of distance r: max(stride, r / 2).
+long grid_pair_stride_at(long stride, long r);
+
+// The pair terms of the sites of a block (owned_x x owned_y corners that are multiples of
+// grid_pair_stride_at(stride, r) on both axes), histograms zero.
+std::vector<GridPair> grid_pair_sites(const GridLattice& g, const CyclicRange& owned_x,
+                                      const CyclicRange& owned_y, long stride,
+                                      const std::vector<long>& distances, double pair_weight);
+
+// Collective: the pair histograms of this rank's pair sites (owned bottom window corners
+// that are multiples of grid_pair_stride_at(stride, r) on both axes), read as two boxes
+// per sample chunk: the owned rows across the whole width (x pairs) and the owned columns
+// across the whole height (y pairs). Distances beyond an axis's length / 2 are skipped on
+// that axis.
+std::vector<GridPair> count_grid_pairs(const Comm& comm, const DatasetReader& data,
+                                       const GridLattice& g, const CyclicRange& owned_x,
+                                       const CyclicRange& owned_y, long stride,
+                                       const std::vector<long>& distances, double pair_weight,
+                                       long chunk_samples);
+
+class GridPairTerms {
+ public:
+  GridPairTerms(const GridLattice& g, std::vector<GridPair> pairs);
+  bool empty() const { return pairs_.empty(); }
+  std::size_t size() const { return pairs_.size(); }
+  // Sum over pairs of weight * sum_x q log p, p from `windows` (which must hold every
+  // window a pair starts from; GridSweep over a padded region does).
+  double log_likelihood(const GridModel& m, const GridWindowMarginals& windows);
+  // For the model and windows of the last log_likelihood(): adds the table gradient of the
+  // value above to grad (lines and top) and the window adjoints to `windows_adjoint`.
+  void gradient(const GridModel& m, const GridWindowMarginals& windows, GridModel& grad,
+                WindowAdjoints& windows_adjoint);
+
+ private:
+  GridLattice lattice_;
+  std::vector<GridPair> pairs_;
+  std::vector<std::vector<double>> p_;  // joints of the last log_likelihood()
+};
+
+}  // namespace cmera::grid

@@ -1,0 +1,162 @@
+// Grid pair terms (grid_pair_terms.hpp, docs/design-grid.md §7): the statistics of the
+// rank's pairs in two box reads per sample chunk, and the pairs' log-likelihood and
+// reverse pass through GridSetMarginals, one pair at a time on the threads.
+#include "cmera/grid_pair_terms.hpp"
+
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "cmera/error.hpp"
+#include "cmera/grid_pairs.hpp"
+#include "cmera/io.hpp"
+#include "cmera/memory.hpp"
+
+namespace cmera::grid {
+
+long grid_pair_stride(const GridLattice& g, long requested) {
+  const long shortest = std::min(g.lx, g.ly);
+  if (requested > shortest)
+    throw Error(fmt::format("objective.pair_stride = {} is larger than the {} x {} grid's "
+                            "shorter side; use 1..{}, or 0 for automatic",
+                            requested, g.lx, g.ly, shortest));
+  if (requested > 0) return requested;
+  const double chi = *std::max_element(g.chi.begin(), g.chi.end());
+  const auto s = static_cast<long>(std::sqrt(static_cast<double>(g.sites_at(0)) * chi * chi / 2048));
+  return std::max(1L, s);
+}
+
+long grid_pair_stride_at(long stride, long r) { return std::max(stride, r / 2); }
+
+std::vector<GridPair> grid_pair_sites(const GridLattice& g, const CyclicRange& owned_x,
+                                      const CyclicRange& owned_y, long stride,
+                                      const std::vector<long>& distances, double pair_weight) {
+  const int d = g.chi[0];
+  std::vector<GridPair> pairs;
+  for (int axis : {0, 1})
+    for (long r : distances) {
+      if (r > (axis == 0 ? g.lx : g.ly) / 2) continue;
+      const long s = grid_pair_stride_at(stride, r);
+      const long all = ((g.lx + s - 1) / s) * ((g.ly + s - 1) / s);  // over every rank
+      const double weight = pair_weight * static_cast<double>(g.sites_at(0)) / static_cast<double>(all);
+      for (long oy = 0; oy < owned_y.length; ++oy)
+        for (long ox = 0; ox < owned_x.length; ++ox)
+          if (owned_x.at(ox) % s == 0 && owned_y.at(oy) % s == 0)
+            pairs.push_back({owned_x.at(ox), owned_y.at(oy), axis, r,
+                             std::vector<double>(d * d, 0.0), weight});
+    }
+  return pairs;
+}
+
+std::vector<GridPair> count_grid_pairs(const Comm& comm, const DatasetReader& data,
+                                       const GridLattice& g, const CyclicRange& owned_x,
+                                       const CyclicRange& owned_y, long stride,
+                                       const std::vector<long>& distances, double pair_weight,
+                                       long chunk_samples) {
+  const int d = g.chi[0];
+  std::vector<GridPair> pairs = grid_pair_sites(g, owned_x, owned_y, stride, distances, pair_weight);
+  const long samples = data.shape().samples, ox = owned_x.length, oy = owned_y.length;
+  const long block = std::min(data.block_rows(chunk_samples), samples);
+  require_memory(comm,
+                 static_cast<double>(block) * static_cast<double>(oy * g.lx + g.ly * ox + g.sites_at(0)),
+                 fmt::format("data.chunk_samples = {} ({} samples of the owned rows and columns)",
+                             chunk_samples, block),
+                 "for the pair statistics' read buffers");
+  const CyclicRange all_x = CyclicRange::make(0, g.lx, g.lx), all_y = CyclicRange::make(0, g.ly, g.ly);
+  std::vector<std::uint8_t> rows, columns;
+  for (long s0 = 0; s0 < samples; s0 += block) {
+    const long n = std::min(block, samples - s0);
+    data.read_box(s0, n, owned_y, all_x, rows);     // [n][oy][Lx]
+    data.read_box(s0, n, all_y, owned_x, columns);  // [n][Ly][ox]
+#pragma omp parallel for schedule(static)
+    for (std::size_t k = 0; k < pairs.size(); ++k) {
+      GridPair& p = pairs[k];
+      for (long s = 0; s < n; ++s) {
+        std::uint8_t a, b;
+        if (p.axis == 0) {
+          const std::uint8_t* row = rows.data() + (s * oy + owned_y.offset(p.y)) * g.lx;
+          a = row[p.x];
+          b = row[cone::wrap(p.x + p.r, g.lx)];
+        } else {
+          const std::uint8_t* sample = columns.data() + s * g.ly * ox;
+          a = sample[p.y * ox + owned_x.offset(p.x)];
+          b = sample[cone::wrap(p.y + p.r, g.ly) * ox + owned_x.offset(p.x)];
+        }
+        p.q[a * d + b] += 1;  // values were checked by the window pass
+      }
+    }
+  }
+  for (GridPair& p : pairs)
+    for (double& v : p.q) v /= static_cast<double>(samples);
+  return pairs;
+}
+
+GridPairTerms::GridPairTerms(const GridLattice& g, std::vector<GridPair> pairs)
+    : lattice_(g), pairs_(std::move(pairs)) {}
+
+namespace {
+std::vector<double> pair_of(GridSetMarginals& sets, const GridPair& p) {
+  return sets.pair(p.x, p.y, p.axis == 0 ? p.r : 0, p.axis == 1 ? p.r : 0);
+}
+}  // namespace
+
+double GridPairTerms::log_likelihood(const GridModel& m, const GridWindowMarginals& windows) {
+  p_.assign(pairs_.size(), {});
+  std::vector<double> terms(pairs_.size(), 0.0);
+#pragma omp parallel
+  {
+    GridSetMarginals sets(m, windows);
+#pragma omp for schedule(dynamic, 4)
+    for (std::size_t k = 0; k < pairs_.size(); ++k) {
+      p_[k] = pair_of(sets, pairs_[k]);
+      for (std::size_t e = 0; e < p_[k].size(); ++e)
+        if (pairs_[k].q[e] > 0)
+          terms[k] += pairs_[k].weight * pairs_[k].q[e] * std::log(p_[k][e]);
+    }
+  }
+  double total = 0;  // fixed order
+  for (double t : terms) total += t;
+  return total;
+}
+
+void GridPairTerms::gradient(const GridModel& m, const GridWindowMarginals& windows,
+                             GridModel& grad, WindowAdjoints& windows_adjoint) {
+  // Fixed blocks of pairs, each with its own adjoints, summed in block order a wave of
+  // blocks at a time (memory: a wave's adjoints, not every block's).
+  constexpr std::size_t kBlock = 16;
+  const std::size_t blocks = (pairs_.size() + kBlock - 1) / kBlock;
+  const std::size_t wave = 4 * static_cast<std::size_t>(omp_get_max_threads());
+  std::vector<std::unique_ptr<GridSetMarginals>> sets(static_cast<std::size_t>(omp_get_max_threads()));
+  PairAdjoints total;
+  for (std::size_t b0 = 0; b0 < blocks; b0 += wave) {
+    std::vector<PairAdjoints> adj(std::min(wave, blocks - b0));
+#pragma omp parallel for schedule(dynamic, 1)
+    for (std::size_t i = 0; i < adj.size(); ++i) {
+      auto& mine = sets[static_cast<std::size_t>(omp_get_thread_num())];
+      if (!mine) mine = std::make_unique<GridSetMarginals>(m, windows);
+      const std::size_t first = (b0 + i) * kBlock, last = std::min(first + kBlock, pairs_.size());
+      for (std::size_t k = first; k < last; ++k) {
+        const GridPair& p = pairs_[k];
+        std::vector<double> g(p.q.size(), 0.0);  // d/dp of weight sum q log p
+        for (std::size_t e = 0; e < g.size(); ++e)
+          if (p.q[e] > 0) g[e] = p.weight * p.q[e] / p_[k][e];
+        mine->pair_backward(p.x, p.y, p.axis == 0 ? p.r : 0, p.axis == 1 ? p.r : 0, g, adj[i]);
+      }
+    }
+    for (const PairAdjoints& a : adj) total.add(a);
+  }
+  if (pairs_.empty()) return;
+  if (!sets[0]) sets[0] = std::make_unique<GridSetMarginals>(m, windows);
+  sets[0]->add_table_gradient(total, grad);
+  for (std::size_t e = 0; e < total.top.size(); ++e) grad.top[e] += total.top[e];
+  for (auto& [key, v] : total.windows) {
+    std::vector<double>& to = windows_adjoint[key];
+    if (to.empty()) to.assign(v.size(), 0.0);
+    for (std::size_t e = 0; e < v.size(); ++e) to[e] += v[e];
+  }
+}
+
+}  // namespace cmera::grid
