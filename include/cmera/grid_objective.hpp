@@ -1,6 +1,7 @@
-// The training objective of a grid model over a rank layout (docs/design-grid.md §5): the
+// The training objective of a grid model over a rank layout (docs/design-grid.md §5, §7): the
 // statistics pass over a [S, Ly, Lx] dataset and the window objective with its exact
-// gradient, reduced over ranks, behind the three calls the trainer makes. Ranks own
+// gradient (and the pair terms of grid_pair_terms.hpp), reduced over ranks, behind the
+// three calls the trainer makes. Ranks own
 // blocks of bottom windows (GridDecomposition); every rank gets the global objective and
 // the global gradient.
 //
