@@ -45,6 +45,10 @@ struct GridPair {
 // refused (cmera::Error).
 long grid_pair_stride(const GridLattice& g, long requested);
 
+// The distances of the pair terms: `requested`, or when empty the dyadic 2, 4, ... up to
+// half the longer side; a distance outside 1..max(Lx, Ly)/2 is refused (cmera::Error).
+std::vector<long> grid_pair_distances(const GridLattice& g, const std::vector<long>& requested);
+
 // The stride of the pair sites of distance r: max(stride, r / 2).
 long grid_pair_stride_at(long stride, long r);
 

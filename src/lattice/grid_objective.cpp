@@ -164,14 +164,7 @@ GridObjective::GridObjective(const Comm& comm, const GridLattice& g, const std::
   p.entropy_per_window = comm.sum(entropy) / static_cast<double>(g.sites_at(0));
   if (!options.pairs) return;
   p.pair_stride = grid_pair_stride(g, options.pair_stride);
-  std::vector<long> distances = options.pair_distances;
-  if (distances.empty())
-    for (long r = 2; r <= std::max(g.lx, g.ly) / 2; r *= 2) distances.push_back(r);
-  for (long r : distances)
-    if (r < 1 || r > std::max(g.lx, g.ly) / 2)
-      throw Error(fmt::format("objective.pair_distances: distance {} is outside 1..{} (half "
-                              "the {} x {} grid's longer side)",
-                              r, std::max(g.lx, g.ly) / 2, g.lx, g.ly));
+  const std::vector<long> distances = grid_pair_distances(g, options.pair_distances);
   std::vector<GridPair> pairs = count_grid_pairs(comm, data, g, x, y, p.pair_stride, distances,
                                                  options.pair_weight, options.chunk_samples);
   p.pair_count = static_cast<long>(comm.sum(static_cast<double>(pairs.size())));

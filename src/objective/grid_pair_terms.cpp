@@ -29,6 +29,18 @@ long grid_pair_stride(const GridLattice& g, long requested) {
   return std::max(1L, s);
 }
 
+std::vector<long> grid_pair_distances(const GridLattice& g, const std::vector<long>& requested) {
+  const long longest = std::max(g.lx, g.ly) / 2;
+  std::vector<long> distances = requested;
+  if (distances.empty())
+    for (long r = 2; r <= longest; r *= 2) distances.push_back(r);
+  for (long r : distances)
+    if (r < 1 || r > longest)
+      throw Error(fmt::format("objective.pair_distances: distance {} is outside 1..{} (half "
+                              "the {} x {} grid's longer side)", r, longest, g.lx, g.ly));
+  return distances;
+}
+
 long grid_pair_stride_at(long stride, long r) { return std::max(stride, r / 2); }
 
 std::vector<GridPair> grid_pair_sites(const GridLattice& g, const CyclicRange& owned_x,

@@ -23,6 +23,7 @@
 #include "cmera/checkpoint.hpp"
 #include "cmera/error.hpp"
 #include "cmera/grid_objective.hpp"
+#include "cmera/grid_pair_terms.hpp"
 #include "cmera/grid_sweep.hpp"
 #include "cmera/init.hpp"
 #include "cmera/memory.hpp"
@@ -575,6 +576,10 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   long stride = 1;
   if (data.shape().is_grid()) {
     grid = checked_lattice(comm, cfg, data);
+    if (cfg.pairs) {  // refused here, before any output exists
+      grid::grid_pair_distances(*grid, cfg.pair_distances);
+      grid::grid_pair_stride(*grid, cfg.pair_stride);
+    }
   } else {
     chain = checked_geometry(comm, cfg, data);
     distances = pair_distances(cfg, *chain);
