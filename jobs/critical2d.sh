@@ -12,7 +12,7 @@
 # parallel 1-rank runs.
 #
 # Usage: jobs/critical2d.sh
-#   env: OUT (cmera-out/critical2d), SEEDS (5), CONFIGS (2000), ITERATIONS (300),
+#   env: OUT (cmera-out/critical2d), SEEDS (5), CONFIGS (2000), ITERATIONS (600),
 #        RANKS (2), SIZES ("32 64"), CHIS ("3 4"), CMERA (build/bin/cmera)
 # Results: $OUT/summary-L<L>.txt/.json (table per seed, PASS/FAIL), $OUT/chi-table.md
 #   (pooled KL, its floor, worst C(r) error, s/iter against chi), $OUT/L<L>/seed<k>/
@@ -24,7 +24,7 @@ cd "$here"
 out=${OUT:-cmera-out/critical2d}
 seeds=${SEEDS:-5}
 configs=${CONFIGS:-2000}
-iterations=${ITERATIONS:-300}
+iterations=${ITERATIONS:-600}
 ranks=${RANKS:-2}
 sizes=${SIZES:-32 64}
 chis=${CHIS:-3 4}
