@@ -8,7 +8,9 @@
 # cancel). The runs of a case go back to back, so machine load shifts both alike; the
 # ratio is the figure, not the seconds. Cases: chains of N = 4096 and 65536 with chi = 4
 # (4 top sites), and chi = 2 chains whose top holds 4, 8, 16 and 24 sites (the largest top
-# the config accepts: 2^24 entries), tied and untied; then the OpenMP speedup 1 -> 2
+# the config accepts: 2^24 entries), tied and untied; tied chi = 2 grids of critical 2D
+# Ising configurations at L = 64 (depth 4) and L = 256 (depth 6), both with a 4 x 4 top
+# (docs/design-grid.md §7; the L = 256 runs take about 3 minutes); then the OpenMP speedup 1 -> 2
 # threads of an iteration with pairs on (N = 4096, chi = 4). Writes <outdir>/pairs.json;
 # about 5 minutes on 2 cores. The 24-site tops run only with CMERA_BENCH_TOP24=1 (about 6
 # minutes more: each run writes checkpoints of 671 MB, the 2^24 top with its Adam state,
@@ -72,12 +74,14 @@ siter() {
   awk -v a="$a" -v b="$b" -v n="$n" 'BEGIN { printf "%.6f", (b - a) / n }'
 }
 
+gen2d() {  # size file: critical 2D Ising configurations [200, size, size]
+  [ -f "$2" ] || mpirun --oversubscribe -n 1 "$cmera" generate ising2d --size "$1" --samples 200 \
+    --beta critical --seed 1 --output "$2" >/dev/null
+}
 cases=()
-# name sites windows-iterations pairs-iterations overrides
+# name data windows-iterations pairs-iterations overrides
 run_case() {
-  local name=$1 n=$2 wi=$3 pi=$4; shift 4
-  local data="$out/data/ising_$n.h5"
-  gen "$n" "$data"
+  local name=$1 data=$2 wi=$3 pi=$4; shift 4
   local w p
   w=$(siter "${name}_windows" 1 "$data" "$wi" objective.pairs=false "$@")
   p=$(siter "${name}_pairs" 1 "$data" "$pi" objective.pairs=true "$@")
@@ -88,18 +92,24 @@ run_case() {
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-run_case chain_n4096_chi4 4096 100 10 "model.chi=[2,4]" model.depth=10
-run_case chain_n65536_chi4 65536 3 3 "model.chi=[2,4]" model.depth=14
+for n in 128 192 4096 65536; do gen "$n" "$out/data/ising_$n.h5"; done
+run_case chain_n4096_chi4 "$out/data/ising_4096.h5" 100 10 "model.chi=[2,4]" model.depth=10
+run_case chain_n65536_chi4 "$out/data/ising_65536.h5" 3 3 "model.chi=[2,4]" model.depth=14
 for tied in true false; do
   kind=$([ $tied = true ] && echo tied || echo untied)
-  run_case "top4_n128_chi2_$kind" 128 2000 100 "model.chi=[2,2]" model.depth=5 model.tied=$tied
-  run_case "top8_n128_chi2_$kind" 128 2000 100 "model.chi=[2,2]" model.depth=4 model.tied=$tied
-  run_case "top16_n128_chi2_$kind" 128 40 40 "model.chi=[2,2]" model.depth=3 model.tied=$tied
+  for top in 4 8 16; do  # depth 5, 4, 3 on N = 128
+    run_case "top${top}_n128_chi2_$kind" "$out/data/ising_128.h5" $([ $top = 16 ] && echo 40 40 || echo 2000 100) \
+      "model.chi=[2,2]" model.depth=$((top == 4 ? 5 : top == 8 ? 4 : 3)) model.tied=$tied
+  done
   # 24 top sites need N = 24 * 2^depth: N = 192, depth 3 (2^24 top entries).
   if [ "${CMERA_BENCH_TOP24:-0}" = 1 ]; then
-    run_case "top24_n192_chi2_$kind" 192 2 2 "model.chi=[2,2]" model.depth=3 model.tied=$tied
+    run_case "top24_n192_chi2_$kind" "$out/data/ising_192.h5" 2 2 "model.chi=[2,2]" model.depth=3 model.tied=$tied
   fi
 done
+gen2d 64 "$out/data/ising2d_64.h5"
+gen2d 256 "$out/data/ising2d_256.h5"
+run_case grid_L64_chi2_tied "$out/data/ising2d_64.h5" 3 3 "model.chi=[2,2]" model.depth=4
+run_case grid_L256_chi2_tied "$out/data/ising2d_256.h5" 1 1 "model.chi=[2,2]" model.depth=6
 
 data="$out/data/ising_4096.h5"
 t1=$(siter omp1 1 "$data" 10 "model.chi=[2,4]" model.depth=10)
@@ -107,7 +117,7 @@ t2=$(siter omp2 2 "$data" 10 "model.chi=[2,4]" model.depth=10)
 speedup=$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.3f", a / b }')
 echo "OpenMP 1 -> 2 threads, pairs on, N = 4096 chi = 4: $t1 -> $t2 s/iter, speedup $speedup"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-rm -f "$out"/data/ising_*.h5
+rm -f "$out"/data/ising_*.h5 "$out"/data/ising2d_*.h5
 
 {
   echo "{"
