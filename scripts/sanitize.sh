@@ -59,5 +59,5 @@ export CMERA_MAX_RANKS="${CMERA_MAX_RANKS:-2}"
 export GTEST_FILTER="${CMERA_SANITIZE_GTEST_FILTER:--*FiniteDifferences*:*OneConePerPair*:GridPairs.Marginals*:GridPairs.*Reference*:Grid.*GeneralCone*}"
 export CMERA_FIRST_RANK_COUNT="${CMERA_FIRST_RANK_COUNT:-1}"
 export CMERA_SKIP_CASES="${CMERA_SANITIZE_SKIP_CASES:-^(config_(syntax|unknown_key|unknown_section|wrong_type|missing_key)|(chi|depth|max|pair|pairs|restarts|top|negative|unknown)_.*)$}"
-ctest --output-on-failure --timeout 1500 \
+ctest --output-on-failure --timeout 1500 -j "$(nproc)" \
   -E "${CMERA_SANITIZE_EXCLUDE:-^slurm_|^peers_|^test_learning$|_np[346]$|^test_flow_mpi_np2$|^test_(restart|training|dataset_layout|io|grid_objective|grid_evaluate|grid_train)_mpi_np1$|^test_correlation_paths_mpi|^cli_stop_phases$|^cli_checkpoint_kill$|^cli_critical_small$}" "$@"
