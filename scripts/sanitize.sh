@@ -4,8 +4,10 @@
 # no recovery from UB). Leak reports are suppressed only for Open MPI / PMIx / hwloc /
 # HDF5-MPI internals (tests/sanitizers/lsan.supp). Trade-off: -O1 keeps the learning and
 # multi-rank tests within CI time at the cost of less aggressive optimisation than the
-# release build. The suite is trimmed to what a sanitizer can find there, so that CI
-# stays under 45 minutes on 2 cores; every skipped test still runs in the main suite:
+# release build. CTest runs one test per core, as in scripts/test.sh, under the same
+# PROCESSORS and RUN_SERIAL properties (tests/CMakeLists.txt). The suite is trimmed to
+# what a sanitizer can find there, so that CI stays under 45 minutes on 2 cores; every
+# skipped test still runs in the main suite:
 # - CMERA_SANITIZE_EXCLUDE (a CTest regex): the Slurm test (it starts daemons),
 #   test_learning (minutes of pure training, same code as the rest), the MPI tests at 3,
 #   4 and 6 ranks (the 2-rank runs go through the same code: block partition, rank grid,
