@@ -4,8 +4,10 @@
 # no recovery from UB). Leak reports are suppressed only for Open MPI / PMIx / hwloc /
 # HDF5-MPI internals (tests/sanitizers/lsan.supp). Trade-off: -O1 keeps the learning and
 # multi-rank tests within CI time at the cost of less aggressive optimisation than the
-# release build. The suite is trimmed to what a sanitizer can find there, so that CI
-# stays under 45 minutes on 2 cores; every skipped test still runs in the main suite:
+# release build. CTest runs one test per core, as in scripts/test.sh, under the same
+# PROCESSORS and RUN_SERIAL properties (tests/CMakeLists.txt). The suite is trimmed to
+# what a sanitizer can find there, so that CI stays under 45 minutes on 2 cores; every
+# skipped test still runs in the main suite:
 # - CMERA_SANITIZE_EXCLUDE (a CTest regex): the Slurm test (it starts daemons),
 #   test_learning (minutes of pure training, same code as the rest), the MPI tests at 3,
 #   4 and 6 ranks (the 2-rank runs go through the same code: block partition, rank grid,
@@ -59,5 +61,5 @@ export CMERA_MAX_RANKS="${CMERA_MAX_RANKS:-2}"
 export GTEST_FILTER="${CMERA_SANITIZE_GTEST_FILTER:--*FiniteDifferences*:*OneConePerPair*:GridPairs.Marginals*:GridPairs.*Reference*:Grid.*GeneralCone*}"
 export CMERA_FIRST_RANK_COUNT="${CMERA_FIRST_RANK_COUNT:-1}"
 export CMERA_SKIP_CASES="${CMERA_SANITIZE_SKIP_CASES:-^(config_(syntax|unknown_key|unknown_section|wrong_type|missing_key)|(chi|depth|max|pair|pairs|restarts|top|negative|unknown)_.*)$}"
-ctest --output-on-failure --timeout 1500 \
+ctest --output-on-failure --timeout 1500 -j "$(nproc)" \
   -E "${CMERA_SANITIZE_EXCLUDE:-^slurm_|^peers_|^test_learning$|_np[346]$|^test_flow_mpi_np2$|^test_(restart|training|dataset_layout|io|grid_objective|grid_evaluate|grid_train)_mpi_np1$|^test_correlation_paths_mpi|^cli_stop_phases$|^cli_checkpoint_kill$|^cli_critical_small$}" "$@"
