@@ -3,9 +3,11 @@
 // start from that window's cached marginal, and descend layer by layer through one line
 // conditional per touched column, then per touched row. A conditional is the chain's
 // general cone of one line (ConePlan on a one-layer chain) evaluated on unit vectors, so
-// no second copy of the 1D contraction exists here.
+// no second copy of the 1D contraction exists here. The reverse mode for the pair terms
+// (docs/design-grid.md §7) records the same steps on a tape while pair_backward runs
+// pair(), and each step has its adjoint beside it (apply_line / apply_line_adjoint share
+// one odometer, as do project and its adjoint).
 #include "cmera/grid_pairs.hpp"
-
 
 #include <algorithm>
 #include <fmt/format.h>
