@@ -576,7 +576,7 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
   long stride = 1;
   if (data.shape().is_grid()) {
     grid = checked_lattice(comm, cfg, data);
-    if (cfg.pairs) {  // refused here, before any output exists
+    if (cfg.pairs) {  // refused here, before any work or checkpoint
       grid::grid_pair_distances(*grid, cfg.pair_distances);
       grid::grid_pair_stride(*grid, cfg.pair_stride);
     }
