@@ -310,7 +310,7 @@ TEST(GridPairs, OperationCountStaysNearTheWindows) {
                                               cmera::CyclicRange::make(0, g.ly, g.ly),
                                               cmera::grid::grid_pair_stride(g, 0), dyadic, 1.0);
     for (auto& p : pairs) std::fill(p.q.begin(), p.q.end(), 0.25);
-    cmera::grid::GridPairTerms terms(g, std::move(pairs));
+    cmera::grid::GridPairTerms terms(std::move(pairs));
     cmera::grid::WindowAdjoints extra;
     const std::uint64_t p0 = cmera::work_count();
     terms.log_likelihood(m, sweep.marginals());

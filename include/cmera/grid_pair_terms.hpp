@@ -71,7 +71,7 @@ std::vector<GridPair> count_grid_pairs(const Comm& comm, const DatasetReader& da
 
 class GridPairTerms {
  public:
-  GridPairTerms(const GridLattice& g, std::vector<GridPair> pairs);
+  explicit GridPairTerms(std::vector<GridPair> pairs);
   bool empty() const { return pairs_.empty(); }
   std::size_t size() const { return pairs_.size(); }
   // Sum over pairs of weight * sum_x q log p, p from `windows` (which must hold every
@@ -83,7 +83,6 @@ class GridPairTerms {
                 WindowAdjoints& windows_adjoint);
 
  private:
-  GridLattice lattice_;
   std::vector<GridPair> pairs_;
   std::vector<std::vector<double>> p_;  // joints of the last log_likelihood()
 };

@@ -60,6 +60,9 @@ struct PairAdjoints {
   void add(const PairAdjoints& other);
 };
 
+// to += from, window by window (a window missing from `to` starts at zero).
+void add_window_adjoints(const WindowAdjoints& from, WindowAdjoints& to);
+
 class GridSetMarginals {
  public:
   // `windows` must hold the window marginals of `m` (GridWindowMarginals::forward(m));

@@ -128,7 +128,7 @@ struct GridObjective::Impl {
   GridDecomposition decomposition;
   GridSweep sweep;
   GridWindowStats stats{lattice, CyclicRange{}, CyclicRange{}};  // set by the constructor
-  GridPairTerms pairs{lattice, {}};                             // set by the constructor
+  GridPairTerms pairs{{}};                             // set by the constructor
   long samples = 0, pair_count = 0, pair_stride = 0;
   double entropy_per_window = 0, window_objective = 0;
 };
@@ -167,8 +167,8 @@ GridObjective::GridObjective(const Comm& comm, const GridLattice& g, const std::
   const std::vector<long> distances = grid_pair_distances(g, options.pair_distances);
   std::vector<GridPair> pairs = count_grid_pairs(comm, data, g, x, y, p.pair_stride, distances,
                                                  options.pair_weight, options.chunk_samples);
-  p.pair_count = static_cast<long>(comm.sum(static_cast<double>(pairs.size())));
-  p.pairs = GridPairTerms(g, std::move(pairs));
+  p.pair_count = static_cast<long>(comm.sum(static_cast<long long>(pairs.size())));
+  p.pairs = GridPairTerms(std::move(pairs));
 }
 
 long GridObjective::pair_terms() const { return impl_->pair_count; }

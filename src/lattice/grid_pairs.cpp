@@ -688,12 +688,19 @@ std::vector<double> GridSetMarginals::pair_backward(long x, long y, long dx, lon
   return p;
 }
 
+namespace {
+void add_to(std::vector<double>& to, const std::vector<double>& from) {
+  if (to.empty()) to.assign(from.size(), 0.0);
+  for (std::size_t k = 0; k < from.size(); ++k) to[k] += from[k];
+}
+}  // namespace
+
+void add_window_adjoints(const WindowAdjoints& from, WindowAdjoints& to) {
+  for (const auto& [key, v] : from) add_to(to[key], v);
+}
+
 void PairAdjoints::add(const PairAdjoints& other) {
-  auto add_to = [](std::vector<double>& to, const std::vector<double>& from) {
-    if (to.empty()) to.assign(from.size(), 0.0);
-    for (std::size_t k = 0; k < from.size(); ++k) to[k] += from[k];
-  };
-  for (const auto& [key, v] : other.windows) add_to(windows[key], v);
+  add_window_adjoints(other.windows, windows);
   for (const auto& [key, v] : other.conditionals) add_to(conditionals[key], v);
   if (!other.top.empty()) add_to(top, other.top);
 }

@@ -106,8 +106,7 @@ std::vector<GridPair> count_grid_pairs(const Comm& comm, const DatasetReader& da
   return pairs;
 }
 
-GridPairTerms::GridPairTerms(const GridLattice& g, std::vector<GridPair> pairs)
-    : lattice_(g), pairs_(std::move(pairs)) {}
+GridPairTerms::GridPairTerms(std::vector<GridPair> pairs) : pairs_(std::move(pairs)) {}
 
 namespace {
 std::vector<double> pair_of(GridSetMarginals& sets, const GridPair& p) {
@@ -164,11 +163,7 @@ void GridPairTerms::gradient(const GridModel& m, const GridWindowMarginals& wind
   if (!sets[0]) sets[0] = std::make_unique<GridSetMarginals>(m, windows);
   sets[0]->add_table_gradient(total, grad);
   for (std::size_t e = 0; e < total.top.size(); ++e) grad.top[e] += total.top[e];
-  for (auto& [key, v] : total.windows) {
-    std::vector<double>& to = windows_adjoint[key];
-    if (to.empty()) to.assign(v.size(), 0.0);
-    for (std::size_t e = 0; e < v.size(); ++e) to[e] += v[e];
-  }
+  add_window_adjoints(total.windows, windows_adjoint);
 }
 
 }  // namespace cmera::grid
