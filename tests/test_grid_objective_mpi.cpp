@@ -384,7 +384,7 @@ TEST_F(GridObjectiveTest, PairTermsEqualSingleProcess_mpi) {
     double pair_sum = 0;
     long pairs = 0;
     for (int axis : {0, 1})
-      for (long r = 2; r <= std::max(c.lx, c.ly) / 2; r *= 2) {
+      for (long r = 1; r <= std::max(c.lx, c.ly) / 2; r *= 2) {  // the default distances
         if (r > (axis == 0 ? c.lx : c.ly) / 2) continue;
         const long dx = axis == 0 ? r : 0, dy = axis == 1 ? r : 0;
         const long s = std::max(stride, r / 2);  // sites of distance r: every s-th

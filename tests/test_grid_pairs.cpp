@@ -304,11 +304,10 @@ TEST(GridPairs, OperationCountStaysNearTheWindows) {
     sweep.gradient(m, q, grad);
     const std::uint64_t windows = cmera::work_count() - w0;
 
-    std::vector<long> dyadic;
-    for (long r = 2; r <= g.lx / 2; r *= 2) dyadic.push_back(r);
     auto pairs = cmera::grid::grid_pair_sites(g, cmera::CyclicRange::make(0, g.lx, g.lx),
                                               cmera::CyclicRange::make(0, g.ly, g.ly),
-                                              cmera::grid::grid_pair_stride(g, 0), dyadic, 1.0);
+                                              cmera::grid::grid_pair_stride(g, 0),
+                                              cmera::grid::grid_pair_distances(g, {}), 1.0);
     for (auto& p : pairs) std::fill(p.q.begin(), p.q.end(), 0.25);
     cmera::grid::GridPairTerms terms(std::move(pairs));
     cmera::grid::WindowAdjoints extra;

@@ -26,7 +26,7 @@ struct GridObjectiveOptions {
   long chunk_samples = 4096;  // samples per collective read of the statistics pass
   int ranks_x = 0, ranks_y = 0;  // rank grid; 0: chosen like MPI_Dims_create
   // Pair terms (grid_pair_terms.hpp): off when `pairs` is false; distances empty: dyadic
-  // 2, 4, ... up to each axis's L/2; stride 0: automatic (grid_pair_stride).
+  // 1, 2, 4, ... up to each axis's L/2; stride 0: automatic (grid_pair_stride).
   bool pairs = false;
   std::vector<long> pair_distances;
   long pair_stride = 0;

@@ -1,5 +1,5 @@
 // Multiscale pair terms of the grid objective (docs/design-grid.md §7): for every dyadic
-// distance r along x and along y (by default 2, 4, ..., L/2 on each axis) and every pair
+// distance r along x and along y (by default 1, 2, 4, ..., L/2 on each axis) and every pair
 // site i = (x, y) a rank owns (x and y multiples of that distance's stride), the exact joint of
 // {i, i + r e_x} or {i, i + r e_y} (GridSetMarginals::pair), its log-likelihood under the
 // data's pair histogram, and the reverse pass (GridSetMarginals::pair_backward) whose
@@ -45,8 +45,10 @@ struct GridPair {
 // refused (cmera::Error).
 long grid_pair_stride(const GridLattice& g, long requested);
 
-// The distances of the pair terms: `requested`, or when empty the dyadic 2, 4, ... up to
-// half the longer side; a distance outside 1..max(Lx, Ly)/2 is refused (cmera::Error).
+// The distances of the pair terms: `requested`, or when empty the dyadic 1, 2, 4, ... up to
+// half the longer side (r = 1 unlike chains: the vertical nearest-neighbour bond passes
+// through the intermediate grid, and the windows alone leave C_y(1) about 5% low;
+// docs/design-grid.md §7); a distance outside 1..max(Lx, Ly)/2 is refused (cmera::Error).
 std::vector<long> grid_pair_distances(const GridLattice& g, const std::vector<long>& requested);
 
 // The stride of the pair sites of distance r: max(stride, r / 2).

@@ -113,7 +113,8 @@ constexpr Entry kSchema[] = {
     {"objective", "pairs", &Config::pairs, {}, "",
      "add pair terms {i, i+r} (exact joint cones) to the window objective"},
     {"objective", "pair_distances", &Config::pair_distances, {.lo = 1}, "",
-     "distances r, each once; empty = dyadic 2, 4, ..., N/2 (set with pairs = false: an error)"},
+     "distances r, each once; empty = dyadic 2, 4, ..., N/2 (grids: 1, 2, 4, ..., L/2 per axis; "
+     "set with pairs = false: an error)"},
     {"objective", "pair_weight", &Config::pair_weight, {.lo = 0}, "",
      "weight of each distance relative to the windows"},
     {"objective", "pair_stride", &Config::pair_stride, {.lo = 0}, "",

@@ -33,7 +33,7 @@ std::vector<long> grid_pair_distances(const GridLattice& g, const std::vector<lo
   const long longest = std::max(g.lx, g.ly) / 2;
   std::vector<long> distances = requested;
   if (distances.empty())
-    for (long r = 2; r <= longest; r *= 2) distances.push_back(r);
+    for (long r = 1; r <= longest; r *= 2) distances.push_back(r);
   for (long r : distances)
     if (r < 1 || r > longest)
       throw Error(fmt::format("objective.pair_distances: distance {} is outside 1..{} (half "

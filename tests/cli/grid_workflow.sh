@@ -35,8 +35,9 @@ EOF
 config "$W/whole" > "$W/whole.toml"
 config "$W/parts" > "$W/parts.toml"
 run 2 train "$W/whole.toml" > "$W/whole.log"
-# pair terms on by default: two axes x (64 sites at r = 2 + 16 at r = 4, every 2nd site)
-grep -q "pair terms: 160 along x and y (distance r from sites every max(1, r/2) on both axes)" "$W/whole.log" ||
+# pair terms on by default: two axes x (64 sites at r = 1 and at r = 2 + 16 at r = 4, every
+# 2nd site)
+grep -q "pair terms: 288 along x and y (distance r from sites every max(1, r/2) on both axes)" "$W/whole.log" ||
   { cat "$W/whole.log"; fail "no pair terms"; }
 
 # info names the lattice
