@@ -128,7 +128,7 @@ struct GridObjective::Impl {
   GridDecomposition decomposition;
   GridSweep sweep;
   GridWindowStats stats{lattice, CyclicRange{}, CyclicRange{}};  // set by the constructor
-  GridPairTerms pairs{{}};                             // set by the constructor
+  GridPairTerms pairs{{}};                                       // set by the constructor
   long samples = 0, pair_count = 0, pair_stride = 0;
   double entropy_per_window = 0, window_objective = 0;
 };
