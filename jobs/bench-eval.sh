@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Seconds of `cmera eval` (every r up to N/2, flow, scaling spectrum) at N = 65536,
-# chi = 4, 2000 samples, on 2 ranks and on 1 rank (docs/design.md §6). The model is a
-# tied chi = 4 model trained for a few window-only iterations: eval's cost does not depend
-# on the tables' values, only on the geometry, so a short training is enough to time it.
-# Writes <outdir>/eval.json {eval_seconds, eval_seconds_1rank, cpu seconds, ...} and keeps the data,
-# the model and both eval outputs in <outdir>.
+# chi = 4, 2000 samples, on 2 ranks and on 1 rank (docs/design.md §6), and of a grid's eval
+# (window figures, C(r) along x, y and the diagonal up to 128, flow, spectrum) at 256 x 256,
+# tied chi = 2, depth 6, 2000 critical 2D Ising configurations, on 2 ranks
+# (docs/design-grid.md §5-6; about 5 minutes on 2 cores). The models are trained for a
+# few window-only iterations: eval's cost does not depend on the tables' values, only on
+# the geometry, so a short training is enough to time it. Writes <outdir>/eval.json
+# {eval_seconds, eval_seconds_1rank, cpu seconds, grid: {...}} and keeps the data, the
+# models and the eval outputs in <outdir>.
 # Usage: jobs/bench-eval.sh <cmera> <outdir>
 set -euo pipefail
 cmera=$(realpath "$1")
@@ -28,17 +31,35 @@ fi
 # One eval run (start-up and reading included), JSON kept: "wall cpu" seconds, cpu being
 # user + system time of all ranks (on a shared machine wall-clock includes waiting for a
 # core; cpu / ranks is what the run costs when it has the cores to itself).
-time_eval() {  # ranks
-  /usr/bin/time -o "$out/time_$1.txt" -f "%e %U %S" \
-    mpirun --oversubscribe -n "$1" "$cmera" eval "$model" --data "$data" --json >"$out/eval_$1.json"
-  awk '{ printf "%.3f %.3f", $1, $2 + $3 }' "$out/time_$1.txt"
+time_eval() {  # ranks model data tag
+  /usr/bin/time -o "$out/time_$4.txt" -f "%e %U %S" \
+    mpirun --oversubscribe -n "$1" "$cmera" eval "$2" --data "$3" --json >"$out/eval_$4.json"
+  awk '{ printf "%.3f %.3f", $1, $2 + $3 }' "$out/time_$4.txt"
 }
-read -r s2 c2 <<<"$(time_eval 2)"
-read -r s1 c1 <<<"$(time_eval 1)"
+read -r s2 c2 <<<"$(time_eval 2 "$model" "$data" 2)"
+read -r s1 c1 <<<"$(time_eval 1 "$model" "$data" 1)"
+
+size=256 grid_depth=6
+grid_data="$out/ising2d_$size.h5"
+[ -f "$grid_data" ] || mpirun --oversubscribe -n 2 "$cmera" generate ising2d --size $size \
+  --beta critical --samples $samples --seed 1 --output "$grid_data" >/dev/null
+grid_model="$out/grid_run/model.h5"
+if [ ! -f "$grid_model" ]; then
+  rm -rf "$out/grid_run"
+  mpirun --oversubscribe -n 2 "$cmera" train "$here/inputs/critical2d.toml" -P data.path="$grid_data" \
+    -P "model.chi=[$(printf '2,%.0s' $(seq $grid_depth))2]" -P train.iterations=3 \
+    -P train.checkpoint_every=0 -P train.restarts=1 -P train.restart_iterations=0 \
+    -P objective.pairs=false -P output.dir="$out/grid_run" >"$out/grid_train.log"
+fi
+read -r sg cg <<<"$(time_eval 2 "$grid_model" "$grid_data" grid_2)"
+
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 cat >"$out/eval.json" <<EOF
 {"sites": $n, "samples": $samples, "chi": 4, "depth": $depth, "max_distance": $((n / 2)),
  "eval_seconds": $s2, "ranks": 2, "eval_seconds_1rank": $s1,
- "eval_cpu_seconds": $c2, "eval_cpu_seconds_1rank": $c1, "cores": $(nproc), "load_average": "$load"}
+ "eval_cpu_seconds": $c2, "eval_cpu_seconds_1rank": $c1,
+ "grid": {"lx": $size, "ly": $size, "samples": $samples, "chi": 2, "depth": $grid_depth,
+          "max_distance": $((size / 2)), "ranks": 2, "eval_seconds": $sg, "eval_cpu_seconds": $cg},
+ "cores": $(nproc), "load_average": "$load"}
 EOF
 cat "$out/eval.json"

@@ -3,7 +3,7 @@
 # runs the Google Benchmark programs (bench/), the real program at several data sizes,
 # thread and rank counts, and the peers comparison (postprocess/peers.py), then
 # postprocess/bench_report.py writes bench-results/summary.json, table.md and plots.
-# Sized for a 2-core machine in about 30 minutes: the scaling lattice is N = 2^20 with
+# Sized for a 2-core machine in about 35 minutes: the scaling lattice is N = 2^20 with
 # few samples and 2 timed iterations (iteration cost does not depend on samples, item 3
 # shows it), and peers get small grids. Everything lands in bench-results/ (git-ignored).
 # Usage: jobs/bench-local.sh
@@ -67,9 +67,9 @@ rm -f "$out/data/n19.h5" "$out/data/n20.h5"
 
 echo "bench: 6 pair terms over windows (chains, tops of 4-16 sites), OpenMP with pairs on"
 bash jobs/bench-pairs.sh $cmera "$out/pairs" >"$out/logs/pairs.log"
-echo "bench: 7 cmera eval at N = 65536, chi = 4, 2000 samples (all r up to N/2, flow, spectrum)"
+echo "bench: 7 cmera eval at N = 65536, chi = 4, and on a 256 x 256 grid, 2000 samples (all r, flow, spectrum)"
 bash jobs/bench-eval.sh $cmera "$out/eval" >"$out/logs/eval.log"
-rm -f "$out"/eval/*.h5 "$out"/eval/run/*.h5
+rm -f "$out"/eval/*.h5 "$out"/eval/run/*.h5 "$out"/eval/grid_run/*.h5
 echo "bench: 8 grid window kernels (3 x 3 windows, 24 x 24 grid) against the chain's"
 OMP_NUM_THREADS=1 build/bin/bench_grid --benchmark_min_time=1 --benchmark_out="$out/grid.json" \
   --benchmark_out_format=json >"$out/logs/grid.log"

@@ -25,6 +25,7 @@
 #include "cmera/error.hpp"
 #include "cmera/grid_evaluate.hpp"
 #include "cmera/grid_kernels.hpp"
+#include "cmera/grid_pairs.hpp"
 #include "cmera/grid_sampler.hpp"
 #include "cmera/io.hpp"
 #include "cmera/statistics.hpp"
@@ -198,7 +199,8 @@ TEST(GridEvaluate, DataCorrelationEqualsDirectSums) {
     const std::string path = dir + "/c" + std::to_string(g.lx) + ".h5";
     write_grid(comm, path, g, all);
     std::vector<std::array<long, 3>> calls;
-    const GridModelCorrelation fake = [&](const GridModel&, long dx, long dy, long steps) {
+    const GridModelCorrelation fake = [&](const GridModel&, const cmera::grid::GridWindowMarginals&,
+                                          long dx, long dy, long steps) {
       calls.push_back({dx, dy, steps});
       std::vector<double> v;
       for (long k = 1; k <= steps; ++k) v.push_back(static_cast<double>(1000 * k + 10 * dx + dy));
@@ -234,6 +236,26 @@ TEST(GridEvaluate, DataCorrelationEqualsDirectSums) {
   }
   comm.barrier();
   if (comm.is_root()) std::filesystem::remove_all(dir);
+}
+
+// The model's C(r) with its distances split over the ranks equals the one-process sum bit
+// for bit (each C(k) is one rank's sum in a fixed order), tied and untied, along x, y and
+// the diagonal of a non-square grid.
+TEST(GridEvaluate, ModelCorrelationSameOnEveryRankCount) {
+  const Comm comm(MPI_COMM_WORLD), self(MPI_COMM_SELF);
+  for (bool tied : {true, false}) {
+    const GridLattice g{24, 12, {2, 2, 2}};
+    const GridModel m = initialize_grid_model(g, tied, InitKind::kRandom, 1.0, 17);
+    grid::GridWindowMarginals w(g);
+    w.forward(m);
+    for (auto [dx, dy, steps] : {std::tuple{1L, 0L, 6L}, std::tuple{0L, 1L, 3L}, std::tuple{1L, 1L, 3L}}) {
+      const std::vector<double> split = grid::model_correlation(comm, m, w, dx, dy, steps);
+      const std::vector<double> alone = grid::model_correlation(self, m, w, dx, dy, steps);
+      ASSERT_EQ(split.size(), static_cast<std::size_t>(steps));
+      for (long k = 0; k < steps; ++k)
+        EXPECT_EQ(split[k], alone[k]) << "tied " << tied << " (" << dx << "," << dy << ") k " << k + 1;
+    }
+  }
 }
 
 TEST(GridEvaluate, RefusesMismatchedDatasets) {

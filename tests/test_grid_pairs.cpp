@@ -34,6 +34,13 @@ double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) 
 }
 
 using Offsets = std::vector<std::pair<long, long>>;
+
+// grid::model_correlation on this process alone.
+std::vector<double> correlation(const cmera::GridModel& m, long dx, long dy, long steps) {
+  GridWindowMarginals windows(m.lattice);
+  windows.forward(m);
+  return cmera::grid::model_correlation(cmera::Comm(MPI_COMM_SELF), m, windows, dx, dy, steps);
+}
 // Along x, along y, diagonal, and arbitrary ones, some wrapping on the small grids.
 const Offsets kAll = {{1, 0}, {2, 0}, {3, 0}, {0, 1}, {0, 2}, {0, 3}, {1, 1}, {2, 2},
                       {3, 3}, {2, -1}, {1, 3}, {-3, 2}, {5, 4}, {4, 1}, {1, 5}, {-1, -1}};
@@ -61,9 +68,19 @@ void check_pairs(const GridModel& m, const GridCase& c, bool cones, const Offset
             << y << ") + (" << dx << ", " << dy << ")";
         for (std::size_t k = 0; k < sum.size(); ++k) sum[k] += exact[k];
       }
-    if (site_step == 1)
+    if (site_step == 1) {
       EXPECT_LT(max_abs_diff(fast.pair_sum(dx, dy), sum), tol * g.sites_at(0))
           << label(c) << " sum over sites of offset (" << dx << ", " << dy << ")";
+      // The observable's product sum (a tied model's own contraction), f not a spin.
+      const int d = g.chi[0];
+      std::vector<double> f;
+      for (int a = 0; a < d; ++a) f.push_back(0.3 - 0.4 * a + 1.7 * a * a);
+      double expected = 0;
+      for (int a = 0; a < d; ++a)
+        for (int b = 0; b < d; ++b) expected += f[a] * f[b] * sum[a * d + b];
+      EXPECT_NEAR(fast.product_sum(dx, dy, f), expected, 10 * tol * g.sites_at(0))
+          << label(c) << " product sum of offset (" << dx << ", " << dy << ")";
+    }
   }
 }
 
@@ -149,7 +166,7 @@ TEST(GridPairs, CorrelationEqualsSumOfReferenceMarginals) {
     auto spin = [&](int x) { return d == 2 ? 2.0 * x - 1.0 : static_cast<double>(x); };
     for (const auto& [dx, dy] : std::vector<std::pair<long, long>>{{1, 0}, {0, 1}, {1, 1}, {2, -1}}) {
       const long steps = std::max(g.lx, g.ly) / 2;
-      const auto got = cmera::grid::model_correlation(m, dx, dy, steps);
+      const auto got = correlation(m, dx, dy, steps);
       ASSERT_EQ(got.size(), static_cast<std::size_t>(steps));
       for (long k = 1; k <= steps; ++k) {
         double sum = 0;
@@ -177,9 +194,9 @@ TEST(GridPairs, CorrelationThreadIndependent) {
     const GridModel m = random_grid(c, 4);
     const int threads = omp_get_max_threads();
     omp_set_num_threads(1);
-    const auto one = cmera::grid::model_correlation(m, 1, 1, 8);
+    const auto one = correlation(m, 1, 1, 8);
     omp_set_num_threads(2);
-    const auto two = cmera::grid::model_correlation(m, 1, 1, 8);
+    const auto two = correlation(m, 1, 1, 8);
     omp_set_num_threads(threads);
     for (std::size_t k = 0; k < one.size(); ++k) EXPECT_EQ(one[k], two[k]) << label(c) << " k " << k;
   }

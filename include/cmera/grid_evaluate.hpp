@@ -19,15 +19,17 @@
 #include "cmera/comm.hpp"
 #include "cmera/evaluate.hpp"
 #include "cmera/grid.hpp"
+#include "cmera/grid_kernels.hpp"
 #include "cmera/io.hpp"
 
 namespace cmera {
 
 // The model's exact <s_i s_{i + k (dx, dy)}> averaged over bottom sites i, k =
-// 1..max_steps (s as in spin_value). The grid pair marginals provide it
-// (grid::model_correlation); evaluate_grid only calls it, once per direction.
-using GridModelCorrelation =
-    std::function<std::vector<double>(const GridModel&, long dx, long dy, long max_steps)>;
+// 1..max_steps (s as in spin_value), given its window marginals. The grid pair marginals
+// provide it (grid::model_correlation); evaluate_grid only calls it, once per direction,
+// on every rank.
+using GridModelCorrelation = std::function<std::vector<double>(
+    const GridModel&, const grid::GridWindowMarginals&, long dx, long dy, long max_steps)>;
 
 struct CorrelationCurve {
   std::vector<long> r;

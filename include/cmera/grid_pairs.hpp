@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include "cmera/comm.hpp"
 #include "cmera/grid.hpp"
 #include "cmera/grid_kernels.hpp"
 #include "cmera/model.hpp"
@@ -76,6 +77,10 @@ class GridSetMarginals {
   // one descent per translation class that the pair's cones distinguish (docs/design-grid.md
   // §6); untied: one pair() per site.
   std::vector<double> pair_sum(long dx, long dy);
+  // sum_{a,b} f(a) f(b) pair_sum(dx, dy)[a, b] for an observable f of chi_0 values (the
+  // correlation function's sum). Tied models take pair_sum's classes but contract each
+  // joint with the two sites' pulled-up expectations of f in one pass (contract_product).
+  double product_sum(long dx, long dy, const std::vector<double>& f);
 
   // Reverse mode of pair(): adds to `adj` the derivatives of sum_k g[k] p[k], p =
   // pair(x, y, dx, dy), which it returns.
@@ -136,7 +141,14 @@ class GridSetMarginals {
     std::vector<std::vector<GridSite>> a, b;
   };
   PairCones pair_cones(int from, GridSite a, GridSite b) const;
-  std::vector<double> contract_pair(SetJoint joint, const PairCones& c, long sx, long sy);
+  std::vector<double> contract_pair(const SetJoint& joint, const PairCones& c, long sx, long sy);
+  double contract_product(const SetJoint& joint, const PairCones& c, long sx, long sy,
+                          const std::vector<double>& f);
+  // Calls visit(joint, cones, sx, sy) for every translation class of the pairs
+  // {i, i + (dx, dy)} of a tied model: the union's joint at the cones' meeting layer,
+  // summed over the class, its sites shifted by (sx, sy) from the cones'.
+  template <class Visit>
+  void visit_classes(long dx, long dy, Visit&& visit);
   std::vector<double> finish(int from, SetJoint joint, const std::vector<std::vector<GridSite>>& sets,
                              const std::vector<GridSite>& order);
 
@@ -153,8 +165,12 @@ class GridSetMarginals {
 
 // Exact C(k) = (1/N) sum_i <s_i s_{i + k (dx, dy)}> for k = 1..max_steps, s = 2x - 1 for a
 // binary alphabet and s = x otherwise (not connected), as the chain's correlation
-// (docs/design.md §3). Threads split the translation classes (tied) or sites (untied); the
-// sums run in a fixed order, so the result does not depend on the thread count.
-std::vector<double> model_correlation(const GridModel& m, long dx, long dy, long max_steps);
+// (docs/design.md §3); `windows` holds m's window marginals. Collective: ranks take the
+// distances in turn (k = rank + 1, rank + 1 + size, ...: the cost grows with k), threads
+// split a rank's distances, and each C(k) is one thread's sum in a fixed order, so the
+// result is the same bit for bit at any rank and thread count.
+std::vector<double> model_correlation(const Comm& comm, const GridModel& m,
+                                      const GridWindowMarginals& windows, long dx, long dy,
+                                      long max_steps);
 
 }  // namespace cmera::grid

@@ -25,8 +25,9 @@ int run_grid_eval(const Comm& comm, const ModelFileContents& mf, const std::stri
   const GridModel model = as_grid_model(*mf.grid, mf.model);
   DatasetReader data(comm, data_path, /*lattice_samples=*/true);
   const GridEvaluation ev = evaluate_grid(comm, model, data, max_distance, 16384,
-                                          [](const GridModel& m, long dx, long dy, long steps) {
-                                            return grid::model_correlation(m, dx, dy, steps);
+                                          [&comm](const GridModel& m, const grid::GridWindowMarginals& w,
+                                                  long dx, long dy, long steps) {
+                                            return grid::model_correlation(comm, m, w, dx, dy, steps);
                                           });
   const std::vector<GridLayerFlow> flow = grid_layer_flow(model);
   const ScalingSpectra scaling = model.tied ? grid_scaling_dimensions(model, 8) : ScalingSpectra{};

@@ -180,7 +180,7 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model, const Dat
   ev.kl_floor_pooled = floor_factor * floor_pooled;
 
   const auto model_curve = [&](long dx, long dy, long steps) {
-    return model_correlation ? model_correlation(model, dx, dy, steps) : std::vector<double>{};
+    return model_correlation ? model_correlation(model, p, dx, dy, steps) : std::vector<double>{};
   };
   ev.corr_x = curve(averaged(comm, acf_x, R.x, S * n), model_curve(1, 0, R.x));
   ev.corr_y = curve(averaged(comm, acf_y, R.y, S * n), model_curve(0, 1, R.y));
