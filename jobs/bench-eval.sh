@@ -60,6 +60,6 @@ cat >"$out/eval.json" <<EOF
  "eval_cpu_seconds": $c2, "eval_cpu_seconds_1rank": $c1,
  "grid": {"lx": $size, "ly": $size, "samples": $samples, "chi": 2, "depth": $grid_depth,
           "max_distance": $((size / 2)), "ranks": 2, "eval_seconds": $sg, "eval_cpu_seconds": $cg},
- "cores": $(nproc), "load_average": "$load"}
+ "cores": $(getconf _NPROCESSORS_ONLN), "load_average": "$load"}
 EOF
 cat "$out/eval.json"
