@@ -3,7 +3,7 @@
 # runs the Google Benchmark programs (bench/), the real program at several data sizes,
 # thread and rank counts, and the peers comparison (postprocess/peers.py), then
 # postprocess/bench_report.py writes bench-results/summary.json, table.md and plots.
-# Sized for a 2-core machine in about 35 minutes: the scaling lattice is N = 2^20 with
+# Sized for a 2-core machine in about 45 minutes: the scaling lattice is N = 2^20 with
 # few samples and 2 timed iterations (iteration cost does not depend on samples, item 3
 # shows it), and peers get small grids. Everything lands in bench-results/ (git-ignored).
 # Usage: jobs/bench-local.sh
