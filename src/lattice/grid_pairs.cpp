@@ -87,7 +87,12 @@ struct BlockWalk {
     }
     a = b = 0;  // the block's odometer wrapped to zero
   }
-  void next() { step(inner, 0); }  // the following block's a and b
+  // f(base, a, b) for each block in order: its entries base + t sit at a + offset_a[t] and
+  // b + offset_b[t], t < block.
+  template <class F>
+  void for_each_block(F&& f) {
+    for (std::size_t base = 0; base < j.p.size(); base += block, step(inner, 0)) f(base, a, b);
+  }
 
  private:
   void step(std::size_t end, std::size_t begin) {  // odometer over labels [begin, end)
@@ -108,8 +113,9 @@ void odometer(const SetJoint& j, const std::vector<std::size_t>& sa,
               const std::vector<std::size_t>& sb, F&& f) {
   BlockWalk w(j, sa, sb);
   const std::size_t block = w.block, *oa = w.offset_a.data(), *ob = w.offset_b.data();
-  for (std::size_t base = 0; base < j.p.size(); base += block, w.next())
-    for (std::size_t t = 0; t < block; ++t) f(base + t, w.a + oa[t], w.b + ob[t]);
+  w.for_each_block([&](std::size_t base, std::size_t a, std::size_t b) {
+    for (std::size_t t = 0; t < block; ++t) f(base + t, a + oa[t], b + ob[t]);
+  });
 }
 
 // One line step's index maps over j: q indexes the consumed labels (in the given order),
@@ -711,12 +717,12 @@ double GridSetMarginals::contract_product(const SetJoint& joint, const PairCones
   BlockWalk w(joint, stride[0], stride[1]);
   const std::size_t block = w.block, *oa = w.offset_a.data(), *ob = w.offset_b.data();
   double sum = 0;
-  for (std::size_t base = 0; base < joint.p.size(); base += block, w.next()) {
-    const double *pj = joint.p.data() + base, *pa = phi[0].data() + w.a, *pb = phi[1].data() + w.b;
+  w.for_each_block([&](std::size_t base, std::size_t a, std::size_t b) {
+    const double *pj = joint.p.data() + base, *pa = phi[0].data() + a, *pb = phi[1].data() + b;
     double s = 0;
     for (std::size_t t = 0; t < block; ++t) s += pj[t] * pa[oa[t]] * pb[ob[t]];
     sum += s;
-  }
+  });
   work_count() += joint.p.size();
   return sum;
 }
