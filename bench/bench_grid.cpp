@@ -1,9 +1,9 @@
 // Grid 3 x 3 window marginals (docs/design-grid.md §3): every window of every layer of a
 // 24 x 24 grid at depth 3 (3 x 3 top), per window, beside the chain's own window forward
 // (WindowSweep on a 4096-site ring, same chi) measured in the same process: the grid
-// descend is a loop of chain kernel calls, so the ratio "grid window / chain window"
-// against the call count (counter `calls_per_window`) shows what the gather/scatter
-// around the calls costs. BM_GridIteration times one training iteration (forward,
+// descend builds its line maps from chain kernel calls (counter `calls_per_window`) and
+// applies them as matrix products, so the ratio "grid window / chain window" is what a
+// 3 x 3 window costs in chain windows. BM_GridIteration times one training iteration (forward,
 // objective and reverse sweep, grid_sweep.hpp) on the same grid, so its time over
 // BM_GridWindows' is the cost of an iteration in forwards. BM_GridPairSums times the exact
 // pair marginals the pair terms need (docs/design-grid.md §6: offsets r e_x and r e_y at

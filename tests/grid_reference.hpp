@@ -38,16 +38,20 @@ struct GridCase {
   long lx, ly;
   std::vector<int> chi;
   bool tied;
+  std::vector<int> intermediate = {};  // GridLattice::intermediate (empty: chi[l])
 };
 
 std::string label(const GridCase& c) {
   std::string s = std::to_string(c.lx) + "x" + std::to_string(c.ly) + " chi=[";
   for (std::size_t i = 0; i < c.chi.size(); ++i) s += (i ? "," : "") + std::to_string(c.chi[i]);
-  return s + "]" + (c.tied ? " tied" : " untied");
+  s += "]";
+  for (std::size_t i = 0; i < c.intermediate.size(); ++i)
+    s += (i ? "," : " intermediate=[") + std::to_string(c.intermediate[i]) + (i + 1 == c.intermediate.size() ? "]" : "");
+  return s + (c.tied ? " tied" : " untied");
 }
 
 GridModel random_grid(const GridCase& c, std::uint64_t seed) {
-  return cmera::initialize_grid_model(GridLattice{c.lx, c.ly, c.chi}, c.tied,
+  return cmera::initialize_grid_model(GridLattice{c.lx, c.ly, c.chi, c.intermediate}, c.tied,
                                       cmera::InitKind::kRandom, 1.0, seed);
 }
 

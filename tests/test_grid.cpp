@@ -80,14 +80,17 @@ void check_all_windows(const GridCase& c, bool cones, double tol) {
 TEST(Grid, WindowsEqualBruteForceOnSmallGrids) {
   for (const GridCase& c :
        {GridCase{6, 6, {2, 2}, true}, GridCase{6, 6, {2, 2}, false}, GridCase{12, 6, {2, 2}, false},
-        GridCase{6, 12, {2, 2}, true}, GridCase{6, 6, {2, 3}, false}, GridCase{6, 6, {3, 2}, true}})
+        GridCase{6, 12, {2, 2}, true}, GridCase{6, 6, {2, 3}, false}, GridCase{6, 6, {3, 2}, true},
+        GridCase{6, 6, {2, 2}, true, {3}}, GridCase{6, 6, {2, 2}, false, {4}},
+        GridCase{6, 6, {2, 3}, true, {3}}})
     check_all_windows(c, false, 1e-13);
 }
 
 TEST(Grid, WindowsEqualGeneralConeOnLargerGrids) {
   // (16 x 8 at depth 2 would leave a 4 x 2 top, which the lattice refuses.)
   for (const GridCase& c : {GridCase{12, 12, {2, 2, 2}, true}, GridCase{12, 12, {2, 2, 2}, false},
-                            GridCase{16, 12, {2, 2, 2}, false}, GridCase{12, 16, {3, 2, 2}, true}})
+                            GridCase{16, 12, {2, 2, 2}, false}, GridCase{12, 16, {3, 2, 2}, true},
+                            GridCase{12, 12, {2, 2, 2}, false, {3, 3}}})
     check_all_windows(c, true, 1e-13);
 }
 
@@ -103,7 +106,7 @@ TEST(Grid, GeneralConeEqualsBruteForceOnArbitrarySets) {
       {{5, 0}, {0, 5}, {3, 2}},
       {{0, 1}, {1, 1}, {2, 1}, {3, 1}, {4, 1}}};
   for (const GridCase& c : {GridCase{6, 6, {2, 2}, false}, GridCase{6, 6, {2, 3}, true},
-                            GridCase{12, 6, {2, 2}, true}}) {
+                            GridCase{12, 6, {2, 2}, true}, GridCase{6, 6, {2, 2}, false, {3}}}) {
     const GridModel m = random_grid(c, 77);
     Reference brute(m, false), cone(m, true);
     for (const auto& s : sets)
@@ -122,7 +125,8 @@ TEST(Grid, GeneralConeEqualsBruteForceOnArbitrarySets) {
 // makes exactly the stated number of 1D kernel calls (docs/design-grid.md §3).
 TEST(Grid, WindowsNormalizedConsistentAndThreadIndependent) {
   for (const GridCase& c :
-       {GridCase{16, 12, {2, 2, 2}, false}, GridCase{12, 12, {2, 3, 2}, true}}) {
+       {GridCase{16, 12, {2, 2, 2}, false}, GridCase{12, 12, {2, 3, 2}, true},
+        GridCase{12, 12, {2, 2, 2}, true, {4}}}) {
     const GridModel m = random_grid(c, 5);
     const GridLattice& g = m.lattice;
     cmera::grid::GridWindowMarginals fast(g), serial(g);
@@ -136,11 +140,10 @@ TEST(Grid, WindowsNormalizedConsistentAndThreadIndependent) {
       const int d = g.chi[l];
       const std::size_t n = cmera::grid_window_size(d);
       if (l < m.depth()) {  // columns once per intermediate window, rows per window
-        const std::size_t K = g.chi[l + 1], mid = g.intermediate_chi(l), dd = d;
-        const std::size_t columns =
-            K * K * K * K * K * K + mid * mid * mid * K * K * K + mid * mid * mid * mid * mid * mid;
-        const std::size_t rows = mid * mid * mid * mid * mid * mid +
-                                 dd * dd * dd * mid * mid * mid + dd * dd * dd * dd * dd * dd;
+        // Each of a half-step's three line steps builds its line's map from one kernel
+        // call per unit coarse value (K^3 for the columns, mid^3 for the rows).
+        const std::size_t K = g.chi[l + 1], mid = g.intermediate_chi(l);
+        const std::size_t columns = 3 * K * K * K, rows = 3 * mid * mid * mid;
         expected_calls += static_cast<long>(columns) * g.lx_at(l + 1) * g.ly_at(l) +
                           static_cast<long>(rows) * g.sites_at(l);
       }
@@ -189,7 +192,7 @@ TEST(Grid, WindowsNormalizedConsistentAndThreadIndependent) {
     EXPECT_EQ(fast.kernel_calls(), expected_calls) << label(c);
     // The one-window entry point equals the sweep's shared-column path, bit for bit.
     cmera::grid::GridScratch s;
-    s.reserve(*std::max_element(g.chi.begin(), g.chi.end()));
+    s.reserve(g);
     std::vector<double> one(cmera::grid_window_size(g.chi[0]));
     for (long y = 0; y < g.ly_at(0); ++y)
       for (long x = 0; x < g.lx_at(0); ++x) {
@@ -249,8 +252,9 @@ std::vector<std::vector<std::uint8_t>> draw(const GridModel& m, std::uint64_t se
 }
 
 const std::vector<std::pair<long, long>> kSampledWindows = {{0, 0}, {2, 3}, {5, 5}, {7, 1}};
-const GridCase kSamplerCases[] = {{8, 6, {2, 2}, false}, {12, 12, {2, 2, 2}, true}};
-const double kPerTestAlpha = 1e-6 / (2.0 * 4.0);
+const GridCase kSamplerCases[] = {{8, 6, {2, 2}, false}, {12, 12, {2, 2, 2}, true},
+                                  {12, 12, {2, 2, 2}, false, {3}}};
+const double kPerTestAlpha = 1e-6 / (3.0 * 4.0);
 
 TEST(Grid, SamplesReproduceExactWindows) {
   for (const GridCase& c : kSamplerCases) {
@@ -297,6 +301,9 @@ TEST(Grid, RefusesInvalidLattices) {
   EXPECT_NE(message({12, 8, {2, 2, 2}}).find("3 x 3"), std::string::npos);
   EXPECT_NE(message({12, 10, {2, 2, 2}}).find("divisible"), std::string::npos);
   EXPECT_NE(message({6, 6, {2, 1}}).find(">= 2"), std::string::npos);
+  EXPECT_NE(message({6, 6, {2, 2}, {1}}).find("intermediate_chi entries must be >= 2"),
+            std::string::npos);
+  EXPECT_NE(message({6, 6, {2, 2}, {3, 3}}).find("more than the 1 steps"), std::string::npos);
   EXPECT_EQ(message({48, 48, {2, 2, 2, 2, 2}}), "accepted");  // 3 x 3 top
 }
 
@@ -389,9 +396,11 @@ TEST(GridSweep, GradientEqualsFiniteDifferencesOnEveryEntry) {
     check_gradient(c, 0);
 }
 
-// Unequal alphabets (a 3^9-entry top, so sampled entries).
+// Unequal alphabets (a 3^9-entry top, so sampled entries), including intermediate
+// alphabets above the finer layer's.
 TEST(GridSweep, GradientEqualsFiniteDifferencesWithUnequalAlphabets) {
-  for (const GridCase& c : {GridCase{6, 6, {2, 3}, false}, GridCase{6, 6, {3, 2}, true}})
+  for (const GridCase& c : {GridCase{6, 6, {2, 3}, false}, GridCase{6, 6, {3, 2}, true},
+                            GridCase{6, 6, {2, 2}, true, {3}}})
     check_gradient(c, 150);
 }
 
@@ -403,7 +412,7 @@ TEST(GridSweep, GradientEqualsFiniteDifferencesAtDepthTwo) {
 // The objective against the brute-force window marginals (no cone rule, no grid kernel).
 TEST(GridSweep, ObjectiveEqualsBruteForce) {
   for (const GridCase& c : {GridCase{6, 6, {2, 2}, true}, GridCase{6, 6, {2, 2}, false},
-                            GridCase{6, 6, {3, 2}, false}}) {
+                            GridCase{6, 6, {3, 2}, false}, GridCase{6, 6, {2, 2}, true, {3}}}) {
     const GridModel m = random_grid(c, 21);
     const auto q = sampled_stats(random_grid(c, 22), 50, 3);
     Reference ref(m, false);
@@ -436,13 +445,14 @@ TEST(GridSweep, ThreadCountIndependent) {
       objective.push_back(sweep.objective(q));
       grads.push_back(cmera::grid::zeros_like(m));
       sweep.gradient(m, q, grads.back());
-      // Operation count at chi = 2 (every 1D kernel call on 2^3 values): per intermediate
-      // window (two fine windows) the column half-step once (3 * 64 descend calls), then
-      // per half-step adjoint (two fine windows' rows, the columns once) 2 * 64 recomputed
-      // descend calls and 3 * 64 ascend calls: 192 + 3 * 320 = 1152, 576 per fine window.
+      // Kernel calls at chi = 2: a line step builds its line's map from 8 descend calls
+      // (one per unit coarse window). Per intermediate window (two fine windows): the column
+      // half-step once (3 * 8); then three half-step adjoints (two fine windows' rows, the
+      // columns once), each rebuilding its 3 maps (24) and making 3 * 8 ascend calls:
+      // 24 + 3 * 48 = 168, 84 per fine window.
       long fine_windows = 0;
       for (int l = 0; l < m.depth(); ++l) fine_windows += m.lattice.sites_at(l);
-      EXPECT_EQ(sweep.kernel_calls(), 576 * fine_windows) << label(c);
+      EXPECT_EQ(sweep.kernel_calls(), 84 * fine_windows) << label(c);
     }
     EXPECT_EQ(objective[0], objective[1]) << label(c);
     const auto a = entries(grads[0]), b = entries(grads[1]);

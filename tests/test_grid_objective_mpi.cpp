@@ -160,9 +160,9 @@ TEST_F(GridObjectiveTest, RegionsAreExactlyTheCones_mpi) {
 
 // The forward over a region computes its windows at every layer exactly as the whole
 // lattice's forward does (bitwise: same kernels, same order), and nothing else: at chi = 2
-// every 1D kernel call works on 2^3 values and a layer's calls are 192 per intermediate
-// window (columns cx .. cx+2, rows y .. y+2) that some region window hangs off plus 192
-// per region window (docs/design-grid.md §3), counted here from grid_window_cone.
+// a half-step's three line maps take 3 * 2^3 1D kernel calls, so a layer's calls are 24 per
+// intermediate window (columns cx .. cx+2, rows y .. y+2) that some region window hangs off
+// plus 24 per region window (docs/design-grid.md §3), counted here from grid_window_cone.
 TEST_F(GridObjectiveTest, RegionForwardComputesOnlyItsWindows_mpi) {
   for (const Case& c : {kCases[1], kCases[2]}) {
     const GridModel m = model_of(c, 5);
@@ -187,7 +187,7 @@ TEST_F(GridObjectiveTest, RegionForwardComputesOnlyItsWindows_mpi) {
             if (l < g.depth()) intermediate.insert({grid_window_cone(g, l, x, y).cx, y});
           }
           if (l < g.depth())
-            expected += 192 * (static_cast<long>(intermediate.size()) + region.windows(l));
+            expected += 24 * (static_cast<long>(intermediate.size()) + region.windows(l));
         }
         EXPECT_EQ(part.kernel_calls(), expected)
             << label(c) << " at " << ranks << " ranks as " << px << " x " << py;

@@ -91,7 +91,8 @@ void check_pairs(const GridCase& c, bool cones, const Offsets& offsets, long sit
 
 TEST(GridPairs, MarginalsEqualBruteForceAtDepthOne) {
   for (const GridCase& c : {GridCase{6, 6, {2, 2}, true}, GridCase{6, 6, {2, 2}, false},
-                            GridCase{6, 6, {3, 2}, true}, GridCase{6, 6, {2, 3}, false}})
+                            GridCase{6, 6, {3, 2}, true}, GridCase{6, 6, {2, 3}, false},
+                            GridCase{6, 6, {2, 2}, true, {3}}, GridCase{6, 6, {2, 2}, false, {4}}})
     check_pairs(c, false, kAll, 1, 1e-12);
   // The brute force of a 12-site line is the slow part: fewer offsets.
   for (const GridCase& c : {GridCase{12, 6, {2, 2}, false}, GridCase{6, 12, {2, 2}, true}})
@@ -158,7 +159,8 @@ TEST(GridPairs, MarginalsEqualGeneralConeOnCorrelatedModel) {
 // reference joints, along x, y, the diagonal and an arbitrary direction.
 TEST(GridPairs, CorrelationEqualsSumOfReferenceMarginals) {
   for (const GridCase& c : {GridCase{6, 6, {2, 2}, true}, GridCase{12, 12, {2, 2, 2}, true},
-                            GridCase{12, 12, {2, 2, 2}, false}, GridCase{6, 6, {3, 2}, true}}) {
+                            GridCase{12, 12, {2, 2, 2}, false}, GridCase{6, 6, {3, 2}, true},
+                            GridCase{12, 12, {2, 2, 2}, true, {3}}}) {
     const GridModel m = random_grid(c, 909);
     const cmera::GridLattice& g = m.lattice;
     Reference ref(m, c.lx * c.ly > 36);
@@ -303,7 +305,11 @@ TEST(GridPairs, BackwardEqualsFiniteDifferences) {
 // forward and gradient, on one thread: the pair terms must stay near the windows' cost on
 // every grid size (the chain's cliff, where the pairs cost 57x the windows, must not
 // return). With every site for every r, an iteration on 32 x 32 took about 50 s against
-// under 1 s for the windows (distance 16 alone: 47 s).
+// under 1 s for the windows (distance 16 alone: 47 s). The bound was 3 until the windows'
+// line steps became matrix products (docs/design-grid.md §3), which halved the windows'
+// count and left the pairs' unchanged: today 2.3 (32 x 32) and 3.01 (64 x 64), so the
+// issue's goal of pairs within 3x the windows is not met at L = 64. 3.5 still fails any
+// return of the cliff (57-264x).
 TEST(GridPairs, OperationCountStaysNearTheWindows) {
   const int saved = omp_get_max_threads();
   omp_set_num_threads(1);
@@ -337,7 +343,7 @@ TEST(GridPairs, OperationCountStaysNearTheWindows) {
                 label(c).c_str(), terms.size(), static_cast<unsigned long long>(windows),
                 static_cast<unsigned long long>(cost), ratio);
     ASSERT_GT(windows, 0u);
-    EXPECT_LT(ratio, 3.0) << label(c);
+    EXPECT_LT(ratio, 3.5) << label(c);
   }
   omp_set_num_threads(saved);
 }

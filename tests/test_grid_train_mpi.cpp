@@ -113,7 +113,8 @@ std::string error_of(const std::function<void()>& f) {
 TEST_F(GridTrain, ModelFileRoundTripsBitwiseAndRefusesTheOtherLattice) {
   struct Case { GridLattice g; bool tied; };
   const Case cases[] = {{{6, 6, {2, 2}}, true}, {{6, 6, {2, 3}}, false},
-                        {{12, 6, {3, 2}}, false}, {{12, 12, {2, 2, 2}}, false}};
+                        {{12, 6, {3, 2}}, false}, {{12, 12, {2, 2, 2}}, false},
+                        {{12, 12, {2, 2, 2}, {4, 3}}, false}, {{6, 6, {2, 2}, {3}}, true}};
   for (const Case& c : cases) {
     const GridModel m = initialize_grid_model(c.g, c.tied, InitKind::kRandom, 1.0, 9);
     ModelFileContents out;
@@ -130,6 +131,7 @@ TEST_F(GridTrain, ModelFileRoundTripsBitwiseAndRefusesTheOtherLattice) {
     EXPECT_EQ(in.grid->lx, c.g.lx);
     EXPECT_EQ(in.grid->ly, c.g.ly);
     EXPECT_EQ(in.grid->chi, c.g.chi);
+    EXPECT_EQ(in.grid->intermediate_alphabets(), c.g.intermediate_alphabets());
     EXPECT_EQ(in.model.tied, c.tied);
     expect_tables_equal(in.model.tables, out.model.tables, 0.0);
     const GridModel back = as_grid_model(*in.grid, in.model);

@@ -17,6 +17,8 @@ struct Config {
   std::vector<int> chi;             // chi[0] = alphabet, then one per layer upward
   int depth = -1;                   // optional: extend chi by repeating its last entry;
                                     // once loaded, always len(chi) - 1
+  std::vector<int> intermediate_chi; // grids: alphabet between the half-steps of step l,
+                                     // from the bottom; missing entries: chi[l]
   bool tied = true;
   std::string init = "decimation";  // decimation | random | uniform
   double init_noise = 0.1;

@@ -23,6 +23,9 @@ namespace cmera {
 struct GridLattice {
   long lx = 0, ly = 0;   // layer 0
   std::vector<int> chi;  // chi[l], l = 0..depth; chi[0] is the data alphabet
+  // intermediate[l]: alphabet of step l's intermediate grid; steps beyond its length
+  // take the default chi[l] (docs/design-grid.md §1).
+  std::vector<int> intermediate;
 
   int depth() const { return static_cast<int>(chi.size()) - 1; }
   long lx_at(int l) const { return lx >> l; }
@@ -34,8 +37,16 @@ struct GridLattice {
   long top_sites() const { return sites_at(depth()); }
   std::size_t top_size() const;  // chi[depth]^top_sites
   // Alphabet of the grid between the two half-steps of step l+1 -> l
-  // (lx_at(l+1) x ly_at(l) sites): chi[l] (docs/design-grid.md §1).
-  int intermediate_chi(int l) const { return chi[l]; }
+  // (lx_at(l+1) x ly_at(l) sites): chi[l] unless `intermediate` says otherwise
+  // (docs/design-grid.md §1).
+  int intermediate_chi(int l) const {
+    return static_cast<std::size_t>(l) < intermediate.size() ? intermediate[static_cast<std::size_t>(l)]
+                                                             : chi[static_cast<std::size_t>(l)];
+  }
+  // intermediate_chi(l) for every step l = 0..depth-1.
+  std::vector<int> intermediate_alphabets() const;
+  // The largest alphabet of any layer or intermediate grid (sizes kernel scratch).
+  int max_alphabet() const;
   // Throws cmera::Error naming the problem if this is not a valid grid MERA, including a
   // top table too large for memory.
   void validate() const;

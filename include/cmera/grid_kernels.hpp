@@ -4,12 +4,14 @@
 // columns (y half-step), then to its three rows (x half-step), each time with the other
 // six places as spectators.
 //
-// Trade-off: the kernel is called once per value of the six spectator places (chi^6
-// calls of O(chi^5) per column or row, O(chi^11) per window), not assembled into a
-// chi^3 x chi^3 matrix (O(chi^12) to apply): no second copy of the 1D contraction, and
-// the adjoint for training (ascend_columns / ascend_rows) is the same loop around
-// kernels::ascend_pair.
+// Trade-off: each line step is the line's 1D map as a dense chi^3 x chi^3 matrix applied
+// to all spectators in one matrix product (O(chi^12) per window) rather than one kernel
+// call per spectator (O(chi^11)): the product runs at matrix-multiply speed and moves no
+// data between calls: 2.1x faster at chi = 2 and 6.7x with an intermediate alphabet of 4
+// (docs/design-grid.md §3). The maps come from the chain's own kernel on unit windows,
+// so there is still one 1D contraction.
 #pragma once
+#include <array>
 #include <map>
 #include <tuple>
 #include <vector>
@@ -21,12 +23,19 @@
 namespace cmera::grid {
 
 // Scratch for one thread; kernel_calls counts 1D kernel calls, descend_pair and
-// ascend_pair alike (operation count).
+// ascend_pair alike, which build the line maps and take their adjoints.
 struct GridScratch {
   kernels::WindowScratch window;
-  std::vector<double> stage, g_stage, mid, gather, g_gather, child;
+  // stage / g_stage: a half-step's inner tensors and their adjoints; mid: an intermediate
+  // window; spare, grouped_*: tensors with the columns' places grouped; unit / g_unit: a
+  // unit coarse line window; maps: the three line steps' maps [chi^3 x chi^3] and g_map
+  // the adjoint of one (grid_kernels.cpp).
+  std::vector<double> stage, g_stage, mid, spare, grouped_in, grouped_out, g_grouped_in, unit,
+      g_unit, g_map;
+  std::array<std::vector<double>, 3> maps;
   long kernel_calls = 0;
-  void reserve(int chi_max);
+  // Sized for every layer and intermediate alphabet of g (GridLattice::max_alphabet).
+  void reserve(const GridLattice& g);
 };
 
 // Marginal `fine` [chi_l^9] of the window with corner (x, y) of `layer`, from the
@@ -43,10 +52,11 @@ void descend_columns(const GridModel& m, int layer, long x, long y, const double
 void descend_rows(const GridModel& m, int layer, long x, long y, const double* mid, double* fine,
                   GridScratch& s);
 
-// Adjoints of descend_columns / descend_rows (the same loops around kernels::ascend_pair,
-// in reverse step order): given dL/d(output window), add dL/d(input window) to g_rho /
-// g_mid and dL/d(table) to the lines' tables in `grad` (shaped as m.layers[layer]).
-// They recompute the half-step's inner stages (in s.stage) instead of storing them.
+// Adjoints of descend_columns / descend_rows (the same line steps transposed, in reverse
+// step order, and kernels::ascend_pair through each line's map): given dL/d(output
+// window), add dL/d(input window) to g_rho / g_mid and dL/d(table) to the lines' tables in
+// `grad` (shaped as m.layers[layer]). They recompute the half-step's maps and inner stages
+// (in s.maps, s.stage) instead of storing them.
 void ascend_columns(const GridModel& m, int layer, long x, long y, const double* rho,
                     const double* g_mid, double* g_rho, GridLayerTables& grad, GridScratch& s);
 void ascend_rows(const GridModel& m, int layer, long x, long y, const double* mid,

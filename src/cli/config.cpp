@@ -83,6 +83,9 @@ constexpr Entry kSchema[] = {
      "chi[0] = data alphabet, then one alphabet per layer upward; depth = len - 1"},
     {"model", "depth", &Config::depth, {.lo = 1, .hi = kMaxDepth}, "len(chi)-1",
      "extend chi to this depth by repeating its last entry (at most 60: N >= 3 * 2^depth)"},
+    {"model", "intermediate_chi", &Config::intermediate_chi, {.lo = 2}, "chi[l]",
+     "grids only: alphabet of the grid between the y and x half-steps of step l+1 -> l, "
+     "from the bottom step; steps not listed use chi[l]"},
     {"model", "tied", &Config::tied, {}, "",
      "one isometry and one disentangler per layer, or one per position"},
     {"model", "init", &Config::init, {.choices = kInits}, "",

@@ -37,12 +37,14 @@ int run_grid_eval(const Comm& comm, const ModelFileContents& mf, const std::stri
     j["model"] = model_path;
     j["data"] = data_path;
     j["lattice"] = {{"kind", "grid"}, {"lx", model.lattice.lx}, {"ly", model.lattice.ly},
-                    {"chi", model.lattice.chi}, {"tied", model.tied}};
+                    {"chi", model.lattice.chi},
+                    {"intermediate_chi", model.lattice.intermediate_alphabets()}, {"tied", model.tied}};
     std::cout << j.dump(1) << std::endl;
     return 0;
   }
-  fmt::print("model {}  (grid {} x {}, chi = [{}], {})\ndata  {}\n", model_path, model.lattice.lx,
-             model.lattice.ly, fmt::join(model.lattice.chi, ", "), model.tied ? "tied" : "untied",
+  fmt::print("model {}  (grid {} x {}, chi = [{}], intermediate_chi = [{}], {})\ndata  {}\n",
+             model_path, model.lattice.lx, model.lattice.ly, fmt::join(model.lattice.chi, ", "),
+             fmt::join(model.lattice.intermediate_alphabets(), ", "), model.tied ? "tied" : "untied",
              data_path);
   fmt::print("KL per 3 x 3 window      {:.6e} nats (sampling floor {:.3e})\n", ev.kl_per_window,
              ev.kl_floor_per_window);

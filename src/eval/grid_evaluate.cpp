@@ -250,9 +250,8 @@ namespace {
 class LayerMaps {
  public:
   LayerMaps(const GridModel& m, int first, int last) : m_(m), first_(first), last_(last) {
-    const int chi_max = *std::max_element(m.lattice.chi.begin(), m.lattice.chi.end());
     scratch_.resize(static_cast<std::size_t>(omp_get_max_threads()));
-    for (auto& s : scratch_) s.reserve(chi_max);
+    for (auto& s : scratch_) s.reserve(m.lattice);
   }
   long rows() const { return static_cast<long>(grid_window_size(m_.lattice.chi[first_])); }
   long columns() const { return static_cast<long>(grid_window_size(m_.lattice.chi[last_])); }

@@ -66,8 +66,10 @@ std::string describe_file(const Comm& comm, const std::string& path) {
     const auto tied = get_int_attr(model.get(), "tied", 1);
     const auto lx = get_int_attr(model.get(), "lx", 1), ly = get_int_attr(model.get(), "ly", 1);
     if (is_grid_model(model.get()) && lx && ly && chi && tied) {
-      GridLattice g{static_cast<long>((*lx)[0]), static_cast<long>((*ly)[0]), {}};
+      GridLattice g{static_cast<long>((*lx)[0]), static_cast<long>((*ly)[0]), {}, {}};
       for (long long c : *chi) g.chi.push_back(static_cast<int>(c));
+      if (const auto mid = get_int_attr(model.get(), "intermediate_chi", -1))
+        for (long long c : *mid) g.intermediate.push_back(static_cast<int>(c));
       std::string bytes = "invalid grid";
       try {
         g.validate();
@@ -75,9 +77,10 @@ std::string describe_file(const Comm& comm, const std::string& path) {
       } catch (const Error& e) {
         bytes += std::string(": ") + e.what();
       }
-      out += fmt::format("model       grid Lx x Ly = {} x {}, depth {}, chi = [{}], {}, {}\n",
+      out += fmt::format("model       grid Lx x Ly = {} x {}, depth {}, chi = [{}], "
+                         "intermediate_chi = [{}], {}, {}\n",
                          g.lx, g.ly, g.depth(), fmt::join(g.chi, ", "),
-                         (*tied)[0] ? "tied" : "untied", bytes);
+                         fmt::join(g.intermediate, ", "), (*tied)[0] ? "tied" : "untied", bytes);
     } else if (sites && chi && tied)
       out += fmt::format("model       N = {}, chi = [{}], {}\n", (*sites)[0], fmt::join(*chi, ", "),
                          (*tied)[0] ? "tied" : "untied");

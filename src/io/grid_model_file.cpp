@@ -6,13 +6,14 @@
 //
 // Layout of a grid's table set (group /model, or a checkpoint's extra set):
 //   /model attributes   lattice = "grid", lx, ly (int64), chi (int32 [depth+1]),
-//                       tied (int32), depth (int32)
+//                       intermediate_chi (int32 [depth]; absent in files before it
+//                       existed, meaning chi[0..depth-1]), tied (int32), depth (int32)
 //   layer_<l>/y/isometry      float64 [lines, count, K, m, m]     lines = Lx_{l+1} columns,
 //   layer_<l>/y/disentangler  float64 [lines, count, m, m, m, m]  count = Ly_{l+1} coarse sites
 //   layer_<l>/x/isometry      float64 [lines, count, m, d, d]     lines = Ly_l rows,
 //   layer_<l>/x/disentangler  float64 [lines, count, d, d, d, d]  count = Lx_{l+1} coarse sites
-//                       (tied: lines = count = 1); K = chi[l+1], m = chi[l] (the intermediate
-//                       alphabet), d = chi[l]; each line's arrays as the chain's layer arrays
+//                       (tied: lines = count = 1); K = chi[l+1], m = intermediate_chi[l],
+//                       d = chi[l]; each line's arrays as the chain's layer arrays
 //   top                 float64 [K_T, ..., K_T] of rank Lx_T * Ly_T, sites in lattice order
 // Trade-off: one array per layer and direction with a leading line index (not one per
 // line) keeps a file's dataset count independent of the grid's size, at the price of a
@@ -78,6 +79,7 @@ bool put_grid_attributes(hid_t model_group, const GridLattice& g, bool tied) {
          put_int_attr(model_group, "lx", g.lx, H5T_STD_I64LE) &&
          put_int_attr(model_group, "ly", g.ly, H5T_STD_I64LE) &&
          put_int_array_attr(model_group, "chi", g.chi) &&
+         put_int_array_attr(model_group, "intermediate_chi", g.intermediate_alphabets()) &&
          put_int_attr(model_group, "tied", tied ? 1 : 0, H5T_STD_I32LE) &&
          put_int_attr(model_group, "depth", g.depth(), H5T_STD_I32LE);
 }
@@ -100,10 +102,17 @@ Model read_grid_geometry(const Ctx& ctx, hid_t file, hid_t model_group, GridLatt
   g.lx = static_cast<long>((*lx)[0]);
   g.ly = static_cast<long>((*ly)[0]);
   for (long long c : *chi) g.chi.push_back(static_cast<int>(c));
+  if (const auto mid = get_int_attr(model_group, "intermediate_chi", -1)) {
+    ctx.require(static_cast<long long>(mid->size()) == (*depth)[0],
+                fmt::format("/model attribute intermediate_chi has {} entries, expected depth = {}",
+                            mid->size(), (*depth)[0]));
+    for (long long c : *mid) g.intermediate.push_back(static_cast<int>(c));
+  }
   ctx.require_passes([&] { g.validate(); }, "invalid grid in /model: ");
   const bool tied_model = (*tied)[0] != 0;
   require_tables_fit(ctx, file, g.table_bytes(tied_model) / 8,
-                     fmt::format("/model grid {} x {}, chi = [{}]", g.lx, g.ly, fmt::join(g.chi, ", ")));
+                     fmt::format("/model grid {} x {}, chi = [{}], intermediate_chi = [{}]", g.lx, g.ly,
+                                 fmt::join(g.chi, ", "), fmt::join(g.intermediate_alphabets(), ", ")));
   return as_chain_model(GridModel::uniform(g, tied_model));
 }
 

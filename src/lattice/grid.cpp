@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "cmera/error.hpp"
@@ -58,6 +59,12 @@ void GridLattice::validate() const {
   for (int c : chi)
     if (c < 2) throw Error(fmt::format("model.chi entries must be >= 2, got {}", c));
   const int T = depth();
+  if (intermediate.size() > static_cast<std::size_t>(T))
+    throw Error(fmt::format("model.intermediate_chi has {} entries, more than the {} steps of a "
+                            "depth-{} model",
+                            intermediate.size(), T, T));
+  for (int c : intermediate)
+    if (c < 2) throw Error(fmt::format("model.intermediate_chi entries must be >= 2, got {}", c));
   if (lx <= 0 || ly <= 0) throw Error(fmt::format("grid of {} x {} sites", lx, ly));
   if (T >= 62 || lx % (1L << T) != 0 || ly % (1L << T) != 0)
     throw Error(
@@ -76,6 +83,19 @@ void GridLattice::validate() const {
                     "add layers so that a smaller top grid remains",
                     lx_at(T), ly_at(T), chi.back(), top_sites(), top_entries(*this),
                     top_entries(*this) * sizeof(double) / (1 << 30)));
+}
+
+std::vector<int> GridLattice::intermediate_alphabets() const {
+  std::vector<int> out;
+  for (int l = 0; l < depth(); ++l) out.push_back(intermediate_chi(l));
+  return out;
+}
+
+int GridLattice::max_alphabet() const {
+  int most = 0;
+  for (int c : chi) most = std::max(most, c);
+  for (int c : intermediate) most = std::max(most, c);
+  return most;
 }
 
 double GridLattice::table_bytes(bool tied) const {

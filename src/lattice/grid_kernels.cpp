@@ -1,198 +1,184 @@
-// 3 x 3 window descend of the grid MERA (grid_kernels.hpp, docs/design-grid.md §3): the
-// window tensor has nine places (place 3 dy + dx most significant first); a half-step
-// replaces the three places of one column or row by the 1D child of that line, gathering
-// each line's chi^3 coarse values into a contiguous vector for kernels::descend_pair and
-// scattering its child back. Ping-pong buffers hold the tensor between the steps; the
-// y half-step of a window is shared by its two x-parity siblings (docs/design-grid.md §3).
-// The adjoints walk the same LineStep bookkeeping backwards around kernels::ascend_pair,
-// recomputing a half-step's inner stages instead of keeping them per window.
+// 3 x 3 window descend of the grid MERA (grid_kernels.hpp, docs/design-grid.md §3): a
+// half-step replaces the three places of one column or row of the window tensor by the
+// 1D child of that line, in three line steps. Each line step is one matrix product: the
+// line's 1D window map as a dense matrix (built from the chain's kernels::descend_pair on
+// unit coarse windows) times the tensor, read with the line's places most significant
+// and written with them least significant. Three such steps move each group of three
+// places from the front to the back, so a half-step needs the tensor's places grouped by
+// the lines it refines: rows are the standard order (place 3 dy + dx), columns the
+// transposed one, and descend_columns transposes its input and output once. The y
+// half-step of a window is shared by its two x-parity siblings. The adjoints are the
+// same products transposed, and the table gradient goes back through the map: one
+// kernels::ascend_pair per unit coarse window.
 #include "cmera/grid_kernels.hpp"
 
 #include <omp.h>
 
+#include <Eigen/Dense>
+
 #include <algorithm>
 #include <array>
+
+#include "cmera/siteset.hpp"
 
 namespace cmera::grid {
 
 namespace {
 
-using Dims = std::array<int, 9>;
+using Matrix = Eigen::Map<Eigen::MatrixXd>;
+using ConstMatrix = Eigen::Map<const Eigen::MatrixXd>;
 
-std::array<std::size_t, 9> strides(const Dims& dims) {
-  std::array<std::size_t, 9> st{};
-  std::size_t s = 1;
-  for (int p = 8; p >= 0; --p) {
-    st[p] = s;
-    s *= static_cast<std::size_t>(dims[p]);
-  }
-  return st;
-}
+std::size_t cube(int n) { return static_cast<std::size_t>(n) * n * n; }
 
-// One refine_line step's index bookkeeping: the window's dims before and after
-// the three places `line` (alphabet K) become the 1D child (alphabet d), and
-// for spectator value o (the six other places, last fastest) the offsets of its
-// first entry in both tensors. Shared by the step and its adjoint so that both
-// walk the tensors identically.
-struct LineStep {
-  Dims dims, out_dims;
-  std::array<int, 3> line;
-  std::array<std::size_t, 9> in_st, out_st;
-  std::array<int, 6> others{};
-  std::size_t spectators = 1;
-  int K, d;
-
-  LineStep(const Dims& in, const std::array<int, 3>& places, int d_out)
-      : dims(in), out_dims(in), line(places), K(in[places[0]]), d(d_out) {
-    for (int p : line) out_dims[p] = d;
-    in_st = strides(dims);
-    out_st = strides(out_dims);
-    for (int p = 0, k = 0; p < 9; ++p)
-      if (p != line[0] && p != line[1] && p != line[2]) others[k++] = p;
-    for (int p : others) spectators *= static_cast<std::size_t>(dims[p]);
-  }
-  void bases(std::size_t o, std::size_t& base_in, std::size_t& base_out) const {
-    base_in = base_out = 0;
-    for (int k = 5; k >= 0; --k) {
-      const int p = others[k];
-      const std::size_t v = o % static_cast<std::size_t>(dims[p]);
-      o /= static_cast<std::size_t>(dims[p]);
-      base_in += v * in_st[p];
-      base_out += v * out_st[p];
+// The 3 x 3 window tensor with n values per place, its places transposed
+// (place 3 dy + dx <-> place 3 dx + dy): standard order <-> columns grouped. An
+// involution, so the same call goes both ways.
+void transpose_places(const double* in, int n, double* out) {
+  const std::size_t n3 = cube(n);
+  std::array<std::size_t, 9> weight{};  // of place p: n^(8 - p)
+  weight[8] = 1;
+  for (int p = 7; p >= 0; --p) weight[p] = weight[p + 1] * static_cast<std::size_t>(n);
+  // Row dy's digits (for dx = 0, 1, 2) land on places 3 dx + dy of the transposed index.
+  std::array<std::vector<std::size_t>, 3> spread;
+  for (int dy = 0; dy < 3; ++dy) {
+    spread[dy].resize(n3);
+    for (std::size_t v = 0; v < n3; ++v) {
+      std::size_t digits = v, at = 0;
+      for (int dx = 2; dx >= 0; --dx, digits /= static_cast<std::size_t>(n))
+        at += (digits % static_cast<std::size_t>(n)) * weight[3 * dx + dy];
+      spread[dy][v] = at;
     }
   }
-  // Copies the n^3 line values at `base` of a tensor with strides `st` to `to`
-  // (gather), or adds `to` back into it (scatter_add) / overwrites it
-  // (scatter).
-  void gather(const double* t, std::size_t base, const std::array<std::size_t, 9>& st, int n,
-              double* to) const {
-    for (int a = 0, i = 0; a < n; ++a)
-      for (int b = 0; b < n; ++b)
-        for (int c = 0; c < n; ++c, ++i)
-          to[i] = t[base + a * st[line[0]] + b * st[line[1]] + c * st[line[2]]];
-  }
-  template <bool kAdd>
-  void scatter(const double* from, std::size_t base, const std::array<std::size_t, 9>& st, int n,
-               double* t) const {
-    for (int a = 0, i = 0; a < n; ++a)
-      for (int b = 0; b < n; ++b)
-        for (int c = 0; c < n; ++c, ++i) {
-          double& x = t[base + a * st[line[0]] + b * st[line[1]] + c * st[line[2]]];
-          x = kAdd ? x + from[i] : from[i];
-        }
-  }
-};
-
-// out = in with places `line` (alphabet K) refined to the 1D child (alphabet d)
-// of the line whose cone tables are `tab`; `odd` picks the child
-// (docs/design.md §2).
-void refine_line(const LineStep& st, const kernels::ConeTables& tab, bool odd, const double* in,
-                 double* out, GridScratch& s) {
-  for (std::size_t o = 0; o < st.spectators; ++o) {
-    std::size_t base_in, base_out;
-    st.bases(o, base_in, base_out);
-    st.gather(in, base_in, st.in_st, st.K, s.gather.data());
-    kernels::descend_pair(st.d, st.K, tab, s.gather.data(), odd ? s.child.data() : nullptr,
-                          odd ? nullptr : s.child.data(), s.window);
-    ++s.kernel_calls;
-    st.scatter<false>(s.child.data(), base_out, st.out_st, st.d, out);
-  }
+  std::size_t i = 0;
+  for (std::size_t r0 = 0; r0 < n3; ++r0)
+    for (std::size_t r1 = 0; r1 < n3; ++r1) {
+      const std::size_t base = spread[0][r0] + spread[1][r1];
+      for (std::size_t r2 = 0; r2 < n3; ++r2) out[base + spread[2][r2]] = in[i++];
+    }
 }
 
-// Adjoint of refine_line: given g_out = dL/d(out), adds dL/d(in) to g_in and
-// dL/d(tables) to `grad`, spectator by spectator through kernels::ascend_pair.
-void refine_line_adjoint(const LineStep& st, const kernels::ConeTables& tab,
-                         const kernels::ConeGradients& grad, bool odd, const double* in,
-                         const double* g_out, double* g_in, GridScratch& s) {
-  for (std::size_t o = 0; o < st.spectators; ++o) {
-    std::size_t base_in, base_out;
-    st.bases(o, base_in, base_out);
-    st.gather(in, base_in, st.in_st, st.K, s.gather.data());
-    st.gather(g_out, base_out, st.out_st, st.d, s.child.data());
-    std::fill_n(s.g_gather.data(), s.gather.size(), 0.0);
-    kernels::ascend_pair(st.d, st.K, tab, s.gather.data(), odd ? s.child.data() : nullptr,
-                         odd ? nullptr : s.child.data(), s.g_gather.data(), grad, s.window);
-    ++s.kernel_calls;
-    st.scatter<true>(s.g_gather.data(), base_in, st.in_st, st.K, g_in);
-  }
-}
-
-// Step k (0..2) of a half-step: the window places it refines, the line and the
-// coarse window of that line it reads (docs/design-grid.md §2).
+// Step k (0..2) of a half-step: the line and the coarse window of that line it reads
+// (docs/design-grid.md §2).
 struct HalfStepLine {
-  std::array<int, 3> places;
   long line, c;
 };
 HalfStepLine half_step_line(const GridWindowCone& cone, bool columns, int k) {
-  if (columns)
-    return {
-        {window_place(k, 0), window_place(k, 1), window_place(k, 2)}, cone.column_line(k), cone.cy};
-  return {{window_place(0, k), window_place(1, k), window_place(2, k)}, cone.row_line(k), cone.cx};
+  if (columns) return {cone.column_line(k), cone.cy};
+  return {cone.row_line(k), cone.cx};
 }
 template <class Layer>
 auto& line_tables(Layer& t, bool columns, long line) {
   return columns ? t.y.line(line) : t.x.line(line);
 }
 
-// The dims of the three steps' inputs of a half-step (the window's alphabet per
-// place).
-std::array<LineStep, 3> half_step_plan(const GridLattice& g, int layer, const GridWindowCone& cone,
-                                       bool columns) {
-  const int d = columns ? g.intermediate_chi(layer) : g.chi[layer];
-  Dims dims;
-  dims.fill(columns ? g.chi[layer + 1] : g.intermediate_chi(layer));
-  const LineStep s0(dims, half_step_line(cone, columns, 0).places, d);
-  const LineStep s1(s0.out_dims, half_step_line(cone, columns, 1).places, d);
-  const LineStep s2(s1.out_dims, half_step_line(cone, columns, 2).places, d);
-  return {s0, s1, s2};
+// One half-step's alphabets: a on its input, b on its output. Step k reads a tensor
+// whose other six places are 3 (2 - k) of alphabet a and 3 k of alphabet b.
+struct HalfStepShape {
+  int a, b;
+  std::size_t spectators(int k) const {
+    std::size_t n = 1;
+    for (int i = 0; i < 2 - k; ++i) n *= cube(a);
+    for (int i = 0; i < k; ++i) n *= cube(b);
+    return n;
+  }
+};
+HalfStepShape half_step_shape(const GridLattice& g, int layer, bool columns) {
+  if (columns) return {g.chi[layer + 1], g.intermediate_chi(layer)};
+  return {g.intermediate_chi(layer), g.chi[layer]};
 }
 
-// Three refine_line steps of one half-step: the window's columns (y half-step,
-// into the intermediate alphabet) or its rows (x half-step, into chi_l); `out`
-// gets the result, the inputs of steps 1 and 2 are left in s.stage (the adjoint
-// reads them).
+// The 1D window map of step k's line as a dense matrix s.maps[k], column-major
+// [b^3 x a^3]: column r is the child of unit coarse window r (a^3 kernel calls; a step
+// has at least a^3 spectators, each of which would otherwise be one call).
+void line_map(const GridModel& m, int layer, const GridWindowCone& cone, bool columns, int k,
+              GridScratch& s) {
+  const HalfStepShape sh = half_step_shape(m.lattice, layer, columns);
+  const HalfStepLine h = half_step_line(cone, columns, k);
+  const kernels::ConeTables tab =
+      kernels::cone_tables(line_tables(m.layers[layer], columns, h.line), h.c);
+  const bool odd = columns ? cone.odd_y : cone.odd_x;
+  const std::size_t n_in = cube(sh.a), n_out = cube(sh.b);
+  double* unit = s.unit.data();
+  std::fill_n(unit, n_in, 0.0);
+  for (std::size_t r = 0; r < n_in; ++r) {
+    double* column = s.maps[k].data() + r * n_out;
+    unit[r] = 1.0;
+    kernels::descend_pair(sh.b, sh.a, tab, unit, odd ? column : nullptr, odd ? nullptr : column,
+                          s.window);
+    unit[r] = 0.0;
+    ++s.kernel_calls;
+  }
+}
+
+// Line step k: `in` read as [spectators x a^3] (line places most significant), `out`
+// written as [b^3 x spectators] (line places least significant): out = map in^T.
+void line_step(const HalfStepShape& sh, int k, const double* map, const double* in, double* out) {
+  const long n_in = static_cast<long>(cube(sh.a)), n_out = static_cast<long>(cube(sh.b)),
+             S = static_cast<long>(sh.spectators(k));
+  Matrix(out, n_out, S).noalias() =
+      ConstMatrix(map, n_out, n_in) * ConstMatrix(in, S, n_in).transpose();
+  work_count() += static_cast<std::uint64_t>(n_out * n_in * S);
+}
+
+// The three line steps of one half-step, `in` and `out` grouped by the half-step's lines
+// (rows: standard order; columns: transposed). The inputs of steps 1 and 2 stay in
+// s.stage and the maps in s.maps (the adjoint reads both).
 void half_step(const GridModel& m, int layer, const GridWindowCone& cone, bool columns,
                const double* in, double* out, GridScratch& s) {
-  const auto plan = half_step_plan(m.lattice, layer, cone, columns);
+  const HalfStepShape sh = half_step_shape(m.lattice, layer, columns);
   double* buf[2] = {s.stage.data(), s.stage.data() + s.stage.size() / 2};
   const double* cur = in;
   for (int k = 0; k < 3; ++k) {
-    const HalfStepLine h = half_step_line(cone, columns, k);
     double* next = k == 2 ? out : buf[k];
-    refine_line(plan[k], kernels::cone_tables(line_tables(m.layers[layer], columns, h.line), h.c),
-                columns ? cone.odd_y : cone.odd_x, cur, next, s);
+    line_map(m, layer, cone, columns, k, s);
+    line_step(sh, k, s.maps[k].data(), cur, next);
     cur = next;
   }
 }
 
-// Adjoint of half_step: recomputes the inputs of steps 1 and 2 (cheaper than
-// storing them per window), then runs the three adjoint steps backwards, adding
-// to g_in.
+// Adjoint of half_step: recomputes its maps and the inputs of steps 1 and 2 (cheaper than
+// storing them per window), then per step, backwards: dL/d(in) = g_out^T map (added to
+// g_in at step 0), dL/d(map) = g_out in, and the table gradient through the map, column r
+// of dL/d(map) being the adjoint of the child of unit coarse window r.
 void half_step_adjoint(const GridModel& m, int layer, const GridWindowCone& cone, bool columns,
                        const double* in, const double* g_out, double* g_in, GridLayerTables& grad,
                        GridScratch& s) {
-  const auto plan = half_step_plan(m.lattice, layer, cone, columns);
+  const HalfStepShape sh = half_step_shape(m.lattice, layer, columns);
   const std::size_t half = s.stage.size() / 2;
+  half_step(m, layer, cone, columns, in, s.spare.data(), s);
   const double* inputs[3] = {in, s.stage.data(), s.stage.data() + half};
-  for (int k = 0; k < 2; ++k) {
-    const HalfStepLine h = half_step_line(cone, columns, k);
-    refine_line(plan[k], kernels::cone_tables(line_tables(m.layers[layer], columns, h.line), h.c),
-                columns ? cone.odd_y : cone.odd_x, inputs[k], s.stage.data() + k * half, s);
-  }
-  double* gbuf[2] = {s.g_stage.data(), s.g_stage.data() + half};
+  double* g_inputs[3] = {g_in, s.g_stage.data(), s.g_stage.data() + half};
+  const long n_in = static_cast<long>(cube(sh.a)), n_out = static_cast<long>(cube(sh.b));
+  const bool odd = columns ? cone.odd_y : cone.odd_x;
   const double* g_cur = g_out;
   for (int k = 2; k >= 0; --k) {
+    const long S = static_cast<long>(sh.spectators(k));
+    const ConstMatrix map(s.maps[k].data(), n_out, n_in), step_in(inputs[k], S, n_in),
+        g_step_out(g_cur, n_out, S);
+    Matrix g_step_in(g_inputs[k], S, n_in), g_map(s.g_map.data(), n_out, n_in);
+    if (k > 0)
+      g_step_in.noalias() = g_step_out.transpose() * map;
+    else
+      g_step_in.noalias() += g_step_out.transpose() * map;
+    g_map.noalias() = g_step_out * step_in;
+    work_count() += 2 * static_cast<std::uint64_t>(n_out * n_in * S);
     const HalfStepLine h = half_step_line(cone, columns, k);
-    double* g_next = g_in;
-    if (k > 0) {
-      g_next = gbuf[k - 1];
-      std::fill_n(g_next, half, 0.0);
+    const kernels::ConeTables tab =
+        kernels::cone_tables(line_tables(m.layers[layer], columns, h.line), h.c);
+    const kernels::ConeGradients g_tab =
+        kernels::cone_gradients(line_tables(grad, columns, h.line), h.c);
+    double* unit = s.unit.data();
+    std::fill_n(unit, n_in, 0.0);
+    std::fill_n(s.g_unit.data(), n_in, 0.0);  // dL/d(unit window): not needed
+    for (long r = 0; r < n_in; ++r) {
+      const double* g_column = s.g_map.data() + r * n_out;
+      unit[r] = 1.0;
+      kernels::ascend_pair(sh.b, sh.a, tab, unit, odd ? g_column : nullptr,
+                           odd ? nullptr : g_column, s.g_unit.data(), g_tab, s.window);
+      unit[r] = 0.0;
+      ++s.kernel_calls;
     }
-    refine_line_adjoint(plan[k],
-                        kernels::cone_tables(line_tables(m.layers[layer], columns, h.line), h.c),
-                        kernels::cone_gradients(line_tables(grad, columns, h.line), h.c),
-                        columns ? cone.odd_y : cone.odd_x, inputs[k], g_cur, g_next, s);
-    g_cur = g_next;
+    g_cur = g_inputs[k];
   }
 }
 
@@ -220,19 +206,26 @@ std::size_t top_cell(const std::array<std::size_t, 9>& stride, int K, std::size_
 
 }  // namespace
 
-void GridScratch::reserve(int chi_max) {
+void GridScratch::reserve(const GridLattice& g) {
+  const int chi_max = g.max_alphabet();
+  const std::size_t window_size = grid_window_size(chi_max), line = cube(chi_max);
   window.reserve(chi_max, chi_max);
-  stage.assign(2 * grid_window_size(chi_max), 0.0);
+  stage.assign(2 * window_size, 0.0);
   g_stage.assign(stage.size(), 0.0);
-  mid.assign(grid_window_size(chi_max), 0.0);
-  gather.assign(static_cast<std::size_t>(chi_max) * chi_max * chi_max, 0.0);
-  g_gather.assign(gather.size(), 0.0);
-  child.assign(gather.size(), 0.0);
+  for (std::vector<double>* v : {&mid, &spare, &grouped_in, &grouped_out, &g_grouped_in})
+    v->assign(window_size, 0.0);
+  unit.assign(line, 0.0);
+  g_unit.assign(line, 0.0);
+  for (auto& map : maps) map.assign(line * line, 0.0);
+  g_map.assign(line * line, 0.0);
 }
 
 void descend_columns(const GridModel& m, int layer, long x, long y, const double* rho, double* mid,
                      GridScratch& s) {
-  half_step(m, layer, grid_window_cone(m.lattice, layer, x, y), true, rho, mid, s);
+  transpose_places(rho, m.lattice.chi[layer + 1], s.grouped_in.data());
+  half_step(m, layer, grid_window_cone(m.lattice, layer, x, y), true, s.grouped_in.data(),
+            s.grouped_out.data(), s);
+  transpose_places(s.grouped_out.data(), m.lattice.intermediate_chi(layer), mid);
 }
 
 void descend_rows(const GridModel& m, int layer, long x, long y, const double* mid, double* fine,
@@ -248,8 +241,15 @@ void descend_window(const GridModel& m, int layer, long x, long y, const double*
 
 void ascend_columns(const GridModel& m, int layer, long x, long y, const double* rho,
                     const double* g_mid, double* g_rho, GridLayerTables& grad, GridScratch& s) {
-  half_step_adjoint(m, layer, grid_window_cone(m.lattice, layer, x, y), true, rho, g_mid, g_rho,
-                    grad, s);
+  const int K = m.lattice.chi[layer + 1];
+  const std::size_t size = grid_window_size(K);
+  transpose_places(rho, K, s.grouped_in.data());
+  transpose_places(g_mid, m.lattice.intermediate_chi(layer), s.grouped_out.data());
+  std::fill_n(s.g_grouped_in.data(), size, 0.0);
+  half_step_adjoint(m, layer, grid_window_cone(m.lattice, layer, x, y), true, s.grouped_in.data(),
+                    s.grouped_out.data(), s.g_grouped_in.data(), grad, s);
+  transpose_places(s.g_grouped_in.data(), K, s.spare.data());
+  for (std::size_t i = 0; i < size; ++i) g_rho[i] += s.spare[i];
 }
 
 void ascend_rows(const GridModel& m, int layer, long x, long y, const double* mid,
@@ -300,9 +300,8 @@ void GridWindowMarginals::forward(const GridModel& m) {
     const long x = r.x[T].at(k % r.x[T].length), y = r.y[T].at(k / r.x[T].length);
     top_window(m, x, y, slot(T, x, y));
   }
-  const int chi_max = *std::max_element(g.chi.begin(), g.chi.end());
   std::vector<GridScratch> scratch(static_cast<std::size_t>(omp_get_max_threads()));
-  for (auto& s : scratch) s.reserve(chi_max);
+  for (auto& s : scratch) s.reserve(g);
   for (int l = T - 1; l >= 0; --l) {
     // One y half-step per intermediate window (columns cx .. cx+2, rows y .. y+2), shared
     // by the two fine windows x = 2 cx + 1 (odd) and 2 cx + 2 (even) hanging off it. The

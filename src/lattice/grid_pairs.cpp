@@ -10,6 +10,7 @@
 #include "cmera/grid_pairs.hpp"
 
 #include <algorithm>
+#include <array>
 #include <fmt/format.h>
 
 #include "cmera/error.hpp"
@@ -230,19 +231,18 @@ std::vector<double> transpose(const std::vector<double>& c, std::size_t rows) {
 // Entry of the marginal on `place` (window places, first most significant) that each
 // entry of a 3 x 3 window over alphabet K adds to.
 std::vector<std::size_t> window_entries(int K, const std::vector<int>& place) {
-  const std::size_t n = grid_window_size(K);
-  std::vector<std::size_t> to(n);
-  int digit[9];
-  for (std::size_t w = 0; w < n; ++w) {
-    std::size_t rest = w;
-    for (int p = 8; p >= 0; --p) {
-      digit[p] = static_cast<int>(rest % K);
-      rest /= K;
-    }
-    std::size_t o = 0;
-    for (int p : place) o = o * K + digit[p];
-    to[w] = o;
-  }
+  // Weight of each window place in the set's index (0 for places outside the set); the
+  // table is built place by place, most significant first, extending every prefix by its
+  // K digits in place (backwards, so no prefix is overwritten before it is read).
+  std::array<std::size_t, 9> weight{};
+  std::size_t w = 1;
+  for (std::size_t i = place.size(); i-- > 0; w *= static_cast<std::size_t>(K))
+    weight[static_cast<std::size_t>(place[i])] = w;
+  std::vector<std::size_t> to(grid_window_size(K), 0);
+  std::size_t filled = 1;
+  for (int p = 0; p < 9; ++p, filled *= static_cast<std::size_t>(K))
+    for (std::size_t i = filled; i-- > 0;)
+      for (int a = K - 1; a >= 0; --a) to[i * K + a] = to[i] + a * weight[p];
   return to;
 }
 

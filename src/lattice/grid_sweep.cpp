@@ -103,11 +103,10 @@ GridSweep::GridSweep(const GridLattice& g, const GridRegion& region)
     : lattice_(g), region_(region), rho_(g, region) {}
 
 void GridSweep::ensure_workers() {
-  const int chi_max = *std::max_element(lattice_.chi.begin(), lattice_.chi.end());
   while (workers_.size() < static_cast<std::size_t>(omp_get_max_threads())) {
     workers_.emplace_back();
-    workers_.back().s.reserve(chi_max);
-    workers_.back().g_mid.assign(grid_window_size(chi_max), 0.0);
+    workers_.back().s.reserve(lattice_);
+    workers_.back().g_mid.assign(grid_window_size(lattice_.max_alphabet()), 0.0);
   }
 }
 

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <omp.h>
 #include <functional>
 #include <optional>
 
@@ -305,6 +306,10 @@ Geometry checked_geometry(const Comm& comm, const Config& cfg, const DatasetRead
     throw Error(fmt::format("{} (dataset {} has N = {} sites)", e.what(), cfg.data_path, g.sites));
   }
   data.require_alphabet(g.chi[0]);
+  if (!cfg.intermediate_chi.empty())
+    throw Error(fmt::format("model.intermediate_chi applies to grids only; dataset {} is a chain "
+                            "of N = {} sites",
+                            cfg.data_path, g.sites));
   if (comm.size() > g.sites)
     throw Error(fmt::format("{} MPI ranks for a lattice of {} sites: use at most {} ranks",
                             comm.size(), g.sites, g.sites));
@@ -510,7 +515,7 @@ void run_main_phase(Session& s, TrainingProblem& prob, Candidate& best, int chos
 // The grid of a [S, Ly, Lx] dataset, refused before any work when the model does not fit
 // it (docs/design-grid.md §1) or the node's memory.
 GridLattice checked_lattice(const Comm& comm, const Config& cfg, const DatasetReader& data) {
-  const GridLattice g{data.shape().lx(), data.shape().ly(), cfg.chi};
+  const GridLattice g{data.shape().lx(), data.shape().ly(), cfg.chi, cfg.intermediate_chi};
   try {
     g.validate();
   } catch (const Error& e) {
@@ -520,14 +525,18 @@ GridLattice checked_lattice(const Comm& comm, const Config& cfg, const DatasetRe
   data.require_alphabet(g.chi[0]);
   // Tables, gradient (twice: grid and chain view), optimizer state, the best candidate;
   // and the sweep's window marginals of every layer with their gradients, and the
-  // histograms (8 chi_l^9 bytes per site of each layer, docs/design-grid.md §4).
-  constexpr double kTableCopies = 10;
+  // histograms (8 chi_l^9 bytes per site of each layer, docs/design-grid.md §4); and each
+  // thread's kernel scratch, ten 3 x 3 tensors over the largest alphabet (grid_kernels.hpp),
+  // which an intermediate alphabet can make the largest item.
+  constexpr double kTableCopies = 10, kScratchTensors = 10;
   double windows = static_cast<double>(g.sites_at(0)) * std::pow(g.chi[0], 9.0);
   for (int l = 0; l <= g.depth(); ++l)
     windows += 2 * static_cast<double>(g.sites_at(l)) * std::pow(g.chi[l], 9.0);
+  windows += kScratchTensors * omp_get_max_threads() * std::pow(g.max_alphabet(), 9.0);
   require_memory(comm, kTableCopies * g.table_bytes(cfg.tied) + 8 * windows,
-                 fmt::format("model.chi = [{}] on a {} x {} grid", fmt::join(g.chi, ", "), g.lx, g.ly),
-                 "for its tables, window marginals, gradient and optimizer state");
+                 fmt::format("model.chi = [{}], intermediate [{}] on a {} x {} grid",
+                             fmt::join(g.chi, ", "), fmt::join(g.intermediate_alphabets(), ", "), g.lx, g.ly),
+                 "for its tables, window marginals, kernel scratch, gradient and optimizer state");
   return g;
 }
 

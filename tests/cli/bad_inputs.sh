@@ -107,6 +107,10 @@ cases=(
   "grid_model_chain_data|2|2|d.h5: /configs is [400, 16] (samples, then one sample's shape), the model's grid needs [samples, Ly, Lx] = [400, 6, 6]|a grid model evaluated on a chain dataset"
   "grid_pair_distance|2|2|objective.pair_distances: distance 8 is outside 1..3 (half the 6 x 6 grid's longer side)|a grid pair distance beyond half the grid"
   "grid_pair_stride|2|2|objective.pair_stride = 7 is larger than the 6 x 6 grid's shorter side; use 1..6, or 0 for automatic|a grid pair stride beyond the grid's side"
+  "grid_intermediate_steps|2|2|model.intermediate_chi has 2 entries, more than the 1 steps of a depth-1 model (dataset $W/gridd.h5 is a 6 x 6 grid, Lx x Ly)|more intermediate alphabets than the grid has steps"
+  "grid_intermediate_too_large|2|2|model.chi = [2, 2], intermediate [40] on a 6 x 6 grid needs about|an intermediate alphabet whose kernel scratch exceeds the node's memory"
+  "chain_intermediate|2|2|model.intermediate_chi applies to grids only; dataset|an intermediate alphabet for a chain"
+  "grid_model_bad_intermediate|2|2|/model attribute intermediate_chi has 2 entries, expected depth = 1|a grid model whose intermediate alphabets do not match its depth"
   "data_dtype|1 2 3|2|$W/float.h5: /configs is float64 [40, 16] (rank 2), expected uint8 [samples, sites]|/configs not uint8"
   "data_alphabet|1 2 3|2|$W/values.h5: /configs[3, 5] = 7 is outside the alphabet 0..1|value outside the alphabet"
   "data_alphabet_attr|1 2 3|2|$W/attr.h5: alphabet attribute is 3 but model.chi[0] = 2|alphabet attribute differs from chi[0]"
@@ -226,6 +230,12 @@ case_grid_model_chain_data() { mpi eval "$W/gout/model.h5" --data "$W/d.h5"; }
 grid_train() { mpi train "$W/good.toml" -P data.path="$W/gridd.h5" -P model.chi=[2,2] -P output.dir="$W/gout3" "$@"; }
 case_grid_pair_distance() { grid_train -P objective.pair_distances=[2,8]; }
 case_grid_pair_stride() { grid_train -P objective.pair_stride=7; }
+case_grid_intermediate_steps() { grid_train -P model.intermediate_chi=[3,3]; }
+case_grid_intermediate_too_large() { grid_train -P model.intermediate_chi=[40]; }
+case_chain_intermediate() { mpi train "$W/good.toml" -P model.intermediate_chi=[3] -P output.dir="$W/cint"; }
+case_grid_model_bad_intermediate() {
+  h5edit "$W/gout/model.h5" "$W/grid-mid.h5" 'f["model"].attrs["intermediate_chi"] = np.array([3, 3], np.int32)'
+  mpi sample "$W/grid-mid.h5" --count 5 --output "$W/gs.h5"; }
 case_data_dtype() { dataset_py "$W/float.h5" 'np.zeros((40, 16))'; train_data "$W/float.h5"; }
 case_data_alphabet() {  # found by the statistics pass, after the outputs are checked: a fresh output.dir
   dataset_py "$W/values.h5" 'np.where(np.arange(40 * 16).reshape(40, 16) == 3 * 16 + 5, 7, 0).astype(np.uint8)'

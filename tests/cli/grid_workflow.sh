@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A grid model through the commands (docs/design-grid.md §5, README "Grid models"): train
-# on an [S, Ly, Lx] dataset (windows and pair terms), `info` on the model, `sample` at 1 and 2 ranks (the same
+# on an [S, Ly, Lx] dataset (windows and pair terms, intermediate alphabet 3), `info` on the model, `sample` at 1 and 2 ranks (the same
 # /configs [S, Ly, Lx] bitwise: sample k has its own stream), and a run stopped at
 # iteration 4 and continued with --restart latest writing the same model.h5 tables,
 # bitwise, as the uninterrupted run (same rank count). Checks numbers in the files with
@@ -21,6 +21,7 @@ config() {  # config OUTPUT_DIR
 path = "$W/d.h5"
 [model]
 chi = [2, 2]
+intermediate_chi = [3]
 tied = false
 [train]
 iterations = 6
@@ -42,7 +43,7 @@ grep -q "pair terms: 288 along x and y (distance r from sites every max(1, r/2) 
 
 # info names the lattice
 run 1 info "$W/whole/model.h5" > "$W/info.txt"
-grep -q "model       grid Lx x Ly = 8 x 8, depth 1, chi = \[2, 2\], untied, tables" "$W/info.txt" ||
+grep -q "model       grid Lx x Ly = 8 x 8, depth 1, chi = \[2, 2\], intermediate_chi = \[3\], untied, tables" "$W/info.txt" ||
   { cat "$W/info.txt"; fail "info does not show the grid"; }
 
 # stop after 4 iterations (train.iterations = 4), continue to 6: the same tables
@@ -63,12 +64,16 @@ def tables(path):
     with h5py.File(path) as f:
         f["model"].visititems(lambda n, o: out.__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
         assert f["model"].attrs["lattice"] == b"grid" and int(f["model"].attrs["lx"]) == 8
+        assert list(f["model"].attrs["intermediate_chi"]) == [3]
         hist = f["history/objective"][...]
     return out, hist
 a, ha = tables(f"{w}/whole/model.h5")
 b, hb = tables(f"{w}/parts/model.h5")
 assert sorted(a) == sorted(b) and len(a) == 5, sorted(a)
-assert a["layer_0/y/isometry"].shape == (4, 4, 2, 2, 2), a["layer_0/y/isometry"].shape
+# intermediate alphabet 3: y maps 2 -> 3, x maps 3 -> 2
+assert a["layer_0/y/isometry"].shape == (4, 4, 2, 3, 3), a["layer_0/y/isometry"].shape
+assert a["layer_0/y/disentangler"].shape == (4, 4, 3, 3, 3, 3)
+assert a["layer_0/x/isometry"].shape == (8, 4, 3, 2, 2)
 assert a["layer_0/x/disentangler"].shape == (8, 4, 2, 2, 2, 2)
 assert a["top"].shape == (2,) * 16
 for k in a:
