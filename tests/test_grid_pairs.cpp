@@ -307,7 +307,7 @@ TEST(GridPairs, BackwardEqualsFiniteDifferences) {
 // return). With every site for every r, an iteration on 32 x 32 took about 50 s against
 // under 1 s for the windows (distance 16 alone: 47 s). The bound was 3 until the windows'
 // line steps became matrix products (docs/design-grid.md §3), which halved the windows'
-// count and left the pairs' unchanged: today 2.3 (32 x 32) and 3.01 (64 x 64), so the
+// count and left the pairs' unchanged: today 2.4 (32 x 32) and 3.19 (64 x 64), so the
 // issue's goal of pairs within 3x the windows is not met at L = 64. 3.5 still fails any
 // return of the cliff (57-264x).
 TEST(GridPairs, OperationCountStaysNearTheWindows) {

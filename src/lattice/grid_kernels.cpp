@@ -122,7 +122,9 @@ void line_step(const HalfStepShape& sh, int k, const double* map, const double* 
 
 // The three line steps of one half-step, `in` and `out` grouped by the half-step's lines
 // (rows: standard order; columns: transposed). The inputs of steps 1 and 2 stay in
-// s.stage and the maps in s.maps (the adjoint reads both).
+// s.stage and the maps in s.maps (the adjoint reads both). A null `out` (the adjoint's
+// recomputation) builds all three maps but skips the last product, whose result only the
+// forward needs.
 void half_step(const GridModel& m, int layer, const GridWindowCone& cone, bool columns,
                const double* in, double* out, GridScratch& s) {
   const HalfStepShape sh = half_step_shape(m.lattice, layer, columns);
@@ -131,7 +133,7 @@ void half_step(const GridModel& m, int layer, const GridWindowCone& cone, bool c
   for (int k = 0; k < 3; ++k) {
     double* next = k == 2 ? out : buf[k];
     line_map(m, layer, cone, columns, k, s);
-    line_step(sh, k, s.maps[k].data(), cur, next);
+    if (next != nullptr) line_step(sh, k, s.maps[k].data(), cur, next);
     cur = next;
   }
 }
@@ -145,7 +147,7 @@ void half_step_adjoint(const GridModel& m, int layer, const GridWindowCone& cone
                        GridScratch& s) {
   const HalfStepShape sh = half_step_shape(m.lattice, layer, columns);
   const std::size_t half = s.stage.size() / 2;
-  half_step(m, layer, cone, columns, in, s.spare.data(), s);
+  half_step(m, layer, cone, columns, in, nullptr, s);
   const double* inputs[3] = {in, s.stage.data(), s.stage.data() + half};
   double* g_inputs[3] = {g_in, s.g_stage.data(), s.g_stage.data() + half};
   const long n_in = static_cast<long>(cube(sh.a)), n_out = static_cast<long>(cube(sh.b));
