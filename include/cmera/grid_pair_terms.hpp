@@ -6,6 +6,12 @@
 // window adjoints join the window sweep's reverse pass (GridSweep::gradient's `extra`).
 // Windows fix the 3 x 3 structure only; these terms pin C(r) at every scale on both axes.
 //
+// The log-likelihood runs each pair's reverse pass right after its forward, while the
+// pair's tape is at hand, and keeps the summed adjoints for gradient(): a separate reverse
+// pass would recompute every pair's forward (a third of the cost) or store every tape; the
+// price is one unused reverse pass when a caller asks for no gradient (the last
+// evaluation of a training run).
+//
 // Trade-off: pairs run one at a time, each from the window (or top) where its two sites'
 // cones first fit, without sharing work between pairs of one translation class: simple
 // and exact at any rank count, at the price of a per-pair cost that grows steeply with r
@@ -24,6 +30,7 @@
 #include "cmera/comm.hpp"
 #include "cmera/grid.hpp"
 #include "cmera/grid_kernels.hpp"
+#include "cmera/grid_pairs.hpp"
 
 namespace cmera {
 class DatasetReader;
@@ -77,16 +84,16 @@ class GridPairTerms {
   bool empty() const { return pairs_.empty(); }
   std::size_t size() const { return pairs_.size(); }
   // Sum over pairs of weight * sum_x q log p, p from `windows` (which must hold every
-  // window a pair starts from; GridSweep over a padded region does).
+  // window a pair starts from; GridSweep over a padded region does), and its adjoints.
   double log_likelihood(const GridModel& m, const GridWindowMarginals& windows);
   // For the model and windows of the last log_likelihood(): adds the table gradient of the
   // value above to grad (lines and top) and the window adjoints to `windows_adjoint`.
   void gradient(const GridModel& m, const GridWindowMarginals& windows, GridModel& grad,
-                WindowAdjoints& windows_adjoint);
+                WindowAdjoints& windows_adjoint) const;
 
  private:
   std::vector<GridPair> pairs_;
-  std::vector<std::vector<double>> p_;  // joints of the last log_likelihood()
+  PairAdjoints adjoints_;  // of the last log_likelihood()
 };
 
 }  // namespace cmera::grid

@@ -22,9 +22,12 @@
 // record its steps on a tape and run them backwards, leaving the adjoints of the windows,
 // the top and each line conditional; add_table_gradient turns the conditionals' adjoints
 // into W/U gradients through the same general cone (ConePlan::backward_local) that built
-// them. The tape holds one pair's intermediate joints only: memory stays at a few dense
-// joints, at the price of recomputing the pair's forward in the reverse pass.
+// them, and the top marginals' adjoints into the top's gradient, one pass over the table
+// per set of top sites. The tape holds one pair's intermediate joints only: memory stays
+// at a few dense joints, and g_of_p lets the caller run the reverse pass right after the
+// forward (GridPairTerms does), so nothing is recomputed.
 #pragma once
+#include <functional>
 #include <map>
 #include <tuple>
 #include <utility>
@@ -51,11 +54,14 @@ struct SetJoint {
 
 // Derivatives of a scalar with respect to what pair joints are computed from, summed over
 // pairs: window marginals by (layer, corner x, corner y) as stored (wrapped corners), the
-// top table, and line conditionals by the key GridSetMarginals caches them under.
+// top table's marginals by their top sites (in the marginal's order), and line
+// conditionals by the key GridSetMarginals caches them under. The top table enters
+// through its marginals because many pairs start from the marginal on one set: a pass over
+// the table per distinct set, not per pair (the table has up to 2^24 entries).
 struct PairAdjoints {
   using LineKey = std::tuple<int, int, long, std::vector<long>>;  // layer, direction, line, fine
   WindowAdjoints windows;
-  std::vector<double> top;  // empty until some pair starts from the top
+  std::map<std::vector<long>, std::vector<double>> top_marginals;
   std::map<LineKey, std::vector<double>> conditionals;
   // this += other, entry by entry (fixed order for a fixed `other`).
   void add(const PairAdjoints& other);
@@ -83,10 +89,14 @@ class GridSetMarginals {
   double product_sum(long dx, long dy, const std::vector<double>& f);
 
   // Reverse mode of pair(): adds to `adj` the derivatives of sum_k g[k] p[k], p =
-  // pair(x, y, dx, dy), which it returns.
-  std::vector<double> pair_backward(long x, long y, long dx, long dy,
-                                    const std::vector<double>& g, PairAdjoints& adj);
-  // Adds to grad (zeros_like shape) the W/U gradient of the line conditionals' adjoints.
+  // pair(x, y, dx, dy), which it returns, g = g_of_p(p) (so a caller can take the
+  // derivative of a function of p in the same pass).
+  std::vector<double> pair_backward(
+      long x, long y, long dx, long dy,
+      const std::function<std::vector<double>(const std::vector<double>&)>& g_of_p,
+      PairAdjoints& adj);
+  // Adds to grad (zeros_like shape) the gradient of the tables that `adj` reaches: W and U
+  // through the line conditionals' adjoints, the top through its marginals' adjoints.
   void add_table_gradient(const PairAdjoints& adj, GridModel& grad);
 
   // Joint of any set of distinct sites of `layer`, in the given order (each site's
@@ -105,6 +115,10 @@ class GridSetMarginals {
   SetJoint from_window(int layer, const double* rho, long wx, long wy,
                        const std::vector<GridSite>& set);
   SetJoint from_top(const std::vector<GridSite>& set, const std::vector<double>& top);
+  // The marginal of `top` (m_.top or top_sum()) on `sites`, cached: pairs that reach the
+  // top share a few sets.
+  const std::vector<double>& top_marginal(const std::vector<double>& top,
+                                          const std::vector<long>& sites);
   const std::vector<double>& top_sum();
   const std::vector<double>& window_sum(int layer);
   SetJoint descend(int layer, const SetJoint& coarse, const std::vector<GridSite>& set);
@@ -156,11 +170,13 @@ class GridSetMarginals {
   const GridWindowMarginals& windows_;
   std::vector<std::vector<double>> window_sums_;  // tied: per layer, sum of all windows
   std::vector<double> top_sum_;  // tied: sum of the top table over its translations
+  std::map<std::pair<const double*, std::vector<long>>, std::vector<double>> top_marginals_;
   std::map<std::tuple<int, int, long>, Model> lines_;  // one-layer chain per line
   std::map<PairAdjoints::LineKey, std::vector<double>> conditionals_;
   bool recording_ = false;
   std::vector<TapeOp> tape_;  // one pair's steps, in forward order
   std::vector<SetJoint> values_;  // their results (values_[k] from tape_[k])
+  std::vector<double> scratch_[2];  // a line step's joint gathered as a matrix, and its adjoint
 };
 
 // Exact C(k) = (1/N) sum_i <s_i s_{i + k (dx, dy)}> for k = 1..max_steps, s = 2x - 1 for a

@@ -184,26 +184,13 @@ void half_step_adjoint(const GridModel& m, int layer, const GridWindowCone& cone
   }
 }
 
-// Stride in the top table of each place of the top window with corner (x, y)
-// (site 0 most significant).
-std::array<std::size_t, 9> top_strides(const GridLattice& g, long x, long y) {
-  const int T = g.depth(), K = g.chi[T];
-  const long n = g.top_sites();
-  std::array<std::size_t, 9> stride{};
+// The top sites of the top window with corner (x, y), in window-place order (place 0 most
+// significant in the window's index, as table_marginal orders its sites).
+std::vector<long> top_window_sites(const GridLattice& g, long x, long y) {
+  std::vector<long> sites(9);
   for (int dy = 0; dy < 3; ++dy)
-    for (int dx = 0; dx < 3; ++dx) {
-      std::size_t st = 1;
-      for (long i = g.site(T, x + dx, y + dy) + 1; i < n; ++i) st *= static_cast<std::size_t>(K);
-      stride[window_place(dx, dy)] = st;
-    }
-  return stride;
-}
-
-// Window cell of top-table entry `flat`.
-std::size_t top_cell(const std::array<std::size_t, 9>& stride, int K, std::size_t flat) {
-  std::size_t w = 0;
-  for (int p = 0; p < 9; ++p) w = w * K + (flat / stride[p]) % K;
-  return w;
+    for (int dx = 0; dx < 3; ++dx) sites[window_place(dx, dy)] = g.site(g.depth(), x + dx, y + dy);
+  return sites;
 }
 
 }  // namespace
@@ -261,18 +248,13 @@ void ascend_rows(const GridModel& m, int layer, long x, long y, const double* mi
 }
 
 void top_window(const GridModel& m, long x, long y, double* rho) {
-  const int K = m.lattice.chi[m.depth()];
-  const auto stride = top_strides(m.lattice, x, y);
-  std::fill_n(rho, grid_window_size(K), 0.0);
-  for (std::size_t flat = 0; flat < m.top.size(); ++flat)
-    rho[top_cell(stride, K, flat)] += m.top[flat];
+  const GridLattice& g = m.lattice;
+  table_marginal(g.chi[g.depth()], g.top_sites(), top_window_sites(g, x, y), m.top.data(), rho);
 }
 
 void top_window_adjoint(const GridLattice& g, long x, long y, const double* g_rho, double* g_top) {
-  const int K = g.chi[g.depth()];
-  const auto stride = top_strides(g, x, y);
-  const std::size_t n = g.top_size();
-  for (std::size_t flat = 0; flat < n; ++flat) g_top[flat] += g_rho[top_cell(stride, K, flat)];
+  table_marginal_adjoint(g.chi[g.depth()], g.top_sites(), top_window_sites(g, x, y), g_rho, g_top,
+                         0, g.top_size());
 }
 
 GridWindowMarginals::GridWindowMarginals(const GridLattice& g)

@@ -5,9 +5,13 @@
 // general cone of one line (ConePlan on a one-layer chain) evaluated on unit vectors, so
 // no second copy of the 1D contraction exists here. The reverse mode for the pair terms
 // (docs/design-grid.md §7) records the same steps on a tape while pair_backward runs
-// pair(), and each step has its adjoint beside it (apply_line / apply_line_adjoint share
-// one odometer, as do project and its adjoint).
+// pair(), and each step has its adjoint beside it (apply_line / apply_line_adjoint read the
+// joint as one matrix, as_line_matrix; project and its adjoint share one odometer). A line
+// step is a dense matrix product: the joint's consumed labels are ordered to lead, so most
+// steps read the joint where it lies.
 #include "cmera/grid_pairs.hpp"
+
+#include <Eigen/Dense>
 
 #include <algorithm>
 #include <array>
@@ -75,8 +79,11 @@ struct BlockWalk {
   BlockWalk(const SetJoint& joint, const std::vector<std::size_t>& stride_a,
             const std::vector<std::size_t>& stride_b)
       : j(joint), sa(stride_a), sb(stride_b), inner(joint.labels.size()) {
+    // Tabulating a block costs one odometer step per entry, and so does stepping to the
+    // next block: blocks near the square root of the joint's size take the fewest steps.
     const std::size_t n = inner;
-    while (inner > 0 && block * static_cast<std::size_t>(j.dims[inner - 1]) <= kBlock)
+    const auto fits = [&](std::size_t b) { return b <= kBlock && b * b <= j.p.size(); };
+    while (inner > 0 && fits(block * static_cast<std::size_t>(j.dims[inner - 1])))
       block *= static_cast<std::size_t>(j.dims[--inner]);
     offset_a.resize(block);
     offset_b.resize(block);
@@ -120,80 +127,96 @@ void odometer(const SetJoint& j, const std::vector<std::size_t>& sa,
 }
 
 // One line step's index maps over j: q indexes the consumed labels (in the given order),
-// k the kept ones (j's other labels, in j's order).
+// k the kept ones (j's other labels, in j's order). `leading`: the consumed labels are j's
+// first ones, in order, so entry i of j is q * (kept states) + k already.
 struct LineIndex {
   std::vector<std::size_t> qstride, kstride;
   std::vector<long> kept_labels;
   std::vector<int> kept_dims;
   std::size_t kept = 1;
+  bool leading = true;
 };
 
 LineIndex line_index(const SetJoint& j, const std::vector<long>& consumed) {
   const int n = static_cast<int>(j.labels.size());
-  LineIndex ix{std::vector<std::size_t>(n, 0), std::vector<std::size_t>(n, 0), {}, {}, 1};
+  LineIndex ix{std::vector<std::size_t>(n, 0), std::vector<std::size_t>(n, 0), {}, {}, 1, true};
   std::size_t st = 1;
   for (std::size_t k = consumed.size(); k-- > 0;) {
     const auto at = std::find(j.labels.begin(), j.labels.end(), consumed[k]) - j.labels.begin();
     ix.qstride[at] = st;
     st *= static_cast<std::size_t>(j.dims[at]);
+    ix.leading = ix.leading && static_cast<std::size_t>(at) == k;
   }
   const auto is_consumed = [&](long label) {
     return std::find(consumed.begin(), consumed.end(), label) != consumed.end();
   };
   for (int i = n - 1; i >= 0; --i)
     if (!is_consumed(j.labels[i])) {
+      ix.kept_labels.insert(ix.kept_labels.begin(), j.labels[i]);
+      ix.kept_dims.insert(ix.kept_dims.begin(), j.dims[i]);
       ix.kstride[i] = ix.kept;
       ix.kept *= static_cast<std::size_t>(j.dims[i]);
-    }
-  for (int i = 0; i < n; ++i)
-    if (!is_consumed(j.labels[i])) {
-      ix.kept_labels.push_back(j.labels[i]);
-      ix.kept_dims.push_back(j.dims[i]);
     }
   return ix;
 }
 
+using Matrix = Eigen::Map<Eigen::MatrixXd>;
+using ConstMatrix = Eigen::Map<const Eigen::MatrixXd>;
+
+// j's entries as the column-major matrix J[k, q] (kept states x consumed states): j.p
+// itself when the consumed labels lead, else gathered into `buf`.
+const double* as_line_matrix(const SetJoint& j, const LineIndex& ix, std::vector<double>& buf) {
+  if (ix.leading) return j.p.data();
+  buf.resize(j.p.size());
+  odometer(j, ix.qstride, ix.kstride,
+           [&](std::size_t i, std::size_t q, std::size_t k) { buf[q * ix.kept + k] = j.p[i]; });
+  return buf.data();
+}
+
 // Sums `consumed` (labels of j) out against cond[consumed values][produced values] and
-// appends `produced` (alphabet d): one line's conditional applied to a joint.
+// appends `produced` (alphabet d): one line's conditional applied to a joint, as the
+// product out[x, k] = sum_q C[x, q] J[k, q] (C = cond column-major [np x nq]), one dense
+// product instead of a short loop per entry of j. The produced labels go last, so when
+// the next step consumes labels that follow this step's in j, they lead the result and
+// need no gather (GridSetMarginals::descend orders a half-step's labels so).
 SetJoint apply_line(const SetJoint& j, const std::vector<long>& consumed,
-                    const std::vector<long>& produced, int d, const std::vector<double>& cond) {
+                    const std::vector<long>& produced, int d, const std::vector<double>& cond,
+                    std::vector<double>& buf) {
   const LineIndex ix = line_index(j, consumed);
   SetJoint out{ix.kept_labels, ix.kept_dims, {}};
-  for (long v : produced) {
-    out.labels.push_back(v);
-    out.dims.push_back(d);
-  }
-  const std::size_t np = power(d, produced.size());
-  out.p.assign(ix.kept * np, 0.0);
-  odometer(j, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
-    const double w = j.p[i];
-    if (w == 0.0) return;
-    const double* c = cond.data() + q * np;
-    double* o = out.p.data() + k * np;
-    for (std::size_t x = 0; x < np; ++x) o[x] += w * c[x];
-  });
-  work_count() += j.p.size() * np;
+  out.labels.insert(out.labels.end(), produced.begin(), produced.end());
+  out.dims.insert(out.dims.end(), produced.size(), d);
+  const auto kept = static_cast<long>(ix.kept), nq = static_cast<long>(j.p.size()) / kept,
+             np = static_cast<long>(power(d, produced.size()));
+  out.p.resize(static_cast<std::size_t>(kept * np));
+  Matrix(out.p.data(), np, kept).noalias() =
+      ConstMatrix(cond.data(), np, nq) * ConstMatrix(as_line_matrix(j, ix, buf), kept, nq).transpose();
+  work_count() += j.p.size() * static_cast<std::size_t>(np);
   return out;
 }
 
-// The adjoint of apply_line: given g_out = dL/d(out), adds dL/dj to g_j and dL/dcond to
-// g_cond (np = the produced values per consumed state).
+// The adjoint of apply_line: given g_out = dL/d(out) (G_out[x, k]), adds dL/dj = G_out^T C
+// to g_j and dL/dcond = G_out J to g_cond (np = the produced values per consumed state).
 void apply_line_adjoint(const SetJoint& j, const std::vector<long>& consumed, std::size_t np,
                         const std::vector<double>& cond, const std::vector<double>& g_out,
-                        std::vector<double>& g_j, std::vector<double>& g_cond) {
+                        std::vector<double>& g_j, std::vector<double>& g_cond,
+                        std::vector<double> (&buf)[2]) {
   const LineIndex ix = line_index(j, consumed);
-  odometer(j, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
-    const double* c = cond.data() + q * np;
-    const double* go = g_out.data() + k * np;
-    double* gc = g_cond.data() + q * np;
-    const double w = j.p[i];
-    double s = 0;
-    for (std::size_t x = 0; x < np; ++x) {
-      s += go[x] * c[x];
-      gc[x] += w * go[x];
-    }
-    g_j[i] += s;
-  });
+  const auto kept = static_cast<long>(ix.kept), nq = static_cast<long>(j.p.size()) / kept,
+             n_p = static_cast<long>(np);
+  const ConstMatrix g_step_out(g_out.data(), n_p, kept);
+  Matrix(g_cond.data(), n_p, nq).noalias() +=
+      g_step_out * ConstMatrix(as_line_matrix(j, ix, buf[0]), kept, nq);
+  const auto g_in = g_step_out.transpose() * ConstMatrix(cond.data(), n_p, nq);
+  if (ix.leading) {
+    Matrix(g_j.data(), kept, nq) += g_in;
+  } else {
+    buf[1].resize(j.p.size());
+    Matrix(buf[1].data(), kept, nq).noalias() = g_in;
+    odometer(j, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
+      g_j[i] += buf[1][q * ix.kept + k];
+    });
+  }
   work_count() += 2 * j.p.size() * np;
 }
 
@@ -377,12 +400,22 @@ SetJoint GridSetMarginals::from_top(const std::vector<GridSite>& set,
                                     const std::vector<double>& top) {
   const GridLattice& g = m_.lattice;
   const int K = g.chi[g.depth()];
-  SetJoint j{labels_of(set), std::vector<int>(set.size(), K), {}};
-  j.p.assign(power(K, set.size()), 0.0);
-  table_marginal(K, g.top_sites(), top_sites_of(set), top.data(), j.p.data());
+  SetJoint j{labels_of(set), std::vector<int>(set.size(), K), top_marginal(top, top_sites_of(set))};
   TapeOp op{TapeOp::Kind::kTop};
   op.set = set;
   return record(std::move(j), std::move(op));
+}
+
+const std::vector<double>& GridSetMarginals::top_marginal(const std::vector<double>& top,
+                                                          const std::vector<long>& sites) {
+  auto key = std::make_pair(top.data(), sites);
+  auto hit = top_marginals_.find(key);
+  if (hit != top_marginals_.end()) return hit->second;
+  const GridLattice& g = m_.lattice;
+  const int K = g.chi[g.depth()];
+  std::vector<double> p(power(K, sites.size()));
+  table_marginal(K, g.top_sites(), sites, top.data(), p.data());
+  return top_marginals_.emplace(std::move(key), std::move(p)).first->second;
 }
 
 // Sum of the top table over every translation of the top grid: the marginal of a set on
@@ -478,6 +511,10 @@ void GridSetMarginals::add_table_gradient(const PairAdjoints& adj, GridModel& gr
     for (std::size_t k = 0; k < to.W.size(); ++k) to.W[k] += g.layers[0].W[k];
     for (std::size_t k = 0; k < to.U.size(); ++k) to.U[k] += g.layers[0].U[k];
   }
+  const GridLattice& gl = m_.lattice;
+  for (const auto& [sites, gm] : adj.top_marginals)
+    table_marginal_adjoint(gl.chi[gl.depth()], gl.top_sites(), sites, gm.data(), grad.top.data(), 0,
+                           grad.top.size());
 }
 
 SetJoint GridSetMarginals::record(SetJoint out, TapeOp op) {
@@ -493,8 +530,9 @@ SetJoint GridSetMarginals::line_step(const SetJoint& j, const std::vector<long>&
                                      long line, const std::vector<long>& fine, bool transposed) {
   const std::vector<double>& c = conditional(layer, dir, line, fine);
   SetJoint out = transposed
-                     ? apply_line(j, consumed, produced, d, transpose(c, power(d, produced.size())))
-                     : apply_line(j, consumed, produced, d, c);
+                     ? apply_line(j, consumed, produced, d, transpose(c, power(d, produced.size())),
+                                  scratch_[0])
+                     : apply_line(j, consumed, produced, d, c, scratch_[0]);
   TapeOp op{TapeOp::Kind::kLine, j.id};
   op.consumed = consumed;
   op.produced = produced;
@@ -511,7 +549,7 @@ SetJoint GridSetMarginals::joint_step(const SetJoint& j, const std::vector<long>
   op.consumed = consumed;
   op.produced = produced;
   op.d = d;
-  return record(apply_line(j, consumed, produced, d, cond.p), std::move(op));
+  return record(apply_line(j, consumed, produced, d, cond.p, scratch_[0]), std::move(op));
 }
 
 SetJoint GridSetMarginals::project_step(const SetJoint& j, const std::vector<long>& labels) {
@@ -547,11 +585,12 @@ void GridSetMarginals::reverse(const std::vector<double>& g, PairAdjoints& adj) 
         work_count() += to.size();
         break;
       }
-      case TapeOp::Kind::kTop:
-        if (adj.top.empty()) adj.top.assign(m_.top.size(), 0.0);
-        table_marginal_adjoint(gl.chi[gl.depth()], gl.top_sites(), top_sites_of(op.set), go.data(),
-                               adj.top.data(), 0, m_.top.size());
+      case TapeOp::Kind::kTop: {
+        std::vector<double>& gm = adj.top_marginals[top_sites_of(op.set)];
+        if (gm.empty()) gm.assign(go.size(), 0.0);
+        for (std::size_t e = 0; e < go.size(); ++e) gm[e] += go[e];
         break;
+      }
       case TapeOp::Kind::kConstant:
         break;
       case TapeOp::Kind::kLine: {
@@ -560,11 +599,11 @@ void GridSetMarginals::reverse(const std::vector<double>& g, PairAdjoints& adj) 
         std::vector<double>& gc = adj.conditionals[op.key];
         if (gc.empty()) gc.assign(c.size(), 0.0);
         if (!op.transposed) {
-          apply_line_adjoint(values_[op.in], op.consumed, np, c, go, adjoint_of(op.in), gc);
+          apply_line_adjoint(values_[op.in], op.consumed, np, c, go, adjoint_of(op.in), gc, scratch_);
         } else {
           std::vector<double> gt(c.size(), 0.0);
           apply_line_adjoint(values_[op.in], op.consumed, np, transpose(c, np), go,
-                             adjoint_of(op.in), gt);
+                             adjoint_of(op.in), gt, scratch_);
           const std::vector<double> back = transpose(gt, c.size() / np);
           for (std::size_t e = 0; e < gc.size(); ++e) gc[e] += back[e];
         }
@@ -572,7 +611,7 @@ void GridSetMarginals::reverse(const std::vector<double>& g, PairAdjoints& adj) 
       }
       case TapeOp::Kind::kJoint:
         apply_line_adjoint(values_[op.in], op.consumed, power(op.d, op.produced.size()),
-                           values_[op.cond].p, go, adjoint_of(op.in), adjoint_of(op.cond));
+                           values_[op.cond].p, go, adjoint_of(op.in), adjoint_of(op.cond), scratch_);
         break;
       case TapeOp::Kind::kProject: {
         std::size_t size;
@@ -589,23 +628,41 @@ void GridSetMarginals::reverse(const std::vector<double>& g, PairAdjoints& adj) 
   }
 }
 
+// Each half-step first orders the joint's labels as its lines consume them (the rest
+// after): apply_line appends what it produces, so every line step then finds its consumed
+// labels leading and gathers nothing. One permutation per half-step instead of a gather
+// per line (the joints reach chi^18 entries).
 SetJoint GridSetMarginals::descend(int layer, const SetJoint& coarse,
                                    const std::vector<GridSite>& set) {
   const GridLattice& g = m_.lattice;
   const Step st = cone_step(g, layer, set);
-  SetJoint j = coarse;
-  for (const auto& [c, ys] : st.columns) {  // y half-step, column line c
+  struct Line {
+    long line;
     std::vector<long> consumed, produced;
-    for (long q : st.column_parents.at(c)) consumed.push_back(var(0, c, q));
-    for (long y : ys) produced.push_back(var(1, c, y));
-    j = line_step(j, consumed, produced, g.intermediate_chi(layer), layer, 0, c, ys, false);
+    const std::vector<long>& fine;
+  };
+  std::vector<Line> columns, rows;
+  for (const auto& [c, ys] : st.columns) {  // y half-step, column line c
+    columns.push_back({c, {}, {}, ys});
+    for (long q : st.column_parents.at(c)) columns.back().consumed.push_back(var(0, c, q));
+    for (long y : ys) columns.back().produced.push_back(var(1, c, y));
   }
   for (const auto& [y, xs] : st.rows) {  // x half-step, row line y
-    std::vector<long> consumed, produced;
-    for (long c : st.row_parents.at(y)) consumed.push_back(var(1, c, y));
-    for (long x : xs) produced.push_back(var(2, x, y));
-    j = line_step(j, consumed, produced, g.chi[layer], layer, 1, y, xs, false);
+    rows.push_back({y, {}, {}, xs});
+    for (long c : st.row_parents.at(y)) rows.back().consumed.push_back(var(1, c, y));
+    for (long x : xs) rows.back().produced.push_back(var(2, x, y));
   }
+  const auto half_step = [&](SetJoint j, const std::vector<Line>& lines, int dir, int d) {
+    std::vector<long> order;
+    for (const Line& ln : lines) order.insert(order.end(), ln.consumed.begin(), ln.consumed.end());
+    for (long v : j.labels)
+      if (std::find(order.begin(), order.end(), v) == order.end()) order.push_back(v);
+    if (order != j.labels) j = project_step(j, order);
+    for (const Line& ln : lines)
+      j = line_step(j, ln.consumed, ln.produced, d, layer, dir, ln.line, ln.fine, false);
+    return j;
+  };
+  SetJoint j = half_step(half_step(coarse, columns, 0, g.intermediate_chi(layer)), rows, 1, g.chi[layer]);
   for (long& v : j.labels) v = var(0, var_x(v), var_y(v));
   if (j.id >= 0) values_[j.id].labels = j.labels;  // a renaming: the tape's layout holds
   return j;
@@ -749,9 +806,10 @@ std::vector<double> GridSetMarginals::pair(long x, long y, long dx, long dy) {
   return contract_pair(joint, cones, 0, 0);
 }
 
-std::vector<double> GridSetMarginals::pair_backward(long x, long y, long dx, long dy,
-                                                   const std::vector<double>& g,
-                                                   PairAdjoints& adj) {
+std::vector<double> GridSetMarginals::pair_backward(
+    long x, long y, long dx, long dy,
+    const std::function<std::vector<double>(const std::vector<double>&)>& g_of_p,
+    PairAdjoints& adj) {
   tape_.clear();
   values_.clear();
   recording_ = true;
@@ -763,7 +821,7 @@ std::vector<double> GridSetMarginals::pair_backward(long x, long y, long dx, lon
     throw;
   }
   recording_ = false;
-  reverse(g, adj);
+  reverse(g_of_p(p), adj);
   tape_.clear();
   values_.clear();
   return p;
@@ -783,7 +841,7 @@ void add_window_adjoints(const WindowAdjoints& from, WindowAdjoints& to) {
 void PairAdjoints::add(const PairAdjoints& other) {
   add_window_adjoints(other.windows, windows);
   for (const auto& [key, v] : other.conditionals) add_to(conditionals[key], v);
-  if (!other.top.empty()) add_to(top, other.top);
+  for (const auto& [key, v] : other.top_marginals) add_to(top_marginals[key], v);
 }
 
 std::vector<double> GridSetMarginals::pair_sum(long dx, long dy) {

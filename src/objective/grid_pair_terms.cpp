@@ -1,5 +1,5 @@
 // Grid pair terms (grid_pair_terms.hpp, docs/design-grid.md §7): the statistics of the
-// rank's pairs in two box reads per sample chunk, and the pairs' log-likelihood and
+// rank's pairs in two box reads per sample chunk, and the pairs' log-likelihood with its
 // reverse pass through GridSetMarginals, one pair at a time on the threads.
 #include "cmera/grid_pair_terms.hpp"
 
@@ -108,40 +108,15 @@ std::vector<GridPair> count_grid_pairs(const Comm& comm, const DatasetReader& da
 
 GridPairTerms::GridPairTerms(std::vector<GridPair> pairs) : pairs_(std::move(pairs)) {}
 
-namespace {
-std::vector<double> pair_of(GridSetMarginals& sets, const GridPair& p) {
-  return sets.pair(p.x, p.y, p.axis == 0 ? p.r : 0, p.axis == 1 ? p.r : 0);
-}
-}  // namespace
-
 double GridPairTerms::log_likelihood(const GridModel& m, const GridWindowMarginals& windows) {
-  p_.assign(pairs_.size(), {});
-  std::vector<double> terms(pairs_.size(), 0.0);
-#pragma omp parallel
-  {
-    GridSetMarginals sets(m, windows);
-#pragma omp for schedule(dynamic, 4)
-    for (std::size_t k = 0; k < pairs_.size(); ++k) {
-      p_[k] = pair_of(sets, pairs_[k]);
-      for (std::size_t e = 0; e < p_[k].size(); ++e)
-        if (pairs_[k].q[e] > 0)
-          terms[k] += pairs_[k].weight * pairs_[k].q[e] * std::log(p_[k][e]);
-    }
-  }
-  double total = 0;  // fixed order
-  for (double t : terms) total += t;
-  return total;
-}
-
-void GridPairTerms::gradient(const GridModel& m, const GridWindowMarginals& windows,
-                             GridModel& grad, WindowAdjoints& windows_adjoint) {
   // Fixed blocks of pairs, each with its own adjoints, summed in block order a wave of
   // blocks at a time (memory: a wave's adjoints, not every block's).
   constexpr std::size_t kBlock = 16;
   const std::size_t blocks = (pairs_.size() + kBlock - 1) / kBlock;
   const std::size_t wave = 4 * static_cast<std::size_t>(omp_get_max_threads());
   std::vector<std::unique_ptr<GridSetMarginals>> sets(static_cast<std::size_t>(omp_get_max_threads()));
-  PairAdjoints total;
+  std::vector<double> terms(pairs_.size(), 0.0);
+  adjoints_ = PairAdjoints{};
   for (std::size_t b0 = 0; b0 < blocks; b0 += wave) {
     std::vector<PairAdjoints> adj(std::min(wave, blocks - b0));
 #pragma omp parallel for schedule(dynamic, 1)
@@ -150,20 +125,33 @@ void GridPairTerms::gradient(const GridModel& m, const GridWindowMarginals& wind
       if (!mine) mine = std::make_unique<GridSetMarginals>(m, windows);
       const std::size_t first = (b0 + i) * kBlock, last = std::min(first + kBlock, pairs_.size());
       for (std::size_t k = first; k < last; ++k) {
-        const GridPair& p = pairs_[k];
-        std::vector<double> g(p.q.size(), 0.0);  // d/dp of weight sum q log p
-        for (std::size_t e = 0; e < g.size(); ++e)
-          if (p.q[e] > 0) g[e] = p.weight * p.q[e] / p_[k][e];
-        mine->pair_backward(p.x, p.y, p.axis == 0 ? p.r : 0, p.axis == 1 ? p.r : 0, g, adj[i]);
+        const GridPair& pair = pairs_[k];
+        // The term weight sum_x q log p and its derivative d/dp.
+        const auto term_gradient = [&](const std::vector<double>& p) {
+          std::vector<double> g(p.size(), 0.0);
+          for (std::size_t e = 0; e < p.size(); ++e)
+            if (pair.q[e] > 0) {
+              terms[k] += pair.weight * pair.q[e] * std::log(p[e]);
+              g[e] = pair.weight * pair.q[e] / p[e];
+            }
+          return g;
+        };
+        mine->pair_backward(pair.x, pair.y, pair.axis == 0 ? pair.r : 0,
+                            pair.axis == 1 ? pair.r : 0, term_gradient, adj[i]);
       }
     }
-    for (const PairAdjoints& a : adj) total.add(a);
+    for (const PairAdjoints& a : adj) adjoints_.add(a);
   }
+  double total = 0;  // fixed order
+  for (double t : terms) total += t;
+  return total;
+}
+
+void GridPairTerms::gradient(const GridModel& m, const GridWindowMarginals& windows,
+                             GridModel& grad, WindowAdjoints& windows_adjoint) const {
   if (pairs_.empty()) return;
-  if (!sets[0]) sets[0] = std::make_unique<GridSetMarginals>(m, windows);
-  sets[0]->add_table_gradient(total, grad);
-  for (std::size_t e = 0; e < total.top.size(); ++e) grad.top[e] += total.top[e];
-  add_window_adjoints(total.windows, windows_adjoint);
+  GridSetMarginals(m, windows).add_table_gradient(adjoints_, grad);
+  add_window_adjoints(adjoints_.windows, windows_adjoint);
 }
 
 }  // namespace cmera::grid
