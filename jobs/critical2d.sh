@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The grid model on critical data (issue: two dimensions): full critical 2D Ising
 # configurations at L = 32 and L = 64 (Swendsen-Wang, beta_c), a tied chi = 2 grid MERA
-# with default settings (windows + dyadic pair terms on both axes) for SEEDS seeds at each
-# size, then a chi table at L = 32 (chi = 3 and 4 in the layers between the bottom and the
+# with the settings of inputs/critical2d.toml (windows + pair terms on both axes at the
+# dyadic distances and at 3, 6, 12, ... up to L/2, an intermediate alphabet of 3 at the
+# bottom step; docs/design-grid.md §7) for SEEDS seeds at each size, then a chi table at L = 32 (chi = 3 and 4 in the layers between the bottom and the
 # top, whose alphabet stays 2). Every run is evaluated (pooled window KL and its measured
 # floor, exact C(r) along x, y and the diagonal for every r <= L/2, energy per site, the
 # learned flow) and judged by postprocess/grid_report.py: C(r) within 5% everywhere,
@@ -41,12 +42,21 @@ chi_list() {
   local s="[2" k; for ((k = 1; k < $1; k++)); do s+=", $2"; done
   if (( $1 > 0 )); then s+=", 2"; fi
   echo "$s]"; }
+# Pair distances up to L/2: 2^k and 3 * 2^k (inputs/critical2d.toml lists them for L = 32).
+distances_of() {
+  local half=$(($1 / 2)) r odd list=""
+  for ((r = 1; r <= half; r++)); do
+    odd=$r; while ((odd % 2 == 0)); do odd=$((odd / 2)); done
+    if ((odd == 1 || odd == 3)); then list+="${list:+, }$r"; fi
+  done
+  echo "[$list]"; }
 # One run: name L chi_upper seed. Output in $out/L<L>/<name>/.
 train_one() {
   local name=$1 size=$2 upper=$3 seed=$4 dir="$out/L$2/$1"
   rm -rf "$dir" && mkdir -p "$dir"  # a new run each time, not a continuation
   mpi train inputs/critical2d.toml -P data.path="$out/L$size.h5" -P output.dir="$dir" \
     -P model.chi="$(chi_list "$(depth_of "$size")" "$upper")" -P train.seed="$seed" \
+    -P objective.pair_distances="$(distances_of "$size")" \
     -P train.iterations="$iterations" -P train.log_seconds=60 > "$dir/train.log" 2>&1
   mpi eval "$dir/model.h5" --data "$out/L$size.h5" --json > "$dir/eval.json"
   echo "  L = $size $name: $(tail -n 1 "$dir/train.log")"

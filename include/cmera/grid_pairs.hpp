@@ -116,7 +116,7 @@ class GridSetMarginals {
                        const std::vector<GridSite>& set);
   SetJoint from_top(const std::vector<GridSite>& set, const std::vector<double>& top);
   // The marginal of `top` (m_.top or top_sum()) on `sites`, cached: pairs that reach the
-  // top share a few sets.
+  // top share a few sets. Valid until the next call (the cache is bounded).
   const std::vector<double>& top_marginal(const std::vector<double>& top,
                                           const std::vector<long>& sites);
   const std::vector<double>& top_sum();
@@ -171,6 +171,7 @@ class GridSetMarginals {
   std::vector<std::vector<double>> window_sums_;  // tied: per layer, sum of all windows
   std::vector<double> top_sum_;  // tied: sum of the top table over its translations
   std::map<std::pair<const double*, std::vector<long>>, std::vector<double>> top_marginals_;
+  std::size_t top_marginal_entries_ = 0;  // cleared beyond 2^24
   std::map<std::tuple<int, int, long>, Model> lines_;  // one-layer chain per line
   std::map<PairAdjoints::LineKey, std::vector<double>> conditionals_;
   bool recording_ = false;

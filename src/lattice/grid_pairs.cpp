@@ -415,6 +415,12 @@ const std::vector<double>& GridSetMarginals::top_marginal(const std::vector<doub
   const int K = g.chi[g.depth()];
   std::vector<double> p(power(K, sites.size()));
   table_marginal(K, g.top_sites(), sites, top.data(), p.data());
+  constexpr std::size_t kCachedEntries = std::size_t{1} << 24;  // 128 MiB
+  if (top_marginal_entries_ + p.size() > kCachedEntries) {
+    top_marginals_.clear();
+    top_marginal_entries_ = 0;
+  }
+  top_marginal_entries_ += p.size();
   return top_marginals_.emplace(std::move(key), std::move(p)).first->second;
 }
 
