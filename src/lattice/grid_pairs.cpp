@@ -173,15 +173,25 @@ const double* as_line_matrix(const SetJoint& j, const LineIndex& ix, std::vector
   return buf.data();
 }
 
-// Sums `consumed` (labels of j) out against cond[consumed values][produced values] and
-// appends `produced` (alphabet d): one line's conditional applied to a joint, as the
-// product out[x, k] = sum_q C[x, q] J[k, q] (C = cond column-major [np x nq]), one dense
-// product instead of a short loop per entry of j. The produced labels go last, so when
+// Calls f(C) with the conditional C [np x nq] as a matrix: cond[q * np + x], or when
+// `transposed` cond[x * nq + q] (a line's conditional read upwards, as pull_up does).
+template <class F>
+void with_conditional(const std::vector<double>& cond, long np, long nq, bool transposed, F&& f) {
+  if (transposed)
+    f(ConstMatrix(cond.data(), nq, np).transpose());
+  else
+    f(ConstMatrix(cond.data(), np, nq));
+}
+
+// Sums `consumed` (labels of j) out against cond[consumed values][produced values] (see
+// with_conditional) and appends `produced` (alphabet d): one line's conditional applied to
+// a joint, as the product out[x, k] = sum_q C[x, q] J[k, q], one dense product instead of
+// a short loop per entry of j. The produced labels go last, so when
 // the next step consumes labels that follow this step's in j, they lead the result and
 // need no gather (GridSetMarginals::descend orders a half-step's labels so).
 SetJoint apply_line(const SetJoint& j, const std::vector<long>& consumed,
                     const std::vector<long>& produced, int d, const std::vector<double>& cond,
-                    std::vector<double>& buf) {
+                    bool transposed, std::vector<double>& buf) {
   const LineIndex ix = line_index(j, consumed);
   SetJoint out{ix.kept_labels, ix.kept_dims, {}};
   out.labels.insert(out.labels.end(), produced.begin(), produced.end());
@@ -189,34 +199,39 @@ SetJoint apply_line(const SetJoint& j, const std::vector<long>& consumed,
   const auto kept = static_cast<long>(ix.kept), nq = static_cast<long>(j.p.size()) / kept,
              np = static_cast<long>(power(d, produced.size()));
   out.p.resize(static_cast<std::size_t>(kept * np));
-  Matrix(out.p.data(), np, kept).noalias() =
-      ConstMatrix(cond.data(), np, nq) * ConstMatrix(as_line_matrix(j, ix, buf), kept, nq).transpose();
+  const ConstMatrix J(as_line_matrix(j, ix, buf), kept, nq);
+  with_conditional(cond, np, nq, transposed, [&](const auto& C) {
+    Matrix(out.p.data(), np, kept).noalias() = C * J.transpose();
+  });
   work_count() += j.p.size() * static_cast<std::size_t>(np);
   return out;
 }
 
 // The adjoint of apply_line: given g_out = dL/d(out) (G_out[x, k]), adds dL/dj = G_out^T C
-// to g_j and dL/dcond = G_out J to g_cond (np = the produced values per consumed state).
+// to g_j and dL/dcond = G_out J to g_cond, laid out as cond (np = the produced values per
+// consumed state).
 void apply_line_adjoint(const SetJoint& j, const std::vector<long>& consumed, std::size_t np,
-                        const std::vector<double>& cond, const std::vector<double>& g_out,
-                        std::vector<double>& g_j, std::vector<double>& g_cond,
-                        std::vector<double> (&buf)[2]) {
+                        const std::vector<double>& cond, bool transposed,
+                        const std::vector<double>& g_out, std::vector<double>& g_j,
+                        std::vector<double>& g_cond, std::vector<double> (&buf)[2]) {
   const LineIndex ix = line_index(j, consumed);
   const auto kept = static_cast<long>(ix.kept), nq = static_cast<long>(j.p.size()) / kept,
              n_p = static_cast<long>(np);
-  const ConstMatrix g_step_out(g_out.data(), n_p, kept);
-  Matrix(g_cond.data(), n_p, nq).noalias() +=
-      g_step_out * ConstMatrix(as_line_matrix(j, ix, buf[0]), kept, nq);
-  const auto g_in = g_step_out.transpose() * ConstMatrix(cond.data(), n_p, nq);
-  if (ix.leading) {
-    Matrix(g_j.data(), kept, nq) += g_in;
-  } else {
-    buf[1].resize(j.p.size());
-    Matrix(buf[1].data(), kept, nq).noalias() = g_in;
+  const ConstMatrix g_step_out(g_out.data(), n_p, kept), J(as_line_matrix(j, ix, buf[0]), kept, nq);
+  if (transposed)
+    Matrix(g_cond.data(), nq, n_p).noalias() += J.transpose() * g_step_out.transpose();
+  else
+    Matrix(g_cond.data(), n_p, nq).noalias() += g_step_out * J;
+  // dL/dJ, written over g_j where J is j itself, else into buf[1] and scattered back.
+  const bool in_place = ix.leading;
+  if (!in_place) buf[1].assign(j.p.size(), 0.0);
+  Matrix g_in(in_place ? g_j.data() : buf[1].data(), kept, nq);
+  with_conditional(cond, n_p, nq, transposed,
+                   [&](const auto& C) { g_in.noalias() += g_step_out.transpose() * C; });
+  if (!in_place)
     odometer(j, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
       g_j[i] += buf[1][q * ix.kept + k];
     });
-  }
   work_count() += 2 * j.p.size() * np;
 }
 
@@ -243,12 +258,10 @@ std::vector<double> project(const SetJoint& j, const std::vector<long>& labels) 
   return out;
 }
 
-std::vector<double> transpose(const std::vector<double>& c, std::size_t rows) {
-  const std::size_t cols = c.size() / rows;
-  std::vector<double> t(c.size());
-  for (std::size_t r = 0; r < rows; ++r)
-    for (std::size_t k = 0; k < cols; ++k) t[k * rows + r] = c[r * cols + k];
-  return t;
+// to += from (an empty `to` starts at zero).
+void add_to(std::vector<double>& to, const std::vector<double>& from) {
+  if (to.empty()) to.assign(from.size(), 0.0);
+  for (std::size_t k = 0; k < from.size(); ++k) to[k] += from[k];
 }
 
 // Entry of the marginal on `place` (window places, first most significant) that each
@@ -535,10 +548,7 @@ SetJoint GridSetMarginals::line_step(const SetJoint& j, const std::vector<long>&
                                      const std::vector<long>& produced, int d, int layer, int dir,
                                      long line, const std::vector<long>& fine, bool transposed) {
   const std::vector<double>& c = conditional(layer, dir, line, fine);
-  SetJoint out = transposed
-                     ? apply_line(j, consumed, produced, d, transpose(c, power(d, produced.size())),
-                                  scratch_[0])
-                     : apply_line(j, consumed, produced, d, c, scratch_[0]);
+  SetJoint out = apply_line(j, consumed, produced, d, c, transposed, scratch_[0]);
   TapeOp op{TapeOp::Kind::kLine, j.id};
   op.consumed = consumed;
   op.produced = produced;
@@ -555,7 +565,7 @@ SetJoint GridSetMarginals::joint_step(const SetJoint& j, const std::vector<long>
   op.consumed = consumed;
   op.produced = produced;
   op.d = d;
-  return record(apply_line(j, consumed, produced, d, cond.p, scratch_[0]), std::move(op));
+  return record(apply_line(j, consumed, produced, d, cond.p, false, scratch_[0]), std::move(op));
 }
 
 SetJoint GridSetMarginals::project_step(const SetJoint& j, const std::vector<long>& labels) {
@@ -591,12 +601,9 @@ void GridSetMarginals::reverse(const std::vector<double>& g, PairAdjoints& adj) 
         work_count() += to.size();
         break;
       }
-      case TapeOp::Kind::kTop: {
-        std::vector<double>& gm = adj.top_marginals[top_sites_of(op.set)];
-        if (gm.empty()) gm.assign(go.size(), 0.0);
-        for (std::size_t e = 0; e < go.size(); ++e) gm[e] += go[e];
+      case TapeOp::Kind::kTop:
+        add_to(adj.top_marginals[top_sites_of(op.set)], go);
         break;
-      }
       case TapeOp::Kind::kConstant:
         break;
       case TapeOp::Kind::kLine: {
@@ -604,20 +611,14 @@ void GridSetMarginals::reverse(const std::vector<double>& g, PairAdjoints& adj) 
         const std::size_t np = power(op.d, op.produced.size());
         std::vector<double>& gc = adj.conditionals[op.key];
         if (gc.empty()) gc.assign(c.size(), 0.0);
-        if (!op.transposed) {
-          apply_line_adjoint(values_[op.in], op.consumed, np, c, go, adjoint_of(op.in), gc, scratch_);
-        } else {
-          std::vector<double> gt(c.size(), 0.0);
-          apply_line_adjoint(values_[op.in], op.consumed, np, transpose(c, np), go,
-                             adjoint_of(op.in), gt, scratch_);
-          const std::vector<double> back = transpose(gt, c.size() / np);
-          for (std::size_t e = 0; e < gc.size(); ++e) gc[e] += back[e];
-        }
+        apply_line_adjoint(values_[op.in], op.consumed, np, c, op.transposed, go, adjoint_of(op.in),
+                           gc, scratch_);
         break;
       }
       case TapeOp::Kind::kJoint:
         apply_line_adjoint(values_[op.in], op.consumed, power(op.d, op.produced.size()),
-                           values_[op.cond].p, go, adjoint_of(op.in), adjoint_of(op.cond), scratch_);
+                           values_[op.cond].p, false, go, adjoint_of(op.in), adjoint_of(op.cond),
+                           scratch_);
         break;
       case TapeOp::Kind::kProject: {
         std::size_t size;
@@ -832,13 +833,6 @@ std::vector<double> GridSetMarginals::pair_backward(
   values_.clear();
   return p;
 }
-
-namespace {
-void add_to(std::vector<double>& to, const std::vector<double>& from) {
-  if (to.empty()) to.assign(from.size(), 0.0);
-  for (std::size_t k = 0; k < from.size(); ++k) to[k] += from[k];
-}
-}  // namespace
 
 void add_window_adjoints(const WindowAdjoints& from, WindowAdjoints& to) {
   for (const auto& [key, v] : from) add_to(to[key], v);
