@@ -11,7 +11,7 @@
 #
 # Usage: jobs/mnist.sh
 #   env: OUT (cmera-out/mnist), DATA (mnist-data), TRAIN/TEST (DATA/mnist_{train,test}.h5),
-#        ITERATIONS (300), RANKS (2), CMERA (build/bin/cmera), PEERS (1; 0 skips them)
+#        ITERATIONS (2000), RANKS (2), CMERA (build/bin/cmera), PEERS (1; 0 skips them)
 # Results: $OUT/model.h5, $OUT/eval.json (held-out), $OUT/train.log, $OUT/plots/,
 #   $OUT/peers/grid_peers_table.md, $OUT/timing.txt
 set -euo pipefail
@@ -21,7 +21,7 @@ out=${OUT:-cmera-out/mnist}
 data=${DATA:-mnist-data}
 train=${TRAIN:-$data/mnist_train.h5}
 test=${TEST:-$data/mnist_test.h5}
-iterations=${ITERATIONS:-300}
+iterations=${ITERATIONS:-2000}
 ranks=${RANKS:-2}
 cmera=${CMERA:-build/bin/cmera}
 py=/usr/bin/python3

@@ -70,6 +70,12 @@ struct PairAdjoints {
 // to += from, window by window (a window missing from `to` starts at zero).
 void add_window_adjoints(const WindowAdjoints& from, WindowAdjoints& to);
 
+// Buffers of one line step: its joint gathered as a matrix and that matrix's adjoint, its
+// conditional as a [np x nq] matrix and the conditional's adjoint.
+struct LineBuffers {
+  std::vector<double> joint, g_joint, map, g_map;
+};
+
 class GridSetMarginals {
  public:
   // `windows` must hold the window marginals of `m` (GridWindowMarginals::forward(m));
@@ -121,20 +127,21 @@ class GridSetMarginals {
                                           const std::vector<long>& sites);
   const std::vector<double>& top_sum();
   const std::vector<double>& window_sum(int layer);
-  SetJoint descend(int layer, const SetJoint& coarse, const std::vector<GridSite>& set);
+  SetJoint descend(int layer, SetJoint coarse, const std::vector<GridSite>& set);
   PairAdjoints::LineKey line_key(int layer, int dir, long line, const std::vector<long>& fine) const;
   const Model& line_chain(int layer, int dir, long line_key);
   const std::vector<double>& conditional(int layer, int dir, long line,
                                          const std::vector<long>& fine);
   // Steps of a joint that the tape records (when recording_): a line conditional of
   // (layer, dir, line) applied to `consumed` (transposed: pulled up instead of down), a
-  // joint's values used as the conditional, and a marginal.
-  SetJoint line_step(const SetJoint& j, const std::vector<long>& consumed,
+  // joint's values used as the conditional, and a marginal. What a step takes by value it
+  // hands to the tape (keep): a caller that moves it in copies nothing.
+  SetJoint line_step(SetJoint j, const std::vector<long>& consumed,
                      const std::vector<long>& produced, int d, int layer, int dir, long line,
                      const std::vector<long>& fine, bool transposed);
   SetJoint joint_step(const SetJoint& j, const std::vector<long>& consumed,
-                      const std::vector<long>& produced, int d, const SetJoint& cond);
-  SetJoint project_step(const SetJoint& j, const std::vector<long>& labels);
+                      const std::vector<long>& produced, int d, SetJoint cond);
+  SetJoint project_step(SetJoint j, const std::vector<long>& labels);
   struct TapeOp {
     enum class Kind { kWindow, kTop, kConstant, kLine, kJoint, kProject } kind;
     int in = -1;    // the joint it reads (kLine, kJoint, kProject)
@@ -147,7 +154,13 @@ class GridSetMarginals {
     long wx = 0, wy = 0;
     std::vector<GridSite> set = {};
   };
+  // Appends op, whose result is `out`, to the tape: out gets its id, and the tape its
+  // labels; its entries only once a step reads it (keep). Results that no step reads (a
+  // pair's last) are never copied.
   SetJoint record(SetJoint out, TapeOp op);
+  // Stores a recorded input for the reverse pass, unless a step reading it stored it.
+  void keep(SetJoint&& j);
+  void keep(const SetJoint& j);
   void reverse(const std::vector<double>& g, PairAdjoints& adj);
   SetJoint pull_up(const std::vector<std::vector<GridSite>>& cone, int top, long value_label);
   struct PairCones {  // the sites' own cones, layers 0..meet
@@ -176,8 +189,8 @@ class GridSetMarginals {
   std::map<PairAdjoints::LineKey, std::vector<double>> conditionals_;
   bool recording_ = false;
   std::vector<TapeOp> tape_;  // one pair's steps, in forward order
-  std::vector<SetJoint> values_;  // their results (values_[k] from tape_[k])
-  std::vector<double> scratch_[2];  // a line step's joint gathered as a matrix, and its adjoint
+  std::vector<SetJoint> values_;  // their results (values_[k] from tape_[k]; entries once read)
+  LineBuffers scratch_;
 };
 
 // Exact C(k) = (1/N) sum_i <s_i s_{i + k (dx, dy)}> for k = 1..max_steps, s = 2x - 1 for a

@@ -14,19 +14,15 @@
 
 #include <omp.h>
 
-#include <Eigen/Dense>
-
 #include <algorithm>
 #include <array>
 
+#include "cmera/line_product.hpp"
 #include "cmera/siteset.hpp"
 
 namespace cmera::grid {
 
 namespace {
-
-using Matrix = Eigen::Map<Eigen::MatrixXd>;
-using ConstMatrix = Eigen::Map<const Eigen::MatrixXd>;
 
 std::size_t cube(int n) { return static_cast<std::size_t>(n) * n * n; }
 
@@ -115,9 +111,7 @@ void line_map(const GridModel& m, int layer, const GridWindowCone& cone, bool co
 void line_step(const HalfStepShape& sh, int k, const double* map, const double* in, double* out) {
   const long n_in = static_cast<long>(cube(sh.a)), n_out = static_cast<long>(cube(sh.b)),
              S = static_cast<long>(sh.spectators(k));
-  Matrix(out, n_out, S).noalias() =
-      ConstMatrix(map, n_out, n_in) * ConstMatrix(in, S, n_in).transpose();
-  work_count() += static_cast<std::uint64_t>(n_out * n_in * S);
+  line_apply(n_out, n_in, S, map, in, out);
 }
 
 // The three line steps of one half-step, `in` and `out` grouped by the half-step's lines
@@ -155,15 +149,8 @@ void half_step_adjoint(const GridModel& m, int layer, const GridWindowCone& cone
   const double* g_cur = g_out;
   for (int k = 2; k >= 0; --k) {
     const long S = static_cast<long>(sh.spectators(k));
-    const ConstMatrix map(s.maps[k].data(), n_out, n_in), step_in(inputs[k], S, n_in),
-        g_step_out(g_cur, n_out, S);
-    Matrix g_step_in(g_inputs[k], S, n_in), g_map(s.g_map.data(), n_out, n_in);
-    if (k > 0)
-      g_step_in.noalias() = g_step_out.transpose() * map;
-    else
-      g_step_in.noalias() += g_step_out.transpose() * map;
-    g_map.noalias() = g_step_out * step_in;
-    work_count() += 2 * static_cast<std::uint64_t>(n_out * n_in * S);
+    line_apply_adjoint_joint(n_out, n_in, S, s.maps[k].data(), g_cur, g_inputs[k], k == 0);
+    line_apply_adjoint_map(n_out, n_in, S, g_cur, inputs[k], s.g_map.data(), false);
     const HalfStepLine h = half_step_line(cone, columns, k);
     const kernels::ConeTables tab =
         kernels::cone_tables(line_tables(m.layers[layer], columns, h.line), h.c);

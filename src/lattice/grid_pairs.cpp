@@ -7,17 +7,16 @@
 // (docs/design-grid.md §7) records the same steps on a tape while pair_backward runs
 // pair(), and each step has its adjoint beside it (apply_line / apply_line_adjoint read the
 // joint as one matrix, as_line_matrix; project and its adjoint share one odometer). A line
-// step is a dense matrix product: the joint's consumed labels are ordered to lead, so most
-// steps read the joint where it lies.
+// step is a small-by-long matrix product (line_product.hpp): the joint's consumed labels
+// are ordered to lead, so most steps read the joint where it lies.
 #include "cmera/grid_pairs.hpp"
-
-#include <Eigen/Dense>
 
 #include <algorithm>
 #include <array>
 #include <fmt/format.h>
 
 #include "cmera/error.hpp"
+#include "cmera/line_product.hpp"
 #include "cmera/siteset.hpp"
 
 namespace cmera::grid {
@@ -160,9 +159,6 @@ LineIndex line_index(const SetJoint& j, const std::vector<long>& consumed) {
   return ix;
 }
 
-using Matrix = Eigen::Map<Eigen::MatrixXd>;
-using ConstMatrix = Eigen::Map<const Eigen::MatrixXd>;
-
 // j's entries as the column-major matrix J[k, q] (kept states x consumed states): j.p
 // itself when the consumed labels lead, else gathered into `buf`.
 const double* as_line_matrix(const SetJoint& j, const LineIndex& ix, std::vector<double>& buf) {
@@ -173,25 +169,26 @@ const double* as_line_matrix(const SetJoint& j, const LineIndex& ix, std::vector
   return buf.data();
 }
 
-// Calls f(C) with the conditional C [np x nq] as a matrix: cond[q * np + x], or when
-// `transposed` cond[x * nq + q] (a line's conditional read upwards, as pull_up does).
-template <class F>
-void with_conditional(const std::vector<double>& cond, long np, long nq, bool transposed, F&& f) {
-  if (transposed)
-    f(ConstMatrix(cond.data(), nq, np).transpose());
-  else
-    f(ConstMatrix(cond.data(), np, nq));
+// The conditional as the column-major matrix C[x, q] (np x nq): cond itself, laid out
+// cond[q * np + x], or when `transposed` (laid out cond[x * nq + q], a line's conditional
+// read upwards, as pull_up does) a transposed copy in `buf`.
+const double* as_map_matrix(const std::vector<double>& cond, long np, long nq, bool transposed,
+                            std::vector<double>& buf) {
+  if (!transposed) return cond.data();
+  buf.resize(cond.size());
+  for (long q = 0; q < nq; ++q)
+    for (long x = 0; x < np; ++x) buf[q * np + x] = cond[x * nq + q];
+  return buf.data();
 }
 
-// Sums `consumed` (labels of j) out against cond[consumed values][produced values] (see
-// with_conditional) and appends `produced` (alphabet d): one line's conditional applied to
-// a joint, as the product out[x, k] = sum_q C[x, q] J[k, q], one dense product instead of
-// a short loop per entry of j. The produced labels go last, so when
-// the next step consumes labels that follow this step's in j, they lead the result and
-// need no gather (GridSetMarginals::descend orders a half-step's labels so).
+// Sums `consumed` (labels of j) out against the conditional C (see as_map_matrix) and
+// appends `produced` (alphabet d): out[x, k] = sum_q C[x, q] J[k, q], one line_apply
+// instead of a short loop per entry of j. The produced labels go last, so when the next
+// step consumes labels that follow this step's in j, they lead the result and need no
+// gather (GridSetMarginals::descend orders a half-step's labels so).
 SetJoint apply_line(const SetJoint& j, const std::vector<long>& consumed,
                     const std::vector<long>& produced, int d, const std::vector<double>& cond,
-                    bool transposed, std::vector<double>& buf) {
+                    bool transposed, LineBuffers& buf) {
   const LineIndex ix = line_index(j, consumed);
   SetJoint out{ix.kept_labels, ix.kept_dims, {}};
   out.labels.insert(out.labels.end(), produced.begin(), produced.end());
@@ -199,11 +196,8 @@ SetJoint apply_line(const SetJoint& j, const std::vector<long>& consumed,
   const auto kept = static_cast<long>(ix.kept), nq = static_cast<long>(j.p.size()) / kept,
              np = static_cast<long>(power(d, produced.size()));
   out.p.resize(static_cast<std::size_t>(kept * np));
-  const ConstMatrix J(as_line_matrix(j, ix, buf), kept, nq);
-  with_conditional(cond, np, nq, transposed, [&](const auto& C) {
-    Matrix(out.p.data(), np, kept).noalias() = C * J.transpose();
-  });
-  work_count() += j.p.size() * static_cast<std::size_t>(np);
+  line_apply(np, nq, kept, as_map_matrix(cond, np, nq, transposed, buf.map),
+             as_line_matrix(j, ix, buf.joint), out.p.data());
   return out;
 }
 
@@ -213,26 +207,30 @@ SetJoint apply_line(const SetJoint& j, const std::vector<long>& consumed,
 void apply_line_adjoint(const SetJoint& j, const std::vector<long>& consumed, std::size_t np,
                         const std::vector<double>& cond, bool transposed,
                         const std::vector<double>& g_out, std::vector<double>& g_j,
-                        std::vector<double>& g_cond, std::vector<double> (&buf)[2]) {
+                        std::vector<double>& g_cond, LineBuffers& buf) {
   const LineIndex ix = line_index(j, consumed);
   const auto kept = static_cast<long>(ix.kept), nq = static_cast<long>(j.p.size()) / kept,
              n_p = static_cast<long>(np);
-  const ConstMatrix g_step_out(g_out.data(), n_p, kept), J(as_line_matrix(j, ix, buf[0]), kept, nq);
-  if (transposed)
-    Matrix(g_cond.data(), nq, n_p).noalias() += J.transpose() * g_step_out.transpose();
-  else
-    Matrix(g_cond.data(), n_p, nq).noalias() += g_step_out * J;
-  // dL/dJ, written over g_j where J is j itself, else into buf[1] and scattered back.
-  const bool in_place = ix.leading;
-  if (!in_place) buf[1].assign(j.p.size(), 0.0);
-  Matrix g_in(in_place ? g_j.data() : buf[1].data(), kept, nq);
-  with_conditional(cond, n_p, nq, transposed,
-                   [&](const auto& C) { g_in.noalias() += g_step_out.transpose() * C; });
-  if (!in_place)
-    odometer(j, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
-      g_j[i] += buf[1][q * ix.kept + k];
-    });
-  work_count() += 2 * j.p.size() * np;
+  const double* J = as_line_matrix(j, ix, buf.joint);
+  if (transposed) {
+    buf.g_map.resize(g_cond.size());
+    line_apply_adjoint_map(n_p, nq, kept, g_out.data(), J, buf.g_map.data(), false);
+    for (long q = 0; q < nq; ++q)
+      for (long x = 0; x < n_p; ++x) g_cond[x * nq + q] += buf.g_map[q * n_p + x];
+  } else {
+    line_apply_adjoint_map(n_p, nq, kept, g_out.data(), J, g_cond.data(), true);
+  }
+  // dL/dJ, added to g_j where J is j itself, else into buf.g_joint and scattered back.
+  const double* C = as_map_matrix(cond, n_p, nq, transposed, buf.map);
+  if (ix.leading) {
+    line_apply_adjoint_joint(n_p, nq, kept, C, g_out.data(), g_j.data(), true);
+    return;
+  }
+  buf.g_joint.resize(j.p.size());
+  line_apply_adjoint_joint(n_p, nq, kept, C, g_out.data(), buf.g_joint.data(), false);
+  odometer(j, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
+    g_j[i] += buf.g_joint[q * ix.kept + k];
+  });
 }
 
 // Strides of j's labels in its marginal on `labels` (0 for the others), and its size.
@@ -540,40 +538,52 @@ SetJoint GridSetMarginals::record(SetJoint out, TapeOp op) {
   if (!recording_) return out;
   out.id = static_cast<int>(values_.size());
   tape_.push_back(std::move(op));
-  values_.push_back(out);
+  values_.push_back({out.labels, out.dims, {}, out.id});
   return out;
 }
 
-SetJoint GridSetMarginals::line_step(const SetJoint& j, const std::vector<long>& consumed,
+void GridSetMarginals::keep(SetJoint&& j) {
+  if (j.id >= 0 && values_[j.id].p.empty()) values_[j.id] = std::move(j);
+}
+
+void GridSetMarginals::keep(const SetJoint& j) {
+  if (j.id >= 0 && values_[j.id].p.empty()) values_[j.id] = j;
+}
+
+SetJoint GridSetMarginals::line_step(SetJoint j, const std::vector<long>& consumed,
                                      const std::vector<long>& produced, int d, int layer, int dir,
                                      long line, const std::vector<long>& fine, bool transposed) {
   const std::vector<double>& c = conditional(layer, dir, line, fine);
-  SetJoint out = apply_line(j, consumed, produced, d, c, transposed, scratch_[0]);
+  SetJoint out = apply_line(j, consumed, produced, d, c, transposed, scratch_);
   TapeOp op{TapeOp::Kind::kLine, j.id};
   op.consumed = consumed;
   op.produced = produced;
   op.d = d;
   op.key = line_key(layer, dir, line, fine);
   op.transposed = transposed;
+  keep(std::move(j));
   return record(std::move(out), std::move(op));
 }
 
 SetJoint GridSetMarginals::joint_step(const SetJoint& j, const std::vector<long>& consumed,
-                                      const std::vector<long>& produced, int d,
-                                      const SetJoint& cond) {
+                                      const std::vector<long>& produced, int d, SetJoint cond) {
   TapeOp op{TapeOp::Kind::kJoint, j.id, cond.id};
   op.consumed = consumed;
   op.produced = produced;
   op.d = d;
-  return record(apply_line(j, consumed, produced, d, cond.p, false, scratch_[0]), std::move(op));
+  SetJoint out = apply_line(j, consumed, produced, d, cond.p, false, scratch_);
+  keep(j);
+  keep(std::move(cond));
+  return record(std::move(out), std::move(op));
 }
 
-SetJoint GridSetMarginals::project_step(const SetJoint& j, const std::vector<long>& labels) {
+SetJoint GridSetMarginals::project_step(SetJoint j, const std::vector<long>& labels) {
   SetJoint out{labels, {}, project(j, labels)};
   for (long v : labels)
     out.dims.push_back(j.dims[std::find(j.labels.begin(), j.labels.end(), v) - j.labels.begin()]);
   TapeOp op{TapeOp::Kind::kProject, j.id};
   op.produced = labels;
+  keep(std::move(j));
   return record(std::move(out), std::move(op));
 }
 
@@ -639,7 +649,7 @@ void GridSetMarginals::reverse(const std::vector<double>& g, PairAdjoints& adj) 
 // after): apply_line appends what it produces, so every line step then finds its consumed
 // labels leading and gathers nothing. One permutation per half-step instead of a gather
 // per line (the joints reach chi^18 entries).
-SetJoint GridSetMarginals::descend(int layer, const SetJoint& coarse,
+SetJoint GridSetMarginals::descend(int layer, SetJoint coarse,
                                    const std::vector<GridSite>& set) {
   const GridLattice& g = m_.lattice;
   const Step st = cone_step(g, layer, set);
@@ -664,14 +674,14 @@ SetJoint GridSetMarginals::descend(int layer, const SetJoint& coarse,
     for (const Line& ln : lines) order.insert(order.end(), ln.consumed.begin(), ln.consumed.end());
     for (long v : j.labels)
       if (std::find(order.begin(), order.end(), v) == order.end()) order.push_back(v);
-    if (order != j.labels) j = project_step(j, order);
+    if (order != j.labels) j = project_step(std::move(j), order);
     for (const Line& ln : lines)
-      j = line_step(j, ln.consumed, ln.produced, d, layer, dir, ln.line, ln.fine, false);
+      j = line_step(std::move(j), ln.consumed, ln.produced, d, layer, dir, ln.line, ln.fine, false);
     return j;
   };
-  SetJoint j = half_step(half_step(coarse, columns, 0, g.intermediate_chi(layer)), rows, 1, g.chi[layer]);
+  SetJoint j = half_step(half_step(std::move(coarse), columns, 0, g.intermediate_chi(layer)), rows, 1, g.chi[layer]);
+  // A renaming: the step that reads j keeps it with these labels (keep).
   for (long& v : j.labels) v = var(0, var_x(v), var_y(v));
-  if (j.id >= 0) values_[j.id].labels = j.labels;  // a renaming: the tape's layout holds
   return j;
 }
 
@@ -681,7 +691,7 @@ std::vector<double> GridSetMarginals::finish(int from, SetJoint joint,
   const GridLattice& g = m_.lattice;
   int layer = 0;
   while (sets[layer].empty()) ++layer;
-  for (int l = from - 1; l >= layer; --l) joint = descend(l, joint, sets[l]);
+  for (int l = from - 1; l >= layer; --l) joint = descend(l, std::move(joint), sets[l]);
   std::vector<GridSite> wrapped;
   for (const GridSite& s : order)
     wrapped.push_back({wrap(s.first, g.lx_at(layer)), wrap(s.second, g.ly_at(layer))});
@@ -706,18 +716,18 @@ SetJoint GridSetMarginals::pull_up(const std::vector<std::vector<GridSite>>& con
       std::vector<long> fine, up;
       for (long x : xs) fine.push_back(var(0, x, y));
       for (long c : st.row_parents.at(y)) up.push_back(var(1, c, y));
-      f = line_step(f, fine, up, mid, l, 1, y, xs, true);
+      f = line_step(std::move(f), fine, up, mid, l, 1, y, xs, true);
     }
     for (const auto& [c, ys] : st.columns) {
       std::vector<long> fine, up;
       for (long y : ys) fine.push_back(var(1, c, y));
       for (long q : st.column_parents.at(c)) up.push_back(var(0, c, q));
-      f = line_step(f, fine, up, K, l, 0, c, ys, true);
+      f = line_step(std::move(f), fine, up, K, l, 0, c, ys, true);
     }
   }
   std::vector<long> order = labels_of(cone[top]);
   order.push_back(value_label);
-  return project_step(f, order);
+  return project_step(std::move(f), order);
 }
 
 // The two sites' own cones from layer 0 up to `meet`, the highest layer (at most `from`)
@@ -750,8 +760,8 @@ std::vector<double> GridSetMarginals::contract_pair(const SetJoint& joint, const
   const GridLattice& g = m_.lattice;
   const long value_a = var(3, 0, 0), value_b = var(3, 1, 0);
   const auto contract = [&](const SetJoint& j, const std::vector<std::vector<GridSite>>& cone, long value) {
-    const SetJoint f = pull_up(cone, c.meet, value);
-    return joint_step(j, shifted_labels(g, c.meet, cone[c.meet], sx, sy), {value}, g.chi[0], f);
+    return joint_step(j, shifted_labels(g, c.meet, cone[c.meet], sx, sy), {value}, g.chi[0],
+                      pull_up(cone, c.meet, value));
   };
   return project_step(contract(contract(joint, c.a, value_a), c.b, value_b), {value_a, value_b}).p;
 }
@@ -795,9 +805,10 @@ std::vector<double> GridSetMarginals::marginal(int layer, const std::vector<Grid
   long wx, wy;
   const auto sets = walk(layer, sites, &wx, &wy);
   const int from = static_cast<int>(sets.size()) - 1;
-  const SetJoint start = wx >= 0 ? from_window(from, windows_.window(from, wx, wy), wx, wy, sets[from])
-                                 : from_top(sets[from], m_.top);
-  return finish(from, start, sets, sites);
+  return finish(from,
+                wx >= 0 ? from_window(from, windows_.window(from, wx, wy), wx, wy, sets[from])
+                        : from_top(sets[from], m_.top),
+                sets, sites);
 }
 
 std::vector<double> GridSetMarginals::pair(long x, long y, long dx, long dy) {
@@ -805,11 +816,10 @@ std::vector<double> GridSetMarginals::pair(long x, long y, long dx, long dy) {
   long wx, wy;
   const auto sets = walk(0, order, &wx, &wy);
   const int from = static_cast<int>(sets.size()) - 1;
-  const SetJoint start = wx >= 0 ? from_window(from, windows_.window(from, wx, wy), wx, wy, sets[from])
-                                 : from_top(sets[from], m_.top);
+  SetJoint joint = wx >= 0 ? from_window(from, windows_.window(from, wx, wy), wx, wy, sets[from])
+                           : from_top(sets[from], m_.top);
   const PairCones cones = pair_cones(from, order[0], order[1]);
-  SetJoint joint = start;
-  for (int l = from - 1; l >= cones.meet; --l) joint = descend(l, joint, sets[l]);
+  for (int l = from - 1; l >= cones.meet; --l) joint = descend(l, std::move(joint), sets[l]);
   return contract_pair(joint, cones, 0, 0);
 }
 
@@ -911,7 +921,7 @@ void GridSetMarginals::visit_classes(long dx, long dy, Visit&& visit) {
     if (hit == shared.end()) {
       SetJoint joint = wx >= 0 ? from_window(from, window_sum(from).data(), 0, 0, sets[from])
                                : from_top(sets[from], top_sum());
-      for (int l = from - 1; l >= cones.meet; --l) joint = descend(l, joint, sets[l]);
+      for (int l = from - 1; l >= cones.meet; --l) joint = descend(l, std::move(joint), sets[l]);
       if (shared_entries + joint.p.size() > kSharedEntries) {
         shared.clear();
         shared_entries = 0;
