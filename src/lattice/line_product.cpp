@@ -56,6 +56,13 @@ constexpr long kDotBlock = 32;            // spectators per partial dot (line_ap
   return lane_sum(s);
 }
 
+// Room for a block of g_out transposed (np rows of n spectators), one per thread.
+double* block_scratch(long np, long n) {
+  thread_local std::vector<double> block;
+  block.resize(static_cast<std::size_t>(np * n));
+  return block.data();
+}
+
 // The transpose of g_out's spectators k0 .. k0 + n - 1 (all np rows): block[x * n + t].
 void transpose_block(long np, long k0, long n, const double* g_out, double* block) {
   for (long t = 0; t < n; ++t)
@@ -187,9 +194,7 @@ void line_apply_adjoint_joint(long np, long nq, long K, const double* C, const d
                               double* g_J, bool accumulate) {
   work_count() += static_cast<std::uint64_t>(np * nq * K);
   // A block of g_out transposed (spectators fastest), so the sums over x read it in order.
-  thread_local std::vector<double> block;
-  block.resize(static_cast<std::size_t>(np * kSpectators));
-  double* gt = block.data();
+  double* gt = block_scratch(np, kSpectators);
   long k0 = 0;
   for (; k0 + kSpectators <= K; k0 += kSpectators) {
     transpose_block(np, k0, kSpectators, g_out, gt);
@@ -261,9 +266,7 @@ void line_apply_adjoint_map(long np, long nq, long K, const double* g_out, const
     return;
   }
   // Else dot products along the spectators, on blocks of g_out transposed.
-  thread_local std::vector<double> block;
-  block.resize(static_cast<std::size_t>(np * kDotBlock));
-  double* gt = block.data();
+  double* gt = block_scratch(np, kDotBlock);
   long k0 = 0;
   for (; k0 + kDotBlock <= K; k0 += kDotBlock) {
     transpose_block(np, k0, kDotBlock, g_out, gt);
