@@ -118,17 +118,24 @@ BENCHMARK(BM_ChainWindows)->ArgName("chi")->Arg(2)->Arg(3)->Unit(benchmark::kMil
 // The line-step kernels (line_product.hpp) against Eigen's general product on the same
 // operands, on the shapes the pair terms spend most of their time in at L = 64, chi = 2
 // (np = nq = 16 with about 140 spectators, np = nq = 8 with about 420), on one long
-// joint, and on the largest at L = 256 (np = 64, nq = 32, 4096 spectators). kernel: 0 line_apply, 1 its adjoint in the joint, 2 in the map, 3 Eigen's
-// out = C J^T (the product line_apply replaced). Counter flops: 2 np nq K per call.
+// joint, and on the largest at L = 256 (np = 64, nq = 32, 4096 spectators). kernel:
+// 0 line_apply, 1 its adjoint in the joint, 2 in the map, 3 Eigen's out = C J^T (the
+// product line_apply replaced). Counter flops: 2 np nq K per call.
 void BM_LineProduct(benchmark::State& state) {
   const long np = state.range(0), nq = state.range(1), K = state.range(2);
   const int kernel = static_cast<int>(state.range(3));
   std::vector<double> C(np * nq, 0.3), J(K * nq, 0.7), out(np * K, 0.1), g_J(K * nq), g_C(np * nq);
   for (auto _ : state) {
     switch (kernel) {
-      case 0: cmera::grid::line_apply(np, nq, K, C.data(), J.data(), out.data()); break;
-      case 1: cmera::grid::line_apply_adjoint_joint(np, nq, K, C.data(), out.data(), g_J.data(), false); break;
-      case 2: cmera::grid::line_apply_adjoint_map(np, nq, K, out.data(), J.data(), g_C.data(), false); break;
+      case 0:
+        cmera::grid::line_apply(np, nq, K, C.data(), J.data(), out.data());
+        break;
+      case 1:
+        cmera::grid::line_apply_adjoint_joint(np, nq, K, C.data(), out.data(), g_J.data(), false);
+        break;
+      case 2:
+        cmera::grid::line_apply_adjoint_map(np, nq, K, out.data(), J.data(), g_C.data(), false);
+        break;
       default:
         Eigen::Map<Eigen::MatrixXd>(out.data(), np, K).noalias() =
             Eigen::Map<const Eigen::MatrixXd>(C.data(), np, nq) *

@@ -41,9 +41,13 @@ constexpr long kLanes = 4;
   return v;
 }
 
-[[gnu::always_inline]] inline void store(double* p, Vec v) { std::memcpy(p, &v, sizeof v); }
+[[gnu::always_inline]] inline void store(double* p, const Vec& v) {
+  std::memcpy(p, &v, sizeof v);
+}
 
-[[gnu::always_inline]] inline double lane_sum(Vec v) { return (v[0] + v[1]) + (v[2] + v[3]); }
+[[gnu::always_inline]] inline double lane_sum(const Vec& v) {
+  return (v[0] + v[1]) + (v[2] + v[3]);
+}
 
 constexpr long kSpectators = 2 * kLanes;  // a block: two vectors per map row
 constexpr long kRows = 4;                 // map rows per pass: 8 vector accumulators
@@ -169,7 +173,8 @@ void line_apply(long np, long nq, long K, const double* C, const double* J, doub
         }
       }
       for (long t = 0; t < kSpectators; ++t)
-        for (long r = 0; r < kRows; ++r) out[x0 + r + np * (k0 + t)] = acc[r][t / kLanes][t % kLanes];
+        for (long r = 0; r < kRows; ++r)
+          out[x0 + r + np * (k0 + t)] = acc[r][t / kLanes][t % kLanes];
     }
     for (; x0 < np; ++x0) {
       Vec acc[2] = {};
@@ -292,10 +297,12 @@ void line_apply_adjoint_map(long np, long nq, long K, const double* g_out, const
         }
       }
       for (; q0 < nq; ++q0)
-        for (long x = x0; x < x0 + 2; ++x) g_C[x + np * q0] += dot_block(gt + x * kDotBlock, J + K * q0 + k0);
+        for (long x = x0; x < x0 + 2; ++x)
+          g_C[x + np * q0] += dot_block(gt + x * kDotBlock, J + K * q0 + k0);
     }
     for (; x0 < np; ++x0)
-      for (long q = 0; q < nq; ++q) g_C[x0 + np * q] += dot_block(gt + x0 * kDotBlock, J + K * q + k0);
+      for (long q = 0; q < nq; ++q)
+        g_C[x0 + np * q] += dot_block(gt + x0 * kDotBlock, J + K * q + k0);
   }
   for (long q = 0; q < nq; ++q)
     for (long x = 0; x < np; ++x) {
