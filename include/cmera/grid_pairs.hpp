@@ -154,9 +154,9 @@ class GridSetMarginals {
     long wx = 0, wy = 0;
     std::vector<GridSite> set = {};
   };
-  // Appends op, whose result is `out`, to the tape: out gets its id, and the tape its
-  // labels; its entries only once a step reads it (keep). Results that no step reads (a
-  // pair's last) are never copied.
+  // Appends op, whose result is `out`, to the tape: out gets its id, and the tape gets the
+  // value only once a step reads it (keep), with the labels that step reads it by. Results
+  // that no step reads (a pair's last) are never copied.
   SetJoint record(SetJoint out, TapeOp op);
   // Stores a recorded input for the reverse pass, unless a step reading it stored it.
   void keep(SetJoint&& j);

@@ -538,7 +538,7 @@ SetJoint GridSetMarginals::record(SetJoint out, TapeOp op) {
   if (!recording_) return out;
   out.id = static_cast<int>(values_.size());
   tape_.push_back(std::move(op));
-  values_.push_back({out.labels, out.dims, {}, out.id});
+  values_.emplace_back();  // filled by keep, when a step reads it
   return out;
 }
 
