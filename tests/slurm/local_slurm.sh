@@ -2,7 +2,10 @@
 # A private single-node Slurm (munged, slurmctld, slurmd) for tests: everything lives under
 # one folder (no systemd, no cgroups: proctrack/linuxproc, task/none; the node advertises
 # 4 CPUs through config_overrides), daemons are stopped by the pids recorded at start
-# (never by name: other Slurms or zombies may be around).
+# (never by name: other Slurms or zombies may be around). Job ids restart at 1 in every
+# instance, so the PMIx plugin's per-step folders (spmix_appdir_<uid>_<job>.<step>, which it
+# does not always remove) go under DIR too: a folder left in /tmp by an earlier instance
+# would otherwise make the same step of a later one fail to launch ("File exists").
 # Usage: local_slurm.sh start DIR   (prints `export SLURM_CONF=...` for the caller to eval)
 #        local_slurm.sh stop DIR
 # Installs slurm-wlm and munge when missing (Debian 12, as root); ~50 s the first time.
@@ -26,7 +29,7 @@ start() {
     apt-get update -q >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends slurm-wlm munge >&2
   fi
-  mkdir -p "$dir"/{munge,state,spool,log}
+  mkdir -p "$dir"/{munge,state,spool,log,pmix}
   chown munge:munge "$dir/munge"; chmod 755 "$dir/munge"
   [ -s "$dir/munge/munge.key" ] || { dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none; }
   chown munge:munge "$dir/munge/munge.key"; chmod 400 "$dir/munge/munge.key"
@@ -69,6 +72,7 @@ SlurmdParameters=config_overrides
 NodeName=$host NodeAddr=127.0.0.1 CPUs=4 Sockets=1 CoresPerSocket=4 ThreadsPerCore=1 RealMemory=$mem
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
+  echo "PMIxCliTmpDirBase=$dir/pmix" > "$dir/mpi.conf"
   export SLURM_CONF="$dir/slurm.conf"
   slurmctld -c
   for _ in $(seq 100); do [ -s "$dir/slurmctld.pid" ] && break; sleep 0.1; done

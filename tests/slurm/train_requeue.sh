@@ -81,6 +81,9 @@ PY
 # Scaling sweep at 1, 2 and 4 ranks (the node advertises 4 CPUs on 2 cores).
 ids=$(bash "$src/jobs/scaling.sh" --sites 64 --iterations 10 --samples 4000 --out scaling 1 2 4)
 for id in $ids; do wait_for 240 job_done "$id"; done
+for log in scaling/*.log; do  # a job that failed shows its own log, not only the table's gap
+  grep -q 's/iter' "$log" || { echo "---- $log (no timing line) ----"; cat "$log"; }
+done
 $py "$src/postprocess/scaling.py" scaling
 test "$(grep -c '^| strong\|^| weak' scaling/scaling.md)" -eq 6
 test -s scaling/scaling.csv && test -s scaling/scaling.png
