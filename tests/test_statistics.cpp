@@ -38,11 +38,12 @@ TEST(WindowCounting, BinaryKernelEqualsReference) {
   struct Case { long rows, width, first, n; };
   // width = n + 2: a rank's slab with its halo; width = n: the whole ring on one rank.
   // Rows beyond 255 cross the kernel's byte-sum flushes; n not a multiple of 16 leaves
-  // a tail for the histogram path; all-ones rows fill the byte sums to their limit.
+  // an overlapping last block; all-ones rows fill the byte sums to their limit, in 16- and
+  // 32-lane blocks.
   for (const Case c : {Case{1, 5, 0, 3}, Case{333, 130, 0, 128}, Case{333, 130, 64, 64},
                        Case{1000, 64, 0, 64}, Case{1000, 64, 32, 32}, Case{7, 3, 0, 3},
                        Case{600, 41, 0, 39}, Case{600, 41, 3, 36}, Case{256, 18, 0, 16},
-                       Case{2000, 35, 16, 19}}) {
+                       Case{2000, 35, 16, 19}, Case{256, 34, 0, 32}, Case{256, 66, 0, 66}}) {
     SCOPED_TRACE(testing::Message() << "rows " << c.rows << " width " << c.width << " first "
                                     << c.first << " n " << c.n);
     auto buf = random_slab(c.rows, c.width, 2, static_cast<std::uint64_t>(c.width));

@@ -42,6 +42,8 @@ struct BadValue {
   long site = -1;
   int value = 0;
 };
+// The largest of n bytes (the fast check before any search for a bad value).
+std::uint8_t max_value(const std::uint8_t* p, std::size_t n);
 BadValue find_bad_value(const std::vector<std::uint8_t>& buf, long first_sample, long rows,
                         const CyclicRange& cols, int alphabet);
 void check_values(const Comm& comm, const DatasetReader& data, const BadValue& bad, int alphabet);

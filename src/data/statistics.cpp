@@ -14,6 +14,7 @@
 #include "cmera/autocorrelation.hpp"
 #include "cmera/error.hpp"
 #include "cmera/memory.hpp"
+#include "cmera/multi_target.hpp"
 
 namespace cmera {
 
@@ -21,11 +22,17 @@ namespace {
 
 constexpr long kWindowBlock = 256;
 
-// 16 byte lanes; GCC and Clang lower the arithmetic to one SSE2 instruction each.
+// 16 or 32 byte lanes: one SSE2 or AVX2 instruction per operation (two SSE2 ones for 32
+// lanes in the baseline clone). Two named types: GCC drops vector_size from an alias
+// template whose size depends on its parameter.
 using Bytes16 = std::uint8_t __attribute__((vector_size(16)));
+using Bytes32 = std::uint8_t __attribute__((vector_size(32)));
 
-Bytes16 load16(const std::uint8_t* p) {
-  Bytes16 v;
+// Inlined into each clone, so a vector never crosses a call (whose ABI would differ between
+// the clones: -Wpsabi, which CMakeLists.txt silences for this file).
+template <class Bytes>
+[[gnu::always_inline]] inline Bytes load_bytes(const std::uint8_t* p) {
+  Bytes v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
@@ -33,16 +40,116 @@ Bytes16 load16(const std::uint8_t* p) {
 // Rows per flush of the 8-bit partial sums: they count at most this many ones.
 constexpr long kByteSumRows = 255;
 
+// Per-column sums over rows [r0, r1) of x_k, x_k x_k+1, x_k x_k+2 and x_k x_k+1 x_k+2 for
+// the `vec` >= W windows from column `first`, added to s0, s01, s02 and s012. W windows at
+// a time keep their four sums in byte-lane registers while rows stream past (10 vector
+// instructions per W bytes, instead of one scattered increment per window); the block of
+// at most 255 rows (33 KB of a 130-byte slab) is re-read from L1/L2 for the next W
+// windows, and the byte sums are flushed to 64-bit totals before they can overflow. When
+// vec is not a multiple of W the last block overlaps the one before it and flushes only its
+// new windows.
+template <class Bytes>
+[[gnu::always_inline]] inline void add_window_moments(const std::uint8_t* buf, long width,
+                                                      long first, long vec, long r0, long r1,
+                                                      long long* s0, long long* s01,
+                                                      long long* s02, long long* s012) {
+  constexpr long W = sizeof(Bytes);
+  for (long done = 0; done < vec;) {
+    const long k0 = std::min(done, vec - W);
+    Bytes a0{}, a01{}, a02{}, a012{};
+    const std::uint8_t* x = buf + r0 * width + first + k0;
+    for (long r = r0; r < r1; ++r, x += width) {
+      const Bytes v0 = load_bytes<Bytes>(x), v1 = load_bytes<Bytes>(x + 1),
+                  v2 = load_bytes<Bytes>(x + 2);
+      const Bytes v01 = v0 & v1;
+      a0 += v0;
+      a01 += v01;
+      a02 += v0 & v2;
+      a012 += v01 & v2;
+    }
+    for (int j = static_cast<int>(done - k0); j < W; ++j) {
+      s0[k0 + j] += a0[j];
+      s01[k0 + j] += a01[j];
+      s02[k0 + j] += a02[j];
+      s012[k0 + j] += a012[j];
+    }
+    done = k0 + W;
+  }
+}
+
+// Histogram over rows [r0, r1) of a window k whose columns wrap around a whole-ring slab,
+// added to h. Four copies of the 8 bins, one per row mod 4, so that an increment never waits
+// for the one before it (rows with the same pattern follow each other in correlated data);
+// on one rank, one histogram of the last two windows cost a quarter of the vector pass over
+// the other 126 (measured at 128 sites).
+[[gnu::always_inline]] inline void add_wrapped_window(const std::uint8_t* buf, long width, long k,
+                                                      long r0, long r1, long long* h) {
+  const long k1 = (k + 1) % width, k2 = (k + 2) % width;
+  int bins[4][8] = {};  // at most 255 rows
+  for (long r = r0; r < r1; ++r) {
+    const std::uint8_t* x = buf + r * width;
+    ++bins[r & 3][x[k] * 4 + x[k1] * 2 + x[k2]];
+  }
+  for (int code = 0; code < 8; ++code)
+    h[code] += bins[0][code] + bins[1][code] + bins[2][code] + bins[3][code];
+}
+
+// In blocks of 255 rows (about 33 KB of a 130-byte slab, re-read from L1/L2): the sums of
+// add_window_moments for the `vec` windows from `first`, 32 windows a block when there are
+// that many (16 otherwise), plus the last two single sums and the last pair sum, x_vec,
+// x_vec+1 and x_vec x_vec+1 (needed by windows vec-2 and vec-1), and the histograms of the
+// `wrapped` windows that follow, added to wrapped_counts (8 per window).
+CMERA_MULTI_TARGET
+void window_moments(const std::uint8_t* buf, long rows, long width, long first, long vec,
+                    long wrapped, long long* s0, long long* s01, long long* s02,
+                    long long* s012, long long* wrapped_counts) {
+  for (long r0 = 0; r0 < rows; r0 += kByteSumRows) {
+    const long r1 = std::min(rows, r0 + kByteSumRows);
+    if (vec >= 32)
+      add_window_moments<Bytes32>(buf, width, first, vec, r0, r1, s0, s01, s02, s012);
+    else
+      add_window_moments<Bytes16>(buf, width, first, vec, r0, r1, s0, s01, s02, s012);
+    for (long r = r0; r < r1; ++r) {
+      const std::uint8_t* x = buf + r * width + first + vec;
+      s0[vec] += x[0];
+      s0[vec + 1] += x[1];
+      s01[vec] += x[0] & x[1];
+    }
+    for (long i = 0; i < wrapped; ++i)
+      add_wrapped_window(buf, width, first + vec + i, r0, r1, wrapped_counts + 8 * i);
+  }
+}
+
+// Adds to h (index 4 x_k + 2 x_k+1 + x_k+2) a window's histogram over `rows` rows from its
+// sums of a = x_k, b = x_k+1, c = x_k+2 and of their products, by inclusion-exclusion
+// (x in {0, 1}, so x^2 = x).
+void add_binary_histogram(long long* h, long rows, long long a, long long b, long long c,
+                          long long ab, long long bc, long long ac, long long abc) {
+  h[7] += abc;
+  h[6] += ab - abc;
+  h[5] += ac - abc;
+  h[3] += bc - abc;
+  h[4] += a - ab - ac + abc;
+  h[2] += b - ab - bc + abc;
+  h[1] += c - ac - bc + abc;
+  h[0] += rows - a - b - c + ab + ac + bc - abc;
+}
+
 }  // namespace
+
+CMERA_MULTI_TARGET
+std::uint8_t max_value(const std::uint8_t* p, std::size_t n) {
+  std::uint8_t top = 0;
+  for (std::size_t i = 0; i < n; ++i) top = std::max(top, p[i]);
+  return top;
+}
 
 // First out-of-alphabet value of a chunk (lowest sample, then site), if any.
 BadValue find_bad_value(const std::vector<std::uint8_t>& buf, long first_sample, long rows,
                         const CyclicRange& cols, int alphabet) {
   // Fast path: one vectorizable max over the chunk; the position search runs only when
   // some value is out of range.
-  std::uint8_t top = 0;
-  for (std::uint8_t v : buf) top = std::max(top, v);
-  if (top < alphabet) return {};
+  if (max_value(buf.data(), buf.size()) < alphabet) return {};
   for (long r = 0; r < rows; ++r)
     for (long k = 0; k < cols.length; ++k) {
       const int v = buf[r * cols.length + k];
@@ -97,70 +204,23 @@ void count_windows(const std::uint8_t* buf, long rows, long width, long first, l
 
 void count_binary_windows(const std::uint8_t* buf, long rows, long width, long first, long n,
                           long long* counts) {
-  // Windows that wrap around a whole-ring slab (the last two), and all windows of a slab
-  // narrower than 16 windows, take the histogram path.
+  // Windows [plain, n) wrap around a whole-ring slab; a slab narrower than 16 windows
+  // takes the histogram path.
   const long plain = std::max(0L, std::min(n, width - 2 - first));
-  const long vec = plain >= 16 ? plain : 0;
-  if (vec < n) count_windows(buf, rows, width, first + vec, n - vec, 2, counts + vec * 8);
-  if (vec == 0) return;
-  // Sums of x_k, x_k x_k+1, x_k x_k+2 and x_k x_k+1 x_k+2 over the rows give the
-  // histogram by inclusion-exclusion (x in {0, 1}, so x^2 = x). 16 windows at a time keep
-  // their four sums in byte-lane registers while rows stream past (10 vector
-  // instructions per 16 bytes, instead of one scattered increment per window); blocks of
-  // 255 rows (about 33 KB of a 130-byte slab) are re-read from L1/L2 for the next 16
-  // windows, and the byte sums are flushed to 64-bit totals before they can overflow.
-  // When vec is not a multiple of 16 the last block overlaps the one before it and
-  // flushes only its new windows.
-  const std::size_t m = static_cast<std::size_t>(vec + 2);
+  if (plain < 16) {
+    count_windows(buf, rows, width, first, n, 2, counts);
+    return;
+  }
+  const std::size_t m = static_cast<std::size_t>(plain + 2);
   std::vector<long long> s(4 * m, 0);
-  long long* s0 = s.data();    // x_k, k < vec + 2
-  long long* s01 = s0 + m;     // x_k x_k+1, k < vec + 1
-  long long* s02 = s01 + m;    // x_k x_k+2, k < vec
-  long long* s012 = s02 + m;   // x_k x_k+1 x_k+2, k < vec
-  for (long r0 = 0; r0 < rows; r0 += kByteSumRows) {
-    const long r1 = std::min(rows, r0 + kByteSumRows);
-    for (long done = 0; done < vec;) {
-      const long k0 = std::min(done, vec - 16);
-      Bytes16 a0{}, a01{}, a02{}, a012{};
-      const std::uint8_t* x = buf + r0 * width + first + k0;
-      for (long r = r0; r < r1; ++r, x += width) {
-        const Bytes16 v0 = load16(x), v1 = load16(x + 1), v2 = load16(x + 2);
-        const Bytes16 v01 = v0 & v1;
-        a0 += v0;
-        a01 += v01;
-        a02 += v0 & v2;
-        a012 += v01 & v2;
-      }
-      for (int j = static_cast<int>(done - k0); j < 16; ++j) {
-        s0[k0 + j] += a0[j];
-        s01[k0 + j] += a01[j];
-        s02[k0 + j] += a02[j];
-        s012[k0 + j] += a012[j];
-      }
-      done = k0 + 16;
-    }
-    // The last two single sums and the last pair sum: x_vec, x_vec+1 and x_vec x_vec+1
-    // (needed by windows vec-2 and vec-1).
-    for (long r = r0; r < r1; ++r) {
-      const std::uint8_t* x = buf + r * width + first + vec;
-      s0[vec] += x[0];
-      s0[vec + 1] += x[1];
-      s01[vec] += x[0] & x[1];
-    }
-  }
-  for (long k = 0; k < vec; ++k) {
-    const long long a = s0[k], b = s0[k + 1], c = s0[k + 2], ab = s01[k], bc = s01[k + 1],
-                    ac = s02[k], abc = s012[k];
-    long long* h = counts + k * 8;  // index 4 x_k + 2 x_k+1 + x_k+2
-    h[7] += abc;
-    h[6] += ab - abc;
-    h[5] += ac - abc;
-    h[3] += bc - abc;
-    h[4] += a - ab - ac + abc;
-    h[2] += b - ab - bc + abc;
-    h[1] += c - ac - bc + abc;
-    h[0] += rows - a - b - c + ab + ac + bc - abc;
-  }
+  long long* s0 = s.data();    // x_k, k < plain + 2
+  long long* s01 = s0 + m;     // x_k x_k+1, k < plain + 1
+  long long* s02 = s01 + m;    // x_k x_k+2, k < plain
+  long long* s012 = s02 + m;   // x_k x_k+1 x_k+2, k < plain
+  window_moments(buf, rows, width, first, plain, n - plain, s0, s01, s02, s012, counts + plain * 8);
+  for (long k = 0; k < plain; ++k)
+    add_binary_histogram(counts + k * 8, rows, s0[k], s0[k + 1], s0[k + 2], s01[k], s01[k + 1],
+                         s02[k], s012[k]);
 }
 
 WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int alphabet,

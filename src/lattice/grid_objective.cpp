@@ -27,6 +27,7 @@
 #include "cmera/grid_sweep.hpp"
 #include "cmera/io.hpp"
 #include "cmera/memory.hpp"
+#include "cmera/statistics.hpp"
 
 namespace cmera::grid {
 
@@ -84,7 +85,7 @@ void count_windows(const Comm& comm, const DatasetReader& data, const GridLattic
     const long rows = std::min(block, samples - s0);
     data.read_box(s0, rows, box_y, box_x, buf);
     if (bad.sample >= 0) continue;  // keep taking part in the collective reads
-    if (*std::max_element(buf.begin(), buf.end()) >= d) {
+    if (max_value(buf.data(), buf.size()) >= d) {
       const long k = std::find_if(buf.begin(), buf.end(), [d](std::uint8_t v) { return v >= d; }) -
                      buf.begin();
       bad = {s0 + k / (bw * bh), box_y.at(k / bw % bh), box_x.at(k % bw), buf[k]};

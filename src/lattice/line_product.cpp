@@ -13,13 +13,8 @@
 #include <cstring>
 #include <vector>
 
+#include "cmera/multi_target.hpp"
 #include "cmera/siteset.hpp"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CMERA_MULTI_TARGET __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define CMERA_MULTI_TARGET
-#endif
 
 namespace cmera::grid {
 
