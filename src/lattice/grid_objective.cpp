@@ -79,6 +79,10 @@ void count_windows(const Comm& comm, const DatasetReader& data, const GridLattic
                  fmt::format("data.chunk_samples = {} ({} samples x {} x {} sites per read)",
                              chunk_samples, block, bw, bh),
                  "for its read buffers");
+  const long nx = stats.x().length, ny = stats.y().length;
+  std::vector<double*> windows;  // the owned windows' histograms, row by row
+  for (long oy = 0; oy < ny; ++oy)
+    for (long ox = 0; ox < nx; ++ox) windows.push_back(stats.window(stats.x().at(ox), stats.y().at(oy)));
   std::vector<std::uint8_t> buf;
   BadValue bad;
   for (long s0 = 0; s0 < samples; s0 += block) {
@@ -92,20 +96,42 @@ void count_windows(const Comm& comm, const DatasetReader& data, const GridLattic
       continue;
     }
     const auto wrap = [](long k, long n) { return k < n ? k : k - n; };  // k < 2n
-    // Threads take rows of windows; each window is written by one thread only.
-#pragma omp parallel for schedule(static)
-    for (long oy = 0; oy < stats.y().length; ++oy)
-      for (long r = 0; r < rows; ++r) {
-        const std::uint8_t* sample = buf.data() + r * bw * bh;
-        for (long ox = 0; ox < stats.x().length; ++ox) {
-          std::size_t cell = 0;
+    // Threads take rows of windows; each window is written by one thread only. Per sample
+    // a row of windows takes its three lines of the box (copied with their two wrapped
+    // columns when the box is the whole ring), codes every window in one loop the compiler
+    // vectorizes, then adds 1 to each window's cell: no per-window index arithmetic and no
+    // call in the inner loops (30 ns per window and sample before, mostly both). A row of
+    // windows keeps its histograms in cache over the whole chunk; tiles of samples crossed
+    // by every row instead were slower (4096 windows' histograms are 16 MB at chi = 2).
+#pragma omp parallel
+    {
+      std::vector<std::uint8_t> lines(static_cast<std::size_t>(3 * (nx + 2)));
+      std::vector<std::uint32_t> codes(static_cast<std::size_t>(nx));
+      const bool wraps = nx + 2 > bw;
+      const std::uint32_t du = static_cast<std::uint32_t>(d);
+#pragma omp for schedule(static)
+      for (long oy = 0; oy < ny; ++oy) {
+        double* const* hist = windows.data() + oy * nx;
+        for (long r = 0; r < rows; ++r) {
+          const std::uint8_t* sample = buf.data() + r * bw * bh;
+          const std::uint8_t* line[3];
           for (long dy = 0; dy < 3; ++dy) {
-            const std::uint8_t* row = sample + wrap(oy + dy, bh) * bw;
-            for (long dx = 0; dx < 3; ++dx) cell = cell * d + row[wrap(ox + dx, bw)];
+            line[dy] = sample + wrap(oy + dy, bh) * bw;
+            if (!wraps) continue;
+            std::uint8_t* copy = lines.data() + dy * (nx + 2);
+            for (long k = 0; k < nx + 2; ++k) copy[k] = line[dy][wrap(k, bw)];
+            line[dy] = copy;
           }
-          stats.window(stats.x().at(ox), stats.y().at(oy))[cell] += 1;
+          for (long ox = 0; ox < nx; ++ox) {
+            std::uint32_t cell = 0;
+            for (long dy = 0; dy < 3; ++dy)
+              for (long dx = 0; dx < 3; ++dx) cell = cell * du + line[dy][ox + dx];
+            codes[ox] = cell;
+          }
+          for (long ox = 0; ox < nx; ++ox) hist[ox][codes[ox]] += 1;
         }
       }
+    }
   }
   comm.check(bad.sample < 0,
              fmt::format("{}: /configs[{}, {}, {}] = {} is outside the alphabet 0..{} "
