@@ -78,6 +78,19 @@ std::vector<GridPair> count_grid_pairs(const Comm& comm, const DatasetReader& da
                              chunk_samples, block),
                  "for the pair statistics' read buffers");
   const CyclicRange all_x = CyclicRange::make(0, g.lx, g.lx), all_y = CyclicRange::make(0, g.ly, g.ly);
+  // A pair's two sites as offsets into one sample of its buffer (rows for pairs along x,
+  // columns along y), fixed once for every chunk and tile.
+  struct SampleOffsets {
+    bool along_x;
+    long at, to;
+  };
+  std::vector<SampleOffsets> offsets;
+  for (const GridPair& p : pairs)
+    offsets.push_back(p.axis == 0
+                          ? SampleOffsets{true, owned_y.offset(p.y) * g.lx + p.x,
+                                          owned_y.offset(p.y) * g.lx + cone::wrap(p.x + p.r, g.lx)}
+                          : SampleOffsets{false, p.y * ox + owned_x.offset(p.x),
+                                          cone::wrap(p.y + p.r, g.ly) * ox + owned_x.offset(p.x)});
   std::vector<std::uint8_t> rows, columns;
   for (long s0 = 0; s0 < samples; s0 += block) {
     const long n = std::min(block, samples - s0);
@@ -86,24 +99,20 @@ std::vector<GridPair> count_grid_pairs(const Comm& comm, const DatasetReader& da
     // Samples in tiles whose rows and columns (kTile x (oy Lx + Ly ox) bytes) stay in L1/L2
     // while every pair passes over them; a pair streaming through the whole chunk missed
     // the cache on nearly every sample. Static schedules with the same bounds give a thread
-    // the same pairs in every tile, so no two threads add to one pair. A pair's two sites
-    // are offsets into its buffer's sample, fixed before the loops.
+    // the same pairs in every tile, so no two threads add to one pair.
     constexpr long kTile = 16;
 #pragma omp parallel
     for (long t0 = 0; t0 < n; t0 += kTile) {
       const long t1 = std::min(n, t0 + kTile);
 #pragma omp for schedule(static) nowait
       for (std::size_t k = 0; k < pairs.size(); ++k) {
-        GridPair& p = pairs[k];
-        const bool along_x = p.axis == 0;
-        const std::uint8_t* base = along_x ? rows.data() : columns.data();
-        const long stride = along_x ? oy * g.lx : g.ly * ox;
-        const long at = along_x ? owned_y.offset(p.y) * g.lx + p.x : p.y * ox + owned_x.offset(p.x);
-        const long to = along_x ? owned_y.offset(p.y) * g.lx + cone::wrap(p.x + p.r, g.lx)
-                                : cone::wrap(p.y + p.r, g.ly) * ox + owned_x.offset(p.x);
+        const SampleOffsets& o = offsets[k];
+        const std::uint8_t* base = o.along_x ? rows.data() : columns.data();
+        const long stride = o.along_x ? oy * g.lx : g.ly * ox;
+        double* q = pairs[k].q.data();
         for (long s = t0; s < t1; ++s) {
           const std::uint8_t* sample = base + s * stride;
-          p.q[sample[at] * d + sample[to]] += 1;  // values were checked by the window pass
+          q[sample[o.at] * d + sample[o.to]] += 1;  // values were checked by the window pass
         }
       }
     }
