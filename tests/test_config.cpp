@@ -288,10 +288,25 @@ TEST(ConfigErrors, PairDistancesListedTwice) {
 }
 
 TEST(ConfigErrors, PairDistancesWithoutPairs) {
-  // The message names where pairs = false came from.
-  expect_error(kMinimal + "[objective]\npair_distances = [2]\n", {"objective.pairs=false"},
+  // Contradictory in one place (the file, or the command line): refused, naming where
+  // pairs = false came from.
+  expect_error(kMinimal + "[objective]\npairs = false\npair_distances = [2]\n", {},
+               {"config.toml: 'objective.pair_distances' is set but 'objective.pairs' is false"});
+  expect_error(kMinimal, {"objective.pairs=false", "objective.pair_distances=[2]"},
                {"-P: 'objective.pair_distances' is set but 'objective.pairs' is false"});
+  // Distances added on the command line to a file that switches pairs off: refused too.
+  expect_error(kMinimal + "[objective]\npairs = false\n", {"objective.pair_distances=[2]"},
+               {"config.toml: 'objective.pair_distances' is set but 'objective.pairs' is false"});
   EXPECT_FALSE(parse(kMinimal + "[objective]\npairs = false\n").pairs);
+}
+
+TEST(Config, PairsSwitchedOffOnTheCommandLineDropTheFilesDistances) {
+  // A list cannot be unset by -P, so -P objective.pairs=false is how a user runs a file
+  // with pair distances windows-only; what is written back (to_toml) says so.
+  const Config c = parse(kMinimal + "[objective]\npair_distances = [2, 4]\n", {"objective.pairs=false"});
+  EXPECT_FALSE(c.pairs);
+  EXPECT_TRUE(c.pair_distances.empty());
+  EXPECT_EQ(parse(c.to_toml()).pair_distances, std::vector<long>{});
 }
 
 TEST(ConfigErrors, NotARegularFileOrTooLarge) {

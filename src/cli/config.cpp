@@ -33,6 +33,9 @@
 namespace cmera {
 namespace {
 
+// Where a key set by `-P section.key=value` came from, in messages.
+constexpr std::string_view kOverrideOrigin = "-P";
+
 constexpr double kInf = std::numeric_limits<double>::infinity();
 // A config is a few hundred bytes; anything beyond this is the wrong file.
 constexpr long kMaxConfigBytes = long{1} << 20;
@@ -117,7 +120,7 @@ constexpr Entry kSchema[] = {
      "add pair terms {i, i+r} (exact joint cones) to the window objective"},
     {"objective", "pair_distances", &Config::pair_distances, {.lo = 1}, "",
      "distances r, each once; empty = dyadic 2, 4, ..., N/2 (grids: 1, 2, 4, ..., L/2 per axis; "
-     "set with pairs = false: an error)"},
+     "set with pairs = false: an error, but -P objective.pairs=false drops the file's list)"},
     {"objective", "pair_weight", &Config::pair_weight, {.lo = 0}, "",
      "weight of each distance relative to the windows"},
     {"objective", "pair_stride", &Config::pair_stride, {.lo = 0}, "",
@@ -355,9 +358,15 @@ class Builder {
       chi.resize(static_cast<std::size_t>(config_.depth) + 1, chi.back());
     config_.depth = static_cast<int>(chi.size()) - 1;
     // A distance listed twice would weigh its pair terms twice; pair_distances without
-    // pair terms would be ignored. Both are refused rather than silently honoured.
+    // pair terms would be ignored. Both are refused rather than silently honoured, except
+    // that `-P objective.pairs=false` switches off the pair terms of a config file that
+    // lists distances (a list cannot be unset from the command line): the later, explicit
+    // choice wins and the file's distances go with the terms.
     const std::string_view distances_origin =
         set_by_[index_of(schema_entry("objective", "pair_distances"))];
+    const std::string_view pairs_origin = set_by_[index_of(schema_entry("objective", "pairs"))];
+    if (!config_.pairs && pairs_origin == kOverrideOrigin && distances_origin != kOverrideOrigin)
+      config_.pair_distances.clear();
     std::vector<long> sorted = config_.pair_distances;
     std::ranges::sort(sorted);
     if (const auto dup = std::ranges::adjacent_find(sorted); dup != sorted.end())
@@ -366,7 +375,7 @@ class Builder {
     if (!config_.pairs && !config_.pair_distances.empty())
       throw Error(fmt::format("{}: 'objective.pair_distances' is set but 'objective.pairs' is "
                               "false (pair distances without pair terms: remove one of them)",
-                              set_by_[index_of(schema_entry("objective", "pairs"))]));
+                              pairs_origin));
     return std::move(config_);
   }
 
@@ -391,7 +400,6 @@ void apply_document(Builder& b, const toml::table& doc, std::string_view origin)
 }
 
 void apply_override(Builder& b, std::string_view text) {
-  constexpr std::string_view kOrigin = "-P";
   const auto eq = text.find('=');
   const std::string_view name = trim(text.substr(0, eq));
   const auto dot = name.find('.');
@@ -399,10 +407,10 @@ void apply_override(Builder& b, std::string_view text) {
       dot + 1 == name.size())
     throw Error(fmt::format("-P '{}': expected section.key=value", text));
   const std::string_view section = name.substr(0, dot);
-  require_section(section, kOrigin);
-  const Entry& e = find_key(section, name.substr(dot + 1), kOrigin);
+  require_section(section, kOverrideOrigin);
+  const Entry& e = find_key(section, name.substr(dot + 1), kOverrideOrigin);
   const toml::table holder = override_value(e, trim(text.substr(eq + 1)));
-  b.set(e, *holder.get("v"), kOrigin);
+  b.set(e, *holder.get("v"), kOverrideOrigin);
 }
 
 }  // namespace
