@@ -128,13 +128,13 @@ void BM_LineProduct(benchmark::State& state) {
   for (auto _ : state) {
     switch (kernel) {
       case 0:
-        cmera::grid::line_apply(np, nq, K, C.data(), J.data(), out.data());
+        cmera::line_apply(np, nq, K, C.data(), J.data(), out.data());
         break;
       case 1:
-        cmera::grid::line_apply_adjoint_joint(np, nq, K, C.data(), out.data(), g_J.data(), false);
+        cmera::line_apply_adjoint_joint(np, nq, K, C.data(), out.data(), g_J.data(), false);
         break;
       case 2:
-        cmera::grid::line_apply_adjoint_map(np, nq, K, out.data(), J.data(), g_C.data(), false);
+        cmera::line_apply_adjoint_map(np, nq, K, out.data(), J.data(), g_C.data(), false);
         break;
       default:
         Eigen::Map<Eigen::MatrixXd>(out.data(), np, K).noalias() =

@@ -9,6 +9,7 @@
 
 #include "cmera/init.hpp"
 #include "cmera/pair_terms.hpp"
+#include "cmera/siteset.hpp"
 
 namespace {
 
@@ -24,10 +25,13 @@ void BM_PairTermsAtDistance(benchmark::State& state) {
   st.q.assign(st.sites.size() * 4, 0.25);
   cmera::PairTerms terms(g, st, 1.0);
   cmera::Tables grad = cmera::Tables::zeros_like(m.tables);
+  const std::uint64_t work_before = cmera::work_count();
   for (auto _ : state) {
     benchmark::DoNotOptimize(terms.log_likelihood(m));
     terms.gradient(m, 1.0, grad);
   }
+  state.counters["work"] = benchmark::Counter(static_cast<double>(cmera::work_count() - work_before),
+                                              benchmark::Counter::kAvgIterations);
   double meet = 0;
   for (std::size_t k = 0; k < st.sites.size(); ++k) meet += terms.meeting_layer(k);
   state.counters["pairs"] = static_cast<double>(st.sites.size());

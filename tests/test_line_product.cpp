@@ -1,4 +1,4 @@
-// The line-step kernels (src/lattice/line_product.cpp) against the plain triple loops
+// The line-step kernels (src/core/line_product.cpp) against the plain triple loops
 // they replace (the HPCG pattern: an optimized kernel next to its reference, tested
 // equal), on shapes that fill the kernels' blocks exactly and ones that leave every kind
 // of remainder (map rows, spectators, dot-product blocks), with and without accumulation;
@@ -13,9 +13,9 @@
 
 namespace {
 
-using cmera::grid::line_apply;
-using cmera::grid::line_apply_adjoint_joint;
-using cmera::grid::line_apply_adjoint_map;
+using cmera::line_apply;
+using cmera::line_apply_adjoint_joint;
+using cmera::line_apply_adjoint_map;
 
 struct Shape {
   long np, nq, K;

@@ -1,5 +1,6 @@
-// The products a grid line step is made of (docs/design-grid.md §3, §7): a small map
-// C [np x nq] (a line's conditional, or a window's line map) applied to a long joint J
+// The products a cone step is made of: a small map C [np x nq] (a grid line's conditional
+// or a window's line map, docs/design-grid.md §3, §7; a chain cone's isometry or
+// disentangler, ConePlan in siteset.hpp) applied to a long joint J
 // [K x nq] (K spectator states, the consumed states most significant), giving
 // out [np x K] (the produced states least significant), and the two products of its
 // adjoint. All matrices are column-major with no padding.
@@ -15,7 +16,7 @@
 // BM_LineProduct times them beside Eigen's product.
 #pragma once
 
-namespace cmera::grid {
+namespace cmera {
 
 // out[x + np k] = sum_q C[x + np q] J[k + K q]; out is overwritten.
 void line_apply(long np, long nq, long K, const double* C, const double* J, double* out);
@@ -29,4 +30,4 @@ void line_apply_adjoint_joint(long np, long nq, long K, const double* C, const d
 void line_apply_adjoint_map(long np, long nq, long K, const double* g_out, const double* J,
                             double* g_C, bool accumulate);
 
-}  // namespace cmera::grid
+}  // namespace cmera

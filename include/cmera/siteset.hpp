@@ -3,9 +3,11 @@
 // disentanglers touching it), and its adjoint. A ConePlan records, once per site set,
 // the sequence "top marginal, then per layer: isometries, disentanglers" on labelled
 // dense tensors; forward() contracts it, backward() runs it in reverse and adds dL/dtable.
-// Plain generic tensor code, written for clarity: it is the truth the fast window
-// kernels are tested against, and it serves pairs at any distance (multiscale terms,
-// correlation functions), where no hand-written kernel exists.
+// Generic tensor code: it is the truth the fast window kernels are tested against (and is
+// itself tested against brute-force enumeration), and it serves pairs at any distance
+// (multiscale terms, correlation functions), where no hand-written kernel exists. Each op
+// is one small-by-long matrix product (line_product.hpp) on its input read consumed modes
+// first.
 // The top marginal can be supplied from outside and the reverse pass can stop short of
 // the tables (backward_local, then add_gradient): many plans share one top site set, and
 // marginalizing the whole top table once per plan is what made the pair terms' cost
@@ -61,13 +63,20 @@ class ConePlan {
     std::vector<int> dims;
     std::vector<double> data;
   };
+  // How an op reads its input stage with the consumed modes first (consumed_first in
+  // siteset.cpp): runs of adjacent modes in the stage's order, each run's size and stride.
+  struct Permutation {
+    std::vector<std::size_t> size, stride;
+  };
   struct Op {
     int layer;
     bool disentangler;
     long table;                // coarse site j of W_j / U_j
     bool keep0, keep1;         // which outputs the cone keeps
     std::vector<long> in, out; // labels consumed / produced
-    std::vector<std::size_t> keep_stride, in_stride;  // index maps of the input stage
+    Permutation order;         // the input stage read consumed-first
+    std::size_t in_size = 1;   // entries of the consumed modes
+    bool in_leads = false;     // the consumed modes lead the input stage, in `in` order
     std::size_t out_size = 1;  // entries of the produced modes
     std::size_t grad_at = 0;   // offset of its kernel's gradient in backward_local's buffer
   };
@@ -76,6 +85,9 @@ class ConePlan {
   // The op's conditional with dropped outputs summed out: the table itself when both
   // outputs are kept, else kernel_ (scratch reused across calls).
   const double* kernel(const Model& m, const Op& op);
+  // Stage t with op's consumed modes most significant (J[kept + K consumed], what the
+  // line products read): t's own data when they already lead, else a copy in leading_.
+  const double* consumed_leading(const Tensor& t, const Op& op);
   // Runs the ops on stages_[0] (the top marginal, already in place).
   const std::vector<double>& descend(const Model& model);
   Geometry geometry_;
@@ -88,7 +100,7 @@ class ConePlan {
   std::vector<std::vector<long>> tables_read_;
   std::size_t op_grad_size_ = 0;
   int from_ = 0;
-  std::vector<double> kernel_, grad_in_;  // scratch of forward/backward
+  std::vector<double> kernel_, grad_in_, leading_;  // scratch of forward/backward
   std::vector<double> op_grad_, top_grad_;  // backward_local's results (op_grad_: per op)
 };
 

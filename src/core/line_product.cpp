@@ -16,7 +16,7 @@
 #include "cmera/multi_target.hpp"
 #include "cmera/siteset.hpp"
 
-namespace cmera::grid {
+namespace cmera {
 
 namespace {
 
@@ -302,4 +302,4 @@ void line_apply_adjoint_map(long np, long nq, long K, const double* g_out, const
     }
 }
 
-}  // namespace cmera::grid
+}  // namespace cmera
