@@ -68,7 +68,8 @@ class PairTerms {
  private:
   // One endpoint site from layer 0 up to `top`: at[l] its window and cone at layer l
   // (at[l+1].window is the coarse window feeding at[l].window); up[l] holds
-  // P(site = x | window at l) as [x][chi_l^3], env[l] its adjoint.
+  // P(site = x | window at l) as [x][chi_l^3], env[l] the pairs' adjoint of it (what
+  // descends from the layers above is summed per class, ChainClass).
   struct Chain {
     std::vector<ConeInWindow> at;
     // own[l]: which of the five tables under at[l].window (W x3, U x2 of layer l-1) the
@@ -110,9 +111,22 @@ class PairTerms {
   struct Scratch {
     std::vector<double> g, h, j;
   };
+  // Chains whose steps at a layer and below are the same (chain_key): with tied tables,
+  // chains whose cones sit alike in their windows, with windows of the same parity below,
+  // pull up the same functions and pass adjoints down through the same kernels, so their
+  // up[l] is computed once and their adjoints at l are summed and descended once (a few
+  // classes per layer against one chain per pair site and distance). Untied, every chain
+  // is its own class.
+  struct ChainClass {
+    std::size_t chain;        // its first chain, whose windows and up[] the class uses
+    std::size_t below = 0;    // the class at layer - 1 its chains belong to (layer >= 2)
+    std::vector<double> env;  // summed adjoint at its layer, [x][window entry]
+  };
   std::size_t add_chain(long first, int position);
   std::size_t node(int layer, const std::vector<long>& sites);
   const double* node_marginal(std::size_t k) const;
+  std::vector<long> chain_key(const Chain& c, int layer, bool tied) const;
+  void group_chains(bool tied);
   void build_chains(const Model& model);
   void pair_reverse(double scale, std::size_t k, Scratch& s);
   void descend_chains(const Model& model, Tables& grad);
@@ -121,6 +135,9 @@ class PairTerms {
   const PairStats& stats_;
   double weight_;
   std::vector<Chain> chains_;
+  std::vector<std::vector<ChainClass>> classes_;    // [layer][class], layers 1..depth
+  std::vector<std::vector<std::size_t>> class_of_;  // [chain][layer]: its class there
+  int grouped_tied_ = -1;                            // model.tied the classes are for (-1: none yet)
   std::vector<Pair> pairs_;  // [distance][site]
   void build_covers();
   std::vector<Node> nodes_;  // parents before children

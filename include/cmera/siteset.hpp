@@ -100,7 +100,7 @@ class ConePlan {
   std::vector<std::vector<long>> tables_read_;
   std::size_t op_grad_size_ = 0;
   int from_ = 0;
-  std::vector<double> kernel_, grad_in_, leading_;  // scratch of forward/backward
+  std::vector<double> kernel_, grad_in_, grad_out_, leading_;  // scratch of forward/backward
   std::vector<double> op_grad_, top_grad_;  // backward_local's results (op_grad_: per op)
 };
 

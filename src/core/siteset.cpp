@@ -94,23 +94,29 @@ ConePlan::Permutation consumed_first(const Tensor& t, const std::vector<long>& i
   return perm;
 }
 
-// J[permuted] = t[flat] (kToJ) or t[flat] = J[permuted], walking t in order: the last run
-// is an inner loop, an odometer over the other runs steps its start in J.
+// J[permuted] = t[flat] (kToJ) or t[flat] = J[permuted], walking t in order: the last two
+// runs are inner loops (one run alone is often a single mode of 2 to 4 states), an
+// odometer over the other runs steps their start in J.
 template <bool kToJ>
 void permute(const ConePlan::Permutation& perm, std::size_t n, double* t, double* J) {
-  const std::size_t runs = perm.size.size(), inner = perm.size.back(), step = perm.stride.back();
+  const std::size_t runs = perm.size.size();
+  const std::size_t inner = perm.size[runs - 1], step = perm.stride[runs - 1];
+  const std::size_t middle = runs > 1 ? perm.size[runs - 2] : 1, middle_step = runs > 1 ? perm.stride[runs - 2] : 0;
+  const std::size_t outer_runs = runs > 1 ? runs - 2 : 0;
   std::array<std::size_t, 64> digits{};
   std::size_t base = 0;
-  for (std::size_t flat = 0; flat < n; flat += inner) {
+  for (std::size_t flat = 0; flat < n; flat += inner * middle) {
     double* row = t + flat;
-    double* at = J + base;
-    for (std::size_t i = 0; i < inner; ++i) {
-      if constexpr (kToJ)
-        at[i * step] = row[i];
-      else
-        row[i] = at[i * step];
+    for (std::size_t m = 0; m < middle; ++m, row += inner) {
+      double* at = J + base + m * middle_step;
+      for (std::size_t i = 0; i < inner; ++i) {
+        if constexpr (kToJ)
+          at[i * step] = row[i];
+        else
+          row[i] = at[i * step];
+      }
     }
-    for (std::size_t k = runs - 1; k-- > 0;) {
+    for (std::size_t k = outer_runs; k-- > 0;) {
       if (++digits[k] < perm.size[k]) {
         base += perm.stride[k];
         break;
@@ -322,7 +328,7 @@ const std::vector<double>& ConePlan::descend(const Model& model) {
   }
   // Final tensor -> requested site order.
   const Tensor& last = stages_.back();
-  result_.assign(last.data.size(), 0.0);
+  result_.resize(last.data.size());
   for (std::size_t flat = 0; flat < last.data.size(); ++flat) result_[output_index_[flat]] = last.data[flat];
   return result_;
 }
@@ -336,8 +342,8 @@ void ConePlan::backward(const Model& model, const std::vector<double>& g, Tables
 }
 
 void ConePlan::backward_local(const Model& model, const std::vector<double>& g) {
-  Tensor grad_t{stages_.back().labels, stages_.back().dims, std::vector<double>(g.size(), 0.0)};
-  for (std::size_t flat = 0; flat < grad_t.data.size(); ++flat) grad_t.data[flat] = g[output_index_[flat]];
+  grad_out_.resize(g.size());  // the adjoint of the stage after the op at hand
+  for (std::size_t flat = 0; flat < g.size(); ++flat) grad_out_[flat] = g[output_index_[flat]];
   op_grad_.assign(op_grad_size_, 0.0);
   for (std::size_t k = ops_.size(); k-- > 0;) {
     const Op& op = ops_[k];
@@ -345,20 +351,20 @@ void ConePlan::backward_local(const Model& model, const std::vector<double>& g) 
     const long produced = static_cast<long>(op.out_size), consumed = static_cast<long>(op.in_size);
     const long kept = static_cast<long>(in.data.size() / op.in_size);
     const double* kern = kernel(model, op);
-    line_apply_adjoint_map(produced, consumed, kept, grad_t.data.data(), consumed_leading(in, op),
+    line_apply_adjoint_map(produced, consumed, kept, grad_out_.data(), consumed_leading(in, op),
                            op_grad_.data() + op.grad_at, false);
     // The input's adjoint comes out consumed-leading; back to the stage's own order.
     grad_in_.resize(in.data.size());
     if (op.in_leads) {
-      line_apply_adjoint_joint(produced, consumed, kept, kern, grad_t.data.data(), grad_in_.data(), false);
+      line_apply_adjoint_joint(produced, consumed, kept, kern, grad_out_.data(), grad_in_.data(), false);
     } else {
       leading_.resize(in.data.size());
-      line_apply_adjoint_joint(produced, consumed, kept, kern, grad_t.data.data(), leading_.data(), false);
+      line_apply_adjoint_joint(produced, consumed, kept, kern, grad_out_.data(), leading_.data(), false);
       permute<false>(op.order, in.data.size(), grad_in_.data(), leading_.data());
     }
-    std::swap(grad_t.data, grad_in_);
+    std::swap(grad_out_, grad_in_);
   }
-  top_grad_.swap(grad_t.data);
+  top_grad_.swap(grad_out_);
 }
 
 void ConePlan::add_gradient(Tables& grad) {

@@ -162,28 +162,82 @@ const double* PairTerms::node_marginal(std::size_t k) const {
   return n.layer == geometry_.depth() ? n.p.data() : n.plan.marginal().data();
 }
 
+// What a chain's steps at layers 1..l depend on, as a key: with tied tables, where its cone
+// sits in its window at each layer up to l (and which of the window's tables it reads),
+// and the parity of its windows below l (which of the two window kernels a step takes);
+// untied, also the windows themselves.
+std::vector<long> PairTerms::chain_key(const Chain& c, int l, bool tied) const {
+  std::vector<long> key;
+  for (int j = 0; j <= l; ++j) {
+    const long M = geometry_.sites_at(j);
+    key.push_back(tied ? (j < l ? c.at[j].window % 2 : -1) : c.at[j].window);
+    std::vector<long> offsets;
+    for (long site : c.at[j].cone) offsets.push_back(wrap(site - c.at[j].window, M));
+    std::sort(offsets.begin(), offsets.end());
+    key.push_back(static_cast<long>(offsets.size()));
+    key.insert(key.end(), offsets.begin(), offsets.end());
+    if (j > 0)
+      for (bool b : c.own[j]) key.push_back(b);
+  }
+  return key;
+}
+
+void PairTerms::group_chains(bool tied) {
+  const int top = geometry_.depth();
+  classes_.assign(static_cast<std::size_t>(top) + 1, {});
+  class_of_.assign(chains_.size(), std::vector<std::size_t>(static_cast<std::size_t>(top) + 1, 0));
+  const int d = geometry_.chi[0];
+  for (int l = 1; l <= top; ++l) {
+    std::map<std::vector<long>, std::size_t> index;
+    for (std::size_t k = 0; k < chains_.size(); ++k) {
+      if (chains_[k].top < l) continue;
+      const auto [it, added] = index.try_emplace(chain_key(chains_[k], l, tied), classes_[l].size());
+      if (added) {
+        ChainClass cl;
+        cl.chain = k;
+        if (l > 1) cl.below = class_of_[k][l - 1];
+        cl.env.assign(d * window_size(geometry_.chi[l]), 0.0);
+        classes_[l].push_back(std::move(cl));
+      }
+      class_of_[k][l] = it->second;
+    }
+  }
+  grouped_tied_ = tied;
+}
+
 // up[0] = indicator of the site's value; up[l+1][x] = up[l][x] pulled back to the
-// coarse window.
+// coarse window, computed once per class of layer l+1 (its first chain) and copied to the
+// class's other chains.
 void PairTerms::build_chains(const Model& model) {
+  if (grouped_tied_ != model.tied) group_chains(model.tied);
   const int d = geometry_.chi[0];
   const int chi_max = *std::max_element(geometry_.chi.begin(), geometry_.chi.end());
+#pragma omp parallel for schedule(static)
+  for (std::size_t k = 0; k < chains_.size(); ++k) {
+    Chain& c = chains_[k];
+    if (c.top == 0) continue;
+    const std::size_t n0 = window_size(d);
+    const std::size_t stride = window_stride(wrap(c.at[0].cone[0] - c.at[0].window, geometry_.sites), d);
+    for (int x = 0; x < d; ++x)
+      for (std::size_t w = 0; w < n0; ++w) c.up[0][x * n0 + w] = (w / stride) % d == static_cast<std::size_t>(x);
+  }
+  for (int l = 1; l <= geometry_.depth(); ++l) {
+    const std::vector<ChainClass>& at = classes_[l];
+    const std::size_t nl = window_size(geometry_.chi[l - 1]), nk = window_size(geometry_.chi[l]);
 #pragma omp parallel
-  {
-    WindowPullback pullback(chi_max);
+    {
+      WindowPullback pullback(chi_max);
 #pragma omp for schedule(dynamic, 4)
-    for (std::size_t k = 0; k < chains_.size(); ++k) {
-      Chain& c = chains_[k];
-      if (c.top == 0) continue;
-      const std::size_t n0 = window_size(d);
-      const std::size_t stride = window_stride(wrap(c.at[0].cone[0] - c.at[0].window, geometry_.sites), d);
-      for (int x = 0; x < d; ++x)
-        for (std::size_t w = 0; w < n0; ++w) c.up[0][x * n0 + w] = (w / stride) % d == static_cast<std::size_t>(x);
-      for (int l = 0; l < c.top; ++l) {
-        const std::size_t nl = window_size(geometry_.chi[l]), nk = window_size(geometry_.chi[l + 1]);
-        std::fill(c.up[l + 1].begin(), c.up[l + 1].end(), 0.0);
+      for (std::size_t g = 0; g < at.size(); ++g) {
+        Chain& c = chains_[at[g].chain];
+        std::fill(c.up[l].begin(), c.up[l].end(), 0.0);
         for (int x = 0; x < d; ++x)
-          pullback.pull(model, l, c.at[l].window, c.up[l].data() + x * nl, c.up[l + 1].data() + x * nk);
+          pullback.pull(model, l - 1, c.at[l - 1].window, c.up[l - 1].data() + x * nl, c.up[l].data() + x * nk);
       }
+#pragma omp for schedule(static)
+      for (std::size_t k = 0; k < chains_.size(); ++k)
+        if (chains_[k].top >= l && at[class_of_[k][l]].chain != k)
+          chains_[k].up[l] = chains_[at[class_of_[k][l]].chain].up[l];
     }
   }
 }
@@ -354,82 +408,88 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
   descend_chains(model, grad);
 }
 
-// Reverse pass of the chains, top down: env[l][x] is a (signed) measure on the window at l;
-// its descent through layer l-1 pairs with up[l-1][x] to give that layer's table
-// gradient, and joins env[l-1][x]. Only the tables of the site's own cone receive it:
-// a window table outside the cone has all its outputs summed, so its gradient is a
-// constant per conditional row, which EM would count as extra prior-like evidence
-// (measured: it slowed EM about threefold). The gradient then equals that of one
-// two-site cone per pair. Chains run on threads a block at a time, each into its own
-// buffers, which are then added to the shared tables in chain order (thread-count
-// independent).
+// Reverse pass of the chains, top down, a class at a time: a class's env[x] is the sum of
+// its chains' adjoints at its layer (a signed measure on the window), its descent through
+// layer l-1 pairs with up[l-1][x] to give that layer's table gradient and joins the class
+// below; every step is linear in env, so a class descends once for all its chains. Only
+// the tables of the site's own cone receive the gradient: a window table outside the cone
+// has all its outputs summed, so its gradient is a constant per conditional row, which EM
+// would count as extra prior-like evidence (measured: it slowed EM about threefold). The
+// gradient then equals that of one two-site cone per pair. Classes run on threads, each
+// into its own buffers, which are then added to the classes below and the shared tables
+// in class order (thread-count independent).
 void PairTerms::descend_chains(const Model& model, Tables& grad) {
-  constexpr std::size_t kBlock = 64;
   const int d = geometry_.chi[0];
   const int chi_max = *std::max_element(geometry_.chi.begin(), geometry_.chi.end());
-  // Own-table gradients of a chain per layer: five slots (W x3, U x2 under its window).
+  for (std::size_t l = 1; l < classes_.size(); ++l)
+    for (ChainClass& cl : classes_[l]) std::fill(cl.env.begin(), cl.env.end(), 0.0);
+  for (std::size_t k = 0; k < chains_.size(); ++k)  // the pairs' adjoints, in chain order
+    for (int l = 1; l <= chains_[k].top; ++l) {
+      std::vector<double>& to = classes_[l][class_of_[k][l]].env;
+      const std::vector<double>& from = chains_[k].env[l];
+      for (std::size_t w = 0; w < to.size(); ++w) to[w] += from[w];
+    }
+  // Own-table gradients of a class per layer: five slots (W x3, U x2 under its window).
   auto slot_size = [&](int l, int k) {
     const LayerTables& t = grad.layers[l - 1];
     return k < 3 ? t.w_size() : t.u_size();
   };
-  std::vector<std::vector<double>> held(kBlock);
-  for (std::size_t first = 0; first < chains_.size(); first += kBlock) {
-    const std::size_t last = std::min(chains_.size(), first + kBlock);
+  std::vector<std::vector<double>> held, child;
+  for (int l = geometry_.depth(); l >= 1; --l) {
+    std::vector<ChainClass>& at = classes_[l];
+    const int dl = geometry_.chi[l - 1], K = geometry_.chi[l];
+    const std::size_t nl = window_size(dl), nk = window_size(K);
+    held.resize(std::max(held.size(), at.size()));
+    child.resize(std::max(child.size(), at.size()));
 #pragma omp parallel
     {
       kernels::WindowScratch scratch;
       scratch.reserve(chi_max, chi_max);
       // Gradients of tables outside the site's own cone, and of the coarse measure (which
-      // env[l-1] already receives through descend_pair), are discarded here.
-      std::vector<double> sink(window_size(chi_max) * chi_max), sink_rho(window_size(chi_max)),
-          child(window_size(chi_max));
+      // the class below already receives through descend_pair), are discarded here.
+      std::vector<double> sink(window_size(chi_max) * chi_max), sink_rho(window_size(chi_max));
 #pragma omp for schedule(dynamic, 1)
-      for (std::size_t k = first; k < last; ++k) {
-        Chain& c = chains_[k];
-        std::vector<double>& buf = held[k - first];
+      for (std::size_t g = 0; g < at.size(); ++g) {
+        const Chain& c = chains_[at[g].chain];
+        std::vector<double>& buf = held[g];
         std::size_t total = 0;
-        for (int l = c.top; l >= 1; --l)
-          for (int s = 0; s < 5; ++s) total += c.own[l][s] ? slot_size(l, s) : 0;
+        for (int s = 0; s < 5; ++s) total += c.own[l][s] ? slot_size(l, s) : 0;
         buf.assign(total, 0.0);
-        std::size_t at = 0;
-        for (int l = c.top; l >= 1; --l) {
-          const int dl = geometry_.chi[l - 1], K = geometry_.chi[l];
-          const std::size_t nl = window_size(dl), nk = window_size(K);
-          const kernels::ConeTables tab = kernels::cone_tables(model.tables.layers[l - 1], c.at[l].window);
-          double* slot[5];
-          for (int s = 0; s < 5; ++s) {
-            slot[s] = c.own[l][s] ? buf.data() + at : sink.data();
-            at += c.own[l][s] ? slot_size(l, s) : 0;
+        child[g].assign(l > 1 ? d * nl : 0, 0.0);
+        const kernels::ConeTables tab = kernels::cone_tables(model.tables.layers[l - 1], c.at[l].window);
+        double* slot[5];
+        for (std::size_t s = 0, offset = 0; s < 5; ++s) {
+          slot[s] = c.own[l][s] ? buf.data() + offset : sink.data();
+          offset += c.own[l][s] ? slot_size(l, static_cast<int>(s)) : 0;
+        }
+        const kernels::ConeGradients gt{slot[0], slot[1], slot[2], slot[3], slot[4]};
+        const bool odd = c.at[l - 1].window % 2 == 1;
+        for (int x = 0; x < d; ++x) {
+          const double* measure = at[g].env.data() + x * nk;
+          if (l > 1) {
+            double* into = child[g].data() + x * nl;
+            kernels::descend_pair(dl, K, tab, measure, odd ? into : nullptr, odd ? nullptr : into, scratch);
           }
-          const kernels::ConeGradients gt{slot[0], slot[1], slot[2], slot[3], slot[4]};
-          const bool odd = c.at[l - 1].window % 2 == 1;
-          for (int x = 0; x < d; ++x) {
-            const double* measure = c.env[l].data() + x * nk;
-            if (l > 1) {
-              kernels::descend_pair(dl, K, tab, measure, odd ? child.data() : nullptr,
-                                    odd ? nullptr : child.data(), scratch);
-              double* below = c.env[l - 1].data() + x * nl;
-              for (std::size_t w = 0; w < nl; ++w) below[w] += child[w];
-            }
-            const double* up = c.up[l - 1].data() + x * nl;
-            kernels::ascend_pair(dl, K, tab, measure, odd ? up : nullptr, odd ? nullptr : up,
-                                 sink_rho.data(), gt, scratch);
-          }
+          const double* up = c.up[l - 1].data() + x * nl;
+          kernels::ascend_pair(dl, K, tab, measure, odd ? up : nullptr, odd ? nullptr : up, sink_rho.data(),
+                               gt, scratch);
         }
       }
     }
-    for (std::size_t k = first; k < last; ++k) {  // into the shared tables, in chain order
-      const Chain& c = chains_[k];
-      const double* from = held[k - first].data();
-      for (int l = c.top; l >= 1; --l) {
-        const kernels::ConeGradients to = kernels::cone_gradients(grad.layers[l - 1], c.at[l].window);
-        double* dest[5] = {to.w0, to.w1, to.w2, to.u0, to.u1};
-        for (int s = 0; s < 5; ++s) {
-          if (!c.own[l][s]) continue;
-          const std::size_t n = slot_size(l, s);
-          for (std::size_t i = 0; i < n; ++i) dest[s][i] += from[i];
-          from += n;
-        }
+    for (std::size_t g = 0; g < at.size(); ++g) {  // into the classes below and the tables, in order
+      const Chain& c = chains_[at[g].chain];
+      if (l > 1) {
+        std::vector<double>& below = classes_[l - 1][at[g].below].env;
+        for (std::size_t w = 0; w < below.size(); ++w) below[w] += child[g][w];
+      }
+      const kernels::ConeGradients to = kernels::cone_gradients(grad.layers[l - 1], c.at[l].window);
+      double* dest[5] = {to.w0, to.w1, to.w2, to.u0, to.u1};
+      const double* from = held[g].data();
+      for (int s = 0; s < 5; ++s) {
+        if (!c.own[l][s]) continue;
+        const std::size_t n = slot_size(l, s);
+        for (std::size_t i = 0; i < n; ++i) dest[s][i] += from[i];
+        from += n;
       }
     }
   }
