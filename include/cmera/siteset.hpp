@@ -85,16 +85,19 @@ class ConePlan {
   // The op's conditional with dropped outputs summed out: the table itself when both
   // outputs are kept, else kernel_ (scratch reused across calls).
   const double* kernel(const Model& m, const Op& op);
-  // Stage t with op's consumed modes most significant (J[kept + K consumed], what the
-  // line products read): t's own data when they already lead, else a copy in leading_.
-  const double* consumed_leading(const Tensor& t, const Op& op);
+  // Reorders stage t's data with op's consumed modes most significant (J[kept + K
+  // consumed], what the line products read), unless they already lead: t.labels and
+  // t.dims keep the stage's own order, which op.order maps to this one.
+  void to_consumed_first(Tensor& t, const Op& op);
   // Runs the ops on stages_[0] (the top marginal, already in place).
   const std::vector<double>& descend(const Model& model);
   Geometry geometry_;
   std::vector<long> sites_;
   std::vector<long> top_labels_;
   std::vector<Op> ops_;
-  std::vector<Tensor> stages_;       // stages_[0]: top marginal; stages_[k+1] after ops_[k]
+  // stages_[0]: top marginal; stages_[k+1] after ops_[k]; data of every stage but the
+  // last in its op's consumed-first order (to_consumed_first).
+  std::vector<Tensor> stages_;
   std::vector<std::size_t> output_index_;  // final tensor entry -> requested-order entry
   std::vector<double> result_;
   std::vector<std::vector<long>> tables_read_;

@@ -281,11 +281,11 @@ ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites,
   }
 }
 
-const double* ConePlan::consumed_leading(const Tensor& t, const Op& op) {
-  if (op.in_leads) return t.data.data();
+void ConePlan::to_consumed_first(Tensor& t, const Op& op) {
+  if (op.in_leads) return;
   leading_.resize(t.data.size());
-  permute<true>(op.order, t.data.size(), const_cast<double*>(t.data.data()), leading_.data());
-  return leading_.data();
+  permute<true>(op.order, t.data.size(), t.data.data(), leading_.data());
+  std::swap(t.data, leading_);
 }
 
 const double* ConePlan::kernel(const Model& m, const Op& op) {
@@ -317,16 +317,19 @@ const std::vector<double>& ConePlan::forward(const Model& model, const double* t
 }
 
 const std::vector<double>& ConePlan::descend(const Model& model) {
+  // Every stage an op reads is kept consumed-first (what its product reads, and what the
+  // reverse pass reads again); the last stage stays as produced.
+  if (!ops_.empty()) to_consumed_first(stages_[0], ops_[0]);
   for (std::size_t k = 0; k < ops_.size(); ++k) {
     const Op& op = ops_[k];
     const Tensor& in = stages_[k];
     Tensor& out = stages_[k + 1];
     const long consumed = static_cast<long>(op.in_size), kept = static_cast<long>(in.data.size() / op.in_size);
     out.data.resize(size_of(out.dims));
-    line_apply(static_cast<long>(op.out_size), consumed, kept, kernel(model, op), consumed_leading(in, op),
-               out.data.data());
+    line_apply(static_cast<long>(op.out_size), consumed, kept, kernel(model, op), in.data.data(), out.data.data());
+    if (k + 1 < ops_.size()) to_consumed_first(out, ops_[k + 1]);
   }
-  // Final tensor -> requested site order.
+// Final tensor -> requested site order.
   const Tensor& last = stages_.back();
   result_.resize(last.data.size());
   for (std::size_t flat = 0; flat < last.data.size(); ++flat) result_[output_index_[flat]] = last.data[flat];
@@ -351,7 +354,7 @@ void ConePlan::backward_local(const Model& model, const std::vector<double>& g) 
     const long produced = static_cast<long>(op.out_size), consumed = static_cast<long>(op.in_size);
     const long kept = static_cast<long>(in.data.size() / op.in_size);
     const double* kern = kernel(model, op);
-    line_apply_adjoint_map(produced, consumed, kept, grad_out_.data(), consumed_leading(in, op),
+    line_apply_adjoint_map(produced, consumed, kept, grad_out_.data(), in.data.data(),
                            op_grad_.data() + op.grad_at, false);
     // The input's adjoint comes out consumed-leading; back to the stage's own order.
     grad_in_.resize(in.data.size());
