@@ -76,6 +76,7 @@ class PairTerms {
     // site's cone reads; l = 0 unused.
     std::vector<std::array<bool, 5>> own;
     int top = 0;       // highest layer a pair needs
+    std::vector<std::pair<std::size_t, bool>> pairs = {};  // (pair, as its left site), in order
     std::vector<std::vector<double>> up, env;
   };
   struct Pair {
@@ -98,6 +99,7 @@ class PairTerms {
     ConePlan plan;            // below the top: from the parent's sites to these
     std::vector<double> p = {}, g = {};  // p: top nodes only (others: plan.marginal())
     std::vector<long> in_cover = {};     // top nodes: positions of `sites` in the cover's
+    std::vector<std::size_t> pairs = {};  // pairs whose joint it is, in order
   };
   // Top sites covering several top nodes (at most kCoverEntries entries): one pass over
   // the top table per cover and pass, the nodes' marginals then come from the small

@@ -82,6 +82,13 @@ PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
       chains_[left].top = std::max(chains_[left].top, meet);
       chains_[right].top = std::max(chains_[right].top, meet);
     }
+  for (std::size_t k = 0; k < pairs_.size(); ++k) {  // the adjoints each one sums, in pair order
+    const Pair& pr = pairs_[k];
+    nodes_[pr.joint].pairs.push_back(k);
+    if (pr.meet == 0) continue;
+    chains_[pr.left].pairs.emplace_back(k, true);
+    chains_[pr.right].pairs.emplace_back(k, false);
+  }
   build_covers();
   for (Chain& c : chains_) {
     c.up.resize(static_cast<std::size_t>(c.top) + 1);
@@ -351,26 +358,33 @@ void PairTerms::pair_reverse(double scale, std::size_t k, Scratch& s) {
 // thread count.
 void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
   const int d = stats_.d;
-  for (Chain& c : chains_)
-    for (auto& e : c.env) std::fill(e.begin(), e.end(), 0.0);
-  for (Node& n : nodes_) n.g.assign(n.layer == geometry_.depth() ? n.p.size() : n.plan.marginal().size(), 0.0);
   std::vector<Scratch> scratch(static_cast<std::size_t>(omp_get_max_threads()));
-#pragma omp parallel for schedule(dynamic, 8)
-  for (std::size_t k = 0; k < pairs_.size(); ++k) pair_reverse(scale, k, scratch[omp_get_thread_num()]);
-  for (std::size_t k = 0; k < pairs_.size(); ++k) {
-    Pair& pr = pairs_[k];
-    if (pr.meet > 0) {
-      std::vector<double>& el = chains_[pr.left].env[pr.meet];
-      std::vector<double>& er = chains_[pr.right].env[pr.meet];
-      const std::size_t wl = el.size() / d, wr = er.size() / d;
-      const std::size_t na = pr.left_at.size(), nb = pr.right_at.size();
-      for (int x = 0; x < d; ++x) {
-        for (std::size_t a = 0; a < na; ++a) el[x * wl + pr.left_at[a]] += pr.el[x * na + a];
-        for (std::size_t b = 0; b < nb; ++b) er[x * wr + pr.right_at[b]] += pr.er[x * nb + b];
+#pragma omp parallel
+  {
+#pragma omp for schedule(dynamic, 8)
+    for (std::size_t k = 0; k < pairs_.size(); ++k) pair_reverse(scale, k, scratch[omp_get_thread_num()]);
+    // Each node and chain sums the adjoints of its pairs in pair order, on threads.
+#pragma omp for schedule(dynamic, 16) nowait
+    for (std::size_t n = 0; n < nodes_.size(); ++n) {
+      Node& nd = nodes_[n];
+      nd.g.assign(nd.layer == geometry_.depth() ? nd.p.size() : nd.plan.marginal().size(), 0.0);
+      for (std::size_t k : nd.pairs)
+        for (std::size_t x = 0; x < pairs_[k].gj.size(); ++x) nd.g[x] += pairs_[k].gj[x];
+    }
+#pragma omp for schedule(dynamic, 16)
+    for (std::size_t c = 0; c < chains_.size(); ++c) {
+      Chain& ch = chains_[c];
+      for (auto& e : ch.env) std::fill(e.begin(), e.end(), 0.0);
+      for (const auto& [k, left] : ch.pairs) {
+        const Pair& pr = pairs_[k];
+        std::vector<double>& env = ch.env[pr.meet];
+        const std::vector<std::size_t>& at = left ? pr.left_at : pr.right_at;
+        const std::vector<double>& from = left ? pr.el : pr.er;
+        const std::size_t w = env.size() / d, n = at.size();
+        for (int x = 0; x < d; ++x)
+          for (std::size_t a = 0; a < n; ++a) env[x * w + at[a]] += from[x * n + a];
       }
     }
-    std::vector<double>& into = nodes_[pr.joint].g;
-    for (std::size_t x = 0; x < pr.gj.size(); ++x) into[x] += pr.gj[x];
   }
   // Nodes bottom up, a layer at a time: reverse passes on threads, then, in node order,
   // their table gradients and their adjoints into their parents.
