@@ -299,7 +299,9 @@ TEST(PairTerms, OperationCountStaysNearTheWindowsAtEveryTopSize) {
     std::printf("  %-26s top %2ld sites: windows %10llu, pairs %10llu operations, ratio %.2f\n",
                 label(c).c_str(), m.geometry.top_sites(), static_cast<unsigned long long>(windows),
                 static_cast<unsigned long long>(pairs), ratio);
-    EXPECT_LT(ratio, 25.0) << label(c);
+    // Tied chains share their steps per class (about half the untied count at tops of 4
+    // and 8 sites: 9.7 and 8.9 against 19.0 and 18.0, measured).
+    EXPECT_LT(ratio, c.tied ? 12.0 : 25.0) << label(c);
     counts[{c.tied, m.geometry.top_sites()}] = {static_cast<double>(windows), static_cast<double>(pairs)};
   }
   for (bool tied : {true, false}) {
