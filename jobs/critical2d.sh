@@ -14,7 +14,7 @@
 #
 # Usage: jobs/critical2d.sh
 #   env: OUT (cmera-out/critical2d), SEEDS (5), CONFIGS (2000), ITERATIONS (600),
-#        RANKS (2), SIZES ("32 64"), CHIS ("3 4"), CMERA (build/bin/cmera)
+#        RANKS (2), SIZES ("32 64"), CHIS ("3 4"; empty: no chi table), CMERA (build/bin/cmera)
 # Results: $OUT/summary-L<L>.txt/.json (table per seed, PASS/FAIL), $OUT/chi-table.md
 #   (pooled KL, its floor, worst C(r) error, s/iter against chi), $OUT/L<L>/seed<k>/
 #   {model.h5, eval.json, train.log}, $OUT/plots-L<L>/{corr,samples,flow}.png,
@@ -28,7 +28,7 @@ configs=${CONFIGS:-2000}
 iterations=${ITERATIONS:-600}
 ranks=${RANKS:-2}
 sizes=${SIZES:-32 64}
-chis=${CHIS:-3 4}
+chis=${CHIS-3 4}
 cmera=${CMERA:-build/bin/cmera}
 py=/usr/bin/python3
 mpi() { mpirun --oversubscribe -n "$ranks" "$cmera" "$@"; }
