@@ -47,9 +47,11 @@ class ConePlan {
   void backward(const Model& model, const std::vector<double>& g, Tables& grad);
   // backward() in two steps: backward_local touches only the plan (safe on threads, one
   // plan per thread) and leaves dL/d(start marginal) in top_gradient(); add_gradient adds
-  // the W/U gradients to grad in the order backward() would.
+  // the W/U gradients to grad in the order backward() would; with parts > 1, only block
+  // `part` of `parts` equal blocks of each table's conditional rows, so that threads, each
+  // taking one part and the plans in one order, fill disjoint entries in that order.
   void backward_local(const Model& model, const std::vector<double>& g);
-  void add_gradient(Tables& grad);
+  void add_gradient(Tables& grad, int part = 0, int parts = 1);
   const std::vector<double>& top_gradient() const { return top_grad_; }
   // Sites (sorted) of the start layer whose marginal the plan starts from, and the layer.
   const std::vector<long>& top_sites() const { return top_labels_; }

@@ -370,7 +370,7 @@ void ConePlan::backward_local(const Model& model, const std::vector<double>& g) 
   top_grad_.swap(grad_out_);
 }
 
-void ConePlan::add_gradient(Tables& grad) {
+void ConePlan::add_gradient(Tables& grad, int part, int parts) {
   for (std::size_t k = ops_.size(); k-- > 0;) {
     const Op& op = ops_[k];
     const int d = geometry_.chi[op.layer];
@@ -380,7 +380,7 @@ void ConePlan::add_gradient(Tables& grad) {
     LayerTables& gt = grad.layers[op.layer];
     double* table = op.disentangler ? gt.u(op.table) : gt.w(op.table);
     const int o0 = op.keep0 ? d : 1, o1 = op.keep1 ? d : 1;
-    for (int r = 0; r < rows; ++r)
+    for (int r = rows * part / parts; r < rows * (part + 1) / parts; ++r)
       for (int x0 = 0; x0 < d; ++x0)
         for (int x1 = 0; x1 < d; ++x1)
           table[(r * d + x0) * d + x1] += g_kernel[(r * o0 + (op.keep0 ? x0 : 0)) * o1 + (op.keep1 ? x1 : 0)];

@@ -387,18 +387,25 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
     }
   }
   // Nodes bottom up, a layer at a time: reverse passes on threads, then, in node order,
-  // their table gradients and their adjoints into their parents.
+  // their table gradients and their adjoints into their parents, each thread adding its
+  // share of the table rows and of the parents' entries (disjoint, so every entry is
+  // summed in node order whatever the thread count).
   const int T = geometry_.depth();
   for (int l = 0; l < T; ++l) {
     const std::vector<std::size_t>& at = by_layer_[l];
-#pragma omp parallel for schedule(dynamic, 1)
-    for (std::size_t k = 0; k < at.size(); ++k) nodes_[at[k]].plan.backward_local(model, nodes_[at[k]].g);
-    for (std::size_t k : at) {
-      Node& n = nodes_[k];
-      n.plan.add_gradient(grad);
-      std::vector<double>& into = nodes_[n.parent].g;
-      const std::vector<double>& gt = n.plan.top_gradient();
-      for (std::size_t x = 0; x < gt.size(); ++x) into[x] += gt[x];
+#pragma omp parallel
+    {
+#pragma omp for schedule(dynamic, 1)
+      for (std::size_t k = 0; k < at.size(); ++k) nodes_[at[k]].plan.backward_local(model, nodes_[at[k]].g);
+      const int part = omp_get_thread_num(), parts = omp_get_num_threads();
+      for (std::size_t k : at) {
+        Node& n = nodes_[k];
+        n.plan.add_gradient(grad, part, parts);
+        std::vector<double>& into = nodes_[n.parent].g;
+        const std::vector<double>& gt = n.plan.top_gradient();
+        const std::size_t n_gt = gt.size(), from = n_gt * part / parts, to = n_gt * (part + 1) / parts;
+        for (std::size_t x = from; x < to; ++x) into[x] += gt[x];
+      }
     }
   }
   // Top nodes into their covers (in node order), then each cover's adjoint reaches the
