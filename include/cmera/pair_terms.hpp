@@ -68,8 +68,8 @@ class PairTerms {
  private:
   // One endpoint site from layer 0 up to `top`: at[l] its window and cone at layer l
   // (at[l+1].window is the coarse window feeding at[l].window); up[l] holds
-  // P(site = x | window at l) as [x][chi_l^3], env[l] the pairs' adjoint of it (what
-  // descends from the layers above is summed per class, ChainClass).
+  // P(site = x | window at l) as [x][chi_l^3] (its adjoint is summed per class,
+  // ChainClass).
   struct Chain {
     std::vector<ConeInWindow> at;
     // own[l]: which of the five tables under at[l].window (W x3, U x2 of layer l-1) the
@@ -77,7 +77,7 @@ class PairTerms {
     std::vector<std::array<bool, 5>> own;
     int top = 0;       // highest layer a pair needs
     std::vector<std::pair<std::size_t, bool>> pairs = {};  // (pair, as its left site), in order
-    std::vector<std::vector<double>> up, env;
+    std::vector<std::vector<double>> up;
   };
   struct Pair {
     int meet;            // layer of the joint (0: two-site cone of the sites themselves)
@@ -120,9 +120,9 @@ class PairTerms {
   // classes per layer against one chain per pair site and distance). Untied, every chain
   // is its own class.
   struct ChainClass {
-    std::size_t chain;        // its first chain, whose windows and up[] the class uses
+    std::vector<std::size_t> members;  // its chains, in order; the first one's windows and up[] serve all
     std::size_t below = 0;    // the class at layer - 1 its chains belong to (layer >= 2)
-    std::vector<double> env;  // summed adjoint at its layer, [x][window entry]
+    std::vector<double> env;  // its chains' summed adjoint at its layer, [x][window entry]
   };
   std::size_t add_chain(long first, int position);
   std::size_t node(int layer, const std::vector<long>& sites);

@@ -92,10 +92,8 @@ PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
   build_covers();
   for (Chain& c : chains_) {
     c.up.resize(static_cast<std::size_t>(c.top) + 1);
-    c.env.resize(static_cast<std::size_t>(c.top) + 1);
     for (int l = 0; l <= c.top; ++l) {
       c.up[l].assign(g.chi[0] * window_size(g.chi[l]), 0.0);
-      c.env[l].assign(c.up[l].size(), 0.0);
     }
   }
 }
@@ -201,11 +199,11 @@ void PairTerms::group_chains(bool tied) {
       const auto [it, added] = index.try_emplace(chain_key(chains_[k], l, tied), classes_[l].size());
       if (added) {
         ChainClass cl;
-        cl.chain = k;
         if (l > 1) cl.below = class_of_[k][l - 1];
         cl.env.assign(d * window_size(geometry_.chi[l]), 0.0);
         classes_[l].push_back(std::move(cl));
       }
+      classes_[l][it->second].members.push_back(k);
       class_of_[k][l] = it->second;
     }
   }
@@ -236,15 +234,15 @@ void PairTerms::build_chains(const Model& model) {
       WindowPullback pullback(chi_max);
 #pragma omp for schedule(dynamic, 4)
       for (std::size_t g = 0; g < at.size(); ++g) {
-        Chain& c = chains_[at[g].chain];
+        Chain& c = chains_[at[g].members.front()];
         std::fill(c.up[l].begin(), c.up[l].end(), 0.0);
         for (int x = 0; x < d; ++x)
           pullback.pull(model, l - 1, c.at[l - 1].window, c.up[l - 1].data() + x * nl, c.up[l].data() + x * nk);
       }
 #pragma omp for schedule(static)
       for (std::size_t k = 0; k < chains_.size(); ++k)
-        if (chains_[k].top >= l && at[class_of_[k][l]].chain != k)
-          chains_[k].up[l] = chains_[at[class_of_[k][l]].chain].up[l];
+        if (chains_[k].top >= l && at[class_of_[k][l]].members.front() != k)
+          chains_[k].up[l] = chains_[at[class_of_[k][l]].members.front()].up[l];
     }
   }
 }
@@ -363,7 +361,7 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
   {
 #pragma omp for schedule(dynamic, 8)
     for (std::size_t k = 0; k < pairs_.size(); ++k) pair_reverse(scale, k, scratch[omp_get_thread_num()]);
-    // Each node and chain sums the adjoints of its pairs in pair order, on threads.
+    // Each node sums the adjoints of its pairs in pair order, on threads.
 #pragma omp for schedule(dynamic, 16) nowait
     for (std::size_t n = 0; n < nodes_.size(); ++n) {
       Node& nd = nodes_[n];
@@ -371,18 +369,24 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
       for (std::size_t k : nd.pairs)
         for (std::size_t x = 0; x < pairs_[k].gj.size(); ++x) nd.g[x] += pairs_[k].gj[x];
     }
-#pragma omp for schedule(dynamic, 16)
-    for (std::size_t c = 0; c < chains_.size(); ++c) {
-      Chain& ch = chains_[c];
-      for (auto& e : ch.env) std::fill(e.begin(), e.end(), 0.0);
-      for (const auto& [k, left] : ch.pairs) {
-        const Pair& pr = pairs_[k];
-        std::vector<double>& env = ch.env[pr.meet];
-        const std::vector<std::size_t>& at = left ? pr.left_at : pr.right_at;
-        const std::vector<double>& from = left ? pr.el : pr.er;
-        const std::size_t w = env.size() / d, n = at.size();
-        for (int x = 0; x < d; ++x)
-          for (std::size_t a = 0; a < n; ++a) env[x * w + at[a]] += from[x * n + a];
+    // Each class sums, at its layer, the adjoints its chains' pairs formed there: chains
+    // in order, each chain's pairs in pair order (layers are independent: no barrier).
+    for (std::size_t l = 1; l < classes_.size(); ++l) {
+#pragma omp for schedule(dynamic, 16) nowait
+      for (std::size_t g = 0; g < classes_[l].size(); ++g) {
+        std::vector<double>& env = classes_[l][g].env;
+        std::fill(env.begin(), env.end(), 0.0);
+        const std::size_t w = env.size() / d;
+        for (std::size_t c : classes_[l][g].members)
+          for (const auto& [k, left] : chains_[c].pairs) {
+            const Pair& pr = pairs_[k];
+            if (pr.meet != static_cast<int>(l)) continue;
+            const std::vector<std::size_t>& at = left ? pr.left_at : pr.right_at;
+            const std::vector<double>& from = left ? pr.el : pr.er;
+            const std::size_t n = at.size();
+            for (int x = 0; x < d; ++x)
+              for (std::size_t a = 0; a < n; ++a) env[x * w + at[a]] += from[x * n + a];
+          }
       }
     }
   }
@@ -442,14 +446,6 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
 void PairTerms::descend_chains(const Model& model, Tables& grad) {
   const int d = geometry_.chi[0];
   const int chi_max = *std::max_element(geometry_.chi.begin(), geometry_.chi.end());
-  for (std::size_t l = 1; l < classes_.size(); ++l)
-    for (ChainClass& cl : classes_[l]) std::fill(cl.env.begin(), cl.env.end(), 0.0);
-  for (std::size_t k = 0; k < chains_.size(); ++k)  // the pairs' adjoints, in chain order
-    for (int l = 1; l <= chains_[k].top; ++l) {
-      std::vector<double>& to = classes_[l][class_of_[k][l]].env;
-      const std::vector<double>& from = chains_[k].env[l];
-      for (std::size_t w = 0; w < to.size(); ++w) to[w] += from[w];
-    }
   // Own-table gradients of a class per layer: five slots (W x3, U x2 under its window).
   auto slot_size = [&](int l, int k) {
     const LayerTables& t = grad.layers[l - 1];
@@ -471,7 +467,7 @@ void PairTerms::descend_chains(const Model& model, Tables& grad) {
       std::vector<double> sink(window_size(chi_max) * chi_max), sink_rho(window_size(chi_max));
 #pragma omp for schedule(dynamic, 1)
       for (std::size_t g = 0; g < at.size(); ++g) {
-        const Chain& c = chains_[at[g].chain];
+        const Chain& c = chains_[at[g].members.front()];
         std::vector<double>& buf = held[g];
         std::size_t total = 0;
         for (int s = 0; s < 5; ++s) total += c.own[l][s] ? slot_size(l, s) : 0;
@@ -498,7 +494,7 @@ void PairTerms::descend_chains(const Model& model, Tables& grad) {
       }
     }
     for (std::size_t g = 0; g < at.size(); ++g) {  // into the classes below and the tables, in order
-      const Chain& c = chains_[at[g].chain];
+      const Chain& c = chains_[at[g].members.front()];
       if (l > 1) {
         std::vector<double>& below = classes_[l - 1][at[g].below].env;
         for (std::size_t w = 0; w < below.size(); ++w) below[w] += child[g][w];
