@@ -109,6 +109,7 @@ std::vector<Case> reference_cases() {
 
 TEST(PairTerms, MarginalsAndGradientsEqualTheTwoSiteConeReference) {
   std::uint64_t seed = 900;
+  PairTerms::Sharing most;  // over the tied cases: every shared path must be exercised
   for (const Case& c : reference_cases()) {
     const Model m = random_model(c, seed++);
     const PairStats st = random_stats(c, seed++);
@@ -127,6 +128,14 @@ TEST(PairTerms, MarginalsAndGradientsEqualTheTwoSiteConeReference) {
     EXPECT_LT(worst_p, 1e-13) << label(c);
     // Pairs must meet well above the bottom, or the factorized path is not exercised.
     EXPECT_GE(deepest, m.depth() - 2) << label(c);
+    const PairTerms::Sharing sharing = terms.sharing();
+    if (c.tied) {  // (a class may not pay where d^2 is large: the d = 3 case shares none)
+      most.pairs = std::max(most.pairs, sharing.pairs);
+      most.reordered = std::max(most.reordered, sharing.reordered);
+      most.layers = std::max(most.layers, sharing.layers);
+    } else {
+      EXPECT_EQ(sharing.pairs, 0u) << label(c);
+    }
 
     Tables got = Tables::zeros_like(m.tables), want = Tables::zeros_like(m.tables);
     terms.gradient(m, 1.0, got);
@@ -136,9 +145,13 @@ TEST(PairTerms, MarginalsAndGradientsEqualTheTwoSiteConeReference) {
     for (double v : b) scale = std::max(scale, std::abs(v));
     for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
     EXPECT_LT(worst, 1e-12 * scale) << label(c);
-    std::printf("  %-26s deepest meeting layer %d, max |dp| %.1e, max |dg| %.1e of %.1e\n",
-                label(c).c_str(), deepest, worst_p, worst, scale);
+    std::printf("  %-26s deepest meeting layer %d, shared %zu (%zu reordered, up to %d layers), "
+                "max |dp| %.1e, max |dg| %.1e of %.1e\n",
+                label(c).c_str(), deepest, sharing.pairs, sharing.reordered, sharing.layers, worst_p, worst, scale);
   }
+  EXPECT_GT(most.pairs, 0u) << "no tied case shared a pair class";
+  EXPECT_GT(most.reordered, 0u) << "no shared pair's start marginal was reordered by a translation";
+  EXPECT_GT(most.layers, 1) << "no pair class spans more than one layer";
 }
 
 // Finite differences of the reference log-likelihood (one two-site cone per pair),

@@ -15,6 +15,9 @@
 // dense work from its own parent node, and the top nodes are marginals of a few covering
 // marginals of the top table, one pass over it per cover instead of one per pair and
 // pass).
+// With tied tables, pairs alike up to a translation (PairClass) skip their own joint
+// nodes: the class pulls the chains' functions back to a shared start layer once, and each
+// pair is a dot product with its node's marginal there.
 // Pairs whose windows already touch at layer 1 keep the plain two-site cone (from layer
 // 1). Plans are built once per run; forward and reverse run on threads, and the reverse
 // pass adds into shared chain adjoints, nodes and tables in a fixed order, so results do
@@ -62,6 +65,14 @@ class PairTerms {
   int meeting_layer(std::size_t k) const { return pairs_[k].meet; }
   // Adds d/dtheta of scale * (the value above) to grad. Requires log_likelihood().
   void gradient(const Model& model, double scale, Tables& grad);
+  // How the last log_likelihood() formed the joints (tests check each path is exercised):
+  // pairs through a PairClass, those whose start marginal a translation reordered, and the
+  // most layers a class's plan spans.
+  struct Sharing {
+    std::size_t pairs = 0, reordered = 0;
+    int layers = 0;
+  };
+  Sharing sharing() const;
   // Coarse sites of `layer` whose tables some pair cone reads (sorted, unique).
   std::vector<long> tables_read(int layer) const;
 
@@ -87,6 +98,10 @@ class PairTerms {
     std::vector<std::size_t> left_at = {}, right_at = {};  // window entry of each cone state
     // reverse pass: adjoints of the chains [x][cone state] and of the joint
     std::vector<double> el = {}, er = {}, gj = {};
+    long shared = -1;             // its PairClass, or -1: its own joint node
+    std::size_t start = 0;        // shared: the node its class's plan starts from
+    long order = -1;              // shared: its start marginal's entry order (PairClass::orders), -1: the plan's
+    std::vector<double> w = {};   // shared: the adjoint of p, [x]
   };
   // A site set shared by plans: the marginal a plan (or a node below) starts from, and
   // its summed adjoint. At the top it is a marginal of the top table; below, a one-layer
@@ -100,6 +115,29 @@ class PairTerms {
     std::vector<double> p = {}, g = {};  // p: top nodes only (others: plan.marginal())
     std::vector<long> in_cover = {};     // top nodes: positions of `sites` in the cover's
     std::vector<std::size_t> pairs = {};  // pairs whose joint it is, in order
+    std::vector<std::size_t> shared_pairs = {};  // shared pairs that start from it, in order
+  };
+  // Pairs whose joints at the meeting layer m come alike from their cones h layers up
+  // (tied tables, pair_key): their chains fall in the same classes at m, and their cones at
+  // m and at m + h sit alike, translated by a multiple of 2^h, so the map A from the start
+  // marginal P_k (the pair's node at m + h) to the joint is the same for all, and so are
+  // U_x = Tl[x_l] (x) Tr[x_r]. Since p_k(x) = <U_x, A P_k> = <A^T U_x, P_k>, the class
+  // pulls its d^2 functions U_x back through A once (f), and each pair is a dot product
+  // with its start marginal. The reverse pass is linear in the pairs' adjoints w_k: the
+  // class forms M_x = sum_k w_k(x) P_k and runs A forward and backward once per x (chain
+  // adjoints from A M_x, table gradients of <U_x, A M_x>), each pair's start node receiving
+  // sum_x w_k(x) f_x. A class costs about 4 d^2 passes of A against the nodes below its
+  // start, so each pair takes the h (or none) that saves the most (share_value).
+  struct PairClass {
+    int meet, layers;                    // m, and h: its plan starts at m + h
+    std::vector<std::size_t> members;    // pairs, in order; the first one's windows serve all
+    std::size_t left_class, right_class;  // its chains' classes at meet
+    ConePlan plan;                       // the first member's joint, from its start set
+    // Start marginals whose sites a translation wrapped into another order: orders[o][e] is
+    // the entry holding the plan's start entry e.
+    std::vector<std::vector<std::size_t>> orders;
+    std::vector<double> f = {};          // [x][start entry]: A^T U_x
+    std::vector<double> el = {}, er = {};  // its chains' summed adjoints, [x][cone state]
   };
   // Top sites covering several top nodes (at most kCoverEntries entries): one pass over
   // the top table per cover and pass, the nodes' marginals then come from the small
@@ -123,12 +161,22 @@ class PairTerms {
     std::vector<std::size_t> members;  // its chains, in order; the first one's windows and up[] serve all
     std::size_t below = 0;    // the class at layer - 1 its chains belong to (layer >= 2)
     std::vector<double> env;  // its chains' summed adjoint at its layer, [x][window entry]
+    std::vector<std::pair<std::size_t, bool>> shared = {};  // (pair class, as its left chains), in order
   };
   std::size_t add_chain(long first, int position);
   std::size_t node(int layer, const std::vector<long>& sites);
   const double* node_marginal(std::size_t k) const;
   std::vector<long> chain_key(const Chain& c, int layer, bool tied) const;
+  std::vector<long> pair_key(const Pair& pr, int h) const;
+  std::size_t ancestor(std::size_t node, int h) const;
+  std::vector<long> start_offsets(const Pair& pr, int h) const;
+  std::map<std::vector<long>, std::vector<std::size_t>> pairs_alike(int h, const std::vector<int>& chosen) const;
+  double share_value(const std::vector<std::size_t>& members, int h, std::size_t dd,
+                     const std::vector<std::size_t>& users) const;
   void group_chains(bool tied);
+  void group_pairs(bool tied);
+  void share_forward(const Model& model, PairClass& pc);
+  void share_reverse(const Model& model, PairClass& pc);
   void build_chains(const Model& model);
   void pair_reverse(double scale, std::size_t k, Scratch& s);
   void descend_chains(const Model& model, Tables& grad);
@@ -141,6 +189,8 @@ class PairTerms {
   std::vector<std::vector<std::size_t>> class_of_;  // [chain][layer]: its class there
   int grouped_tied_ = -1;                            // model.tied the classes are for (-1: none yet)
   std::vector<Pair> pairs_;  // [distance][site]
+  std::vector<PairClass> pair_classes_;
+  std::vector<char> live_;   // nodes some pair or live node reads (not the joints of shared pairs)
   void build_covers();
   std::vector<Node> nodes_;  // parents before children
   std::vector<Cover> covers_;

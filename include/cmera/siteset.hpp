@@ -50,15 +50,24 @@ class ConePlan {
   // the W/U gradients to grad in the order backward() would; with parts > 1, only block
   // `part` of `parts` equal blocks of each table's conditional rows, so that threads, each
   // taking one part and the plans in one order, fill disjoint entries in that order.
-  void backward_local(const Model& model, const std::vector<double>& g);
+  // With `accumulate`, the W/U gradients add to those of the previous backward_local (of
+  // this plan, after its own forward): add_gradient then adds their sum.
+  void backward_local(const Model& model, const std::vector<double>& g, bool accumulate = false);
   void add_gradient(Tables& grad, int part = 0, int parts = 1);
   const std::vector<double>& top_gradient() const { return top_grad_; }
+  // dL/d(start marginal) of L = sum_x g[x] p[x] alone, without a forward(): the plan is
+  // linear in its start marginal, so this is its transpose applied to g (e.g. to pull a
+  // function of the plan's sites back to its start sites once for many start marginals).
+  // Leaves the W/U gradients of backward_local as they were.
+  const std::vector<double>& start_adjoint(const Model& model, const std::vector<double>& g);
   // Sites (sorted) of the start layer whose marginal the plan starts from, and the layer.
   const std::vector<long>& top_sites() const { return top_labels_; }
   int start_layer() const { return from_; }
   // Coarse sites (table indices) of `layer` whose W/U this cone reads.
   const std::vector<long>& tables_read(int layer) const { return tables_read_[layer]; }
   const std::vector<long>& sites() const { return sites_; }
+  // Multiply-adds of one forward() (a reverse pass with table gradients does about twice).
+  std::size_t work() const { return work_; }
 
   struct Tensor {
     std::vector<long> labels;
@@ -93,6 +102,10 @@ class ConePlan {
   void to_consumed_first(Tensor& t, const Op& op);
   // Runs the ops on stages_[0] (the top marginal, already in place).
   const std::vector<double>& descend(const Model& model);
+  // The reverse pass into top_grad_, and into op_grad_ (written, added, or not at all:
+  // the W/U gradients need the forward stages, the start adjoint does not).
+  enum class TableGradients { kWrite, kAdd, kNone };
+  void reverse(const Model& model, const std::vector<double>& g, TableGradients tables);
   Geometry geometry_;
   std::vector<long> sites_;
   std::vector<long> top_labels_;
@@ -104,6 +117,7 @@ class ConePlan {
   std::vector<double> result_;
   std::vector<std::vector<long>> tables_read_;
   std::size_t op_grad_size_ = 0;
+  std::size_t work_ = 0;
   int from_ = 0;
   std::vector<double> kernel_, grad_in_, grad_out_, leading_;  // scratch of forward/backward
   std::vector<double> op_grad_, top_grad_;  // backward_local's results (op_grad_: per op)

@@ -266,6 +266,7 @@ ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites,
     const std::size_t rows = ops_[k].disentangler ? d * d : static_cast<std::size_t>(g.chi[ops_[k].layer + 1]);
     ops_[k].grad_at = op_grad_size_;
     op_grad_size_ += rows * ops_[k].out_size;
+    work_ += size_of(stages_[k].dims) * ops_[k].out_size;  // kept x consumed x produced
   }
   // Where each entry of the final tensor goes in the requested site order.
   std::vector<long> order;
@@ -344,26 +345,37 @@ void ConePlan::backward(const Model& model, const std::vector<double>& g, Tables
                          grad.top.data(), 0, geometry_.top_size());
 }
 
-void ConePlan::backward_local(const Model& model, const std::vector<double>& g) {
+void ConePlan::backward_local(const Model& model, const std::vector<double>& g, bool accumulate) {
+  reverse(model, g, accumulate ? TableGradients::kAdd : TableGradients::kWrite);
+}
+
+const std::vector<double>& ConePlan::start_adjoint(const Model& model, const std::vector<double>& g) {
+  reverse(model, g, TableGradients::kNone);
+  return top_grad_;
+}
+
+void ConePlan::reverse(const Model& model, const std::vector<double>& g, TableGradients tables) {
   grad_out_.resize(g.size());  // the adjoint of the stage after the op at hand
   for (std::size_t flat = 0; flat < g.size(); ++flat) grad_out_[flat] = g[output_index_[flat]];
-  op_grad_.assign(op_grad_size_, 0.0);
+  if (tables == TableGradients::kWrite) op_grad_.assign(op_grad_size_, 0.0);
   for (std::size_t k = ops_.size(); k-- > 0;) {
     const Op& op = ops_[k];
     const Tensor& in = stages_[k];
+    const std::size_t in_size = size_of(in.dims);
     const long produced = static_cast<long>(op.out_size), consumed = static_cast<long>(op.in_size);
-    const long kept = static_cast<long>(in.data.size() / op.in_size);
+    const long kept = static_cast<long>(in_size / op.in_size);
     const double* kern = kernel(model, op);
-    line_apply_adjoint_map(produced, consumed, kept, grad_out_.data(), in.data.data(),
-                           op_grad_.data() + op.grad_at, false);
+    if (tables != TableGradients::kNone)
+      line_apply_adjoint_map(produced, consumed, kept, grad_out_.data(), in.data.data(),
+                             op_grad_.data() + op.grad_at, tables == TableGradients::kAdd);
     // The input's adjoint comes out consumed-leading; back to the stage's own order.
-    grad_in_.resize(in.data.size());
+    grad_in_.resize(in_size);
     if (op.in_leads) {
       line_apply_adjoint_joint(produced, consumed, kept, kern, grad_out_.data(), grad_in_.data(), false);
     } else {
-      leading_.resize(in.data.size());
+      leading_.resize(in_size);
       line_apply_adjoint_joint(produced, consumed, kept, kern, grad_out_.data(), leading_.data(), false);
-      permute<false>(op.order, in.data.size(), grad_in_.data(), leading_.data());
+      permute<false>(op.order, in_size, grad_in_.data(), leading_.data());
     }
     std::swap(grad_out_, grad_in_);
   }

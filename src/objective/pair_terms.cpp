@@ -9,6 +9,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <utility>
 
 #include <fmt/format.h>
@@ -19,6 +20,41 @@
 namespace cmera {
 
 using cone::wrap;
+
+namespace {
+// env[x][window entry at[a]] += from[x][a]: a cone's adjoint into its window's.
+void add_cone_adjoint(const std::vector<std::size_t>& at, const std::vector<double>& from, int d,
+                      std::size_t w, std::vector<double>& env) {
+  const std::size_t n = at.size();
+  for (int x = 0; x < d; ++x)
+    for (std::size_t a = 0; a < n; ++a) env[x * w + at[a]] += from[x * n + a];
+}
+
+// Entry order of one set's marginal as another's: `from` and `to` list the same sites (as
+// offsets) in two orders, each marginal row-major over its own order with K states per
+// site; order[e] is the entry of `to`'s marginal holding entry e of `from`'s.
+std::vector<std::size_t> entry_order(const std::vector<long>& from, const std::vector<long>& to, int K) {
+  const std::size_t n = from.size();
+  std::vector<std::size_t> stride(n);  // of from's site i in to's marginal
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::size_t j = static_cast<std::size_t>(std::find(to.begin(), to.end(), from[i]) - to.begin());
+    stride[i] = 1;
+    for (std::size_t k = j + 1; k < n; ++k) stride[i] *= static_cast<std::size_t>(K);
+  }
+  std::size_t size = 1;
+  for (std::size_t i = 0; i < n; ++i) size *= static_cast<std::size_t>(K);
+  std::vector<std::size_t> order(size);
+  for (std::size_t e = 0; e < size; ++e) {
+    std::size_t rest = e, at = 0;
+    for (std::size_t i = n; i-- > 0;) {
+      at += (rest % K) * stride[i];
+      rest /= K;
+    }
+    order[e] = at;
+  }
+  return order;
+}
+}  // namespace
 
 std::vector<long> dyadic_distances(long sites) {
   std::vector<long> r;
@@ -207,14 +243,151 @@ void PairTerms::group_chains(bool tied) {
       class_of_[k][l] = it->second;
     }
   }
+  group_pairs(tied);
   grouped_tied_ = tied;
+}
+
+// What the map from a pair's cone set h layers above its meeting layer m down to its
+// joint at m depends on, with tied tables: its chains' classes at m, and where its two
+// cones (at m) and their cone at m + h sit relative to the left cone's window, whose
+// position mod 2^h fixes which sites the isometries of layers m .. m + h - 1 feed. Equal
+// keys: the same map, up to a translation.
+std::vector<long> PairTerms::pair_key(const Pair& pr, int h) const {
+  const int m = pr.meet;
+  const long base = chains_[pr.left].at[m].window, step = 1L << h;
+  std::vector<long> key{m, h, static_cast<long>(class_of_[pr.left][m]), static_cast<long>(class_of_[pr.right][m]),
+                        base % step};
+  for (long s : nodes_[pr.joint].sites) key.push_back(wrap(s - base, geometry_.sites_at(m)));
+  std::vector<long> start = start_offsets(pr, h);
+  std::sort(start.begin(), start.end());  // as a set: a translation may wrap and reorder it
+  key.insert(key.end(), start.begin(), start.end());
+  return key;
+}
+
+// The sites of a pair's cone h layers above its meeting layer (its ancestor node's, in
+// that node's order), relative to its left cone's window there.
+std::vector<long> PairTerms::start_offsets(const Pair& pr, int h) const {
+  const long base = chains_[pr.left].at[pr.meet].window >> h, M = geometry_.sites_at(pr.meet + h);
+  std::vector<long> offsets;
+  for (long s : nodes_[ancestor(pr.joint, h)].sites) offsets.push_back(wrap(s - base, M));
+  return offsets;
+}
+
+std::size_t PairTerms::ancestor(std::size_t node, int h) const {
+  for (int k = 0; k < h; ++k) node = nodes_[node].parent;
+  return node;
+}
+
+// Pairs (meet > 0) grouped by pair_key at h; with `chosen`, only those that chose h.
+std::map<std::vector<long>, std::vector<std::size_t>> PairTerms::pairs_alike(int h, const std::vector<int>& chosen) const {
+  std::map<std::vector<long>, std::vector<std::size_t>> alike;
+  for (std::size_t k = 0; k < pairs_.size(); ++k)
+    if (pairs_[k].meet > 0 && pairs_[k].meet + h <= geometry_.depth() && (chosen.empty() || chosen[k] == h))
+      alike[pair_key(pairs_[k], h)].push_back(k);
+  return alike;
+}
+
+// Work a class of these pairs would save (positive) or add: the nodes on the members'
+// paths below the class's start layer that no other pair passes (`users`: how many pairs
+// pass each node; each node a forward and a reverse pass, about three plan passes) against
+// the class's d^2 pull-backs and d^2 forward and reverse passes of its plan, and each
+// member's three dot products with its start marginal.
+double PairTerms::share_value(const std::vector<std::size_t>& members, int h, std::size_t dd,
+                               const std::vector<std::size_t>& users) const {
+  const Pair& first = pairs_[members.front()];
+  const ConePlan plan(geometry_, first.meet, nodes_[first.joint].sites, first.meet + h);
+  std::map<std::size_t, std::size_t> below;  // nodes under the start: how many members pass
+  for (std::size_t k : members)
+    for (std::size_t n = pairs_[k].joint, j = 0; j < static_cast<std::size_t>(h); ++j, n = nodes_[n].parent)
+      ++below[n];
+  double saved = 0;  // each node's share passed by members
+  for (const auto& [n, passing] : below)
+    saved += 3.0 * static_cast<double>(nodes_[n].plan.work()) * static_cast<double>(passing) / static_cast<double>(users[n]);
+  double start = 1;  // entries of the start marginal
+  for (std::size_t k = 0; k < nodes_[ancestor(first.joint, h)].sites.size(); ++k) start *= geometry_.chi[first.meet + h];
+  const double cost = 4.0 * static_cast<double>(dd * plan.work()) + 3.0 * static_cast<double>(dd * members.size()) * start;
+  return saved - cost;
+}
+
+// Pair classes (PairClass): each pair joins the class, h layers up from its meeting layer,
+// that saves the most work per member (share_value; a class h layers up holds the
+// translations by 2^h at the meeting layer, a subset of one h - 1 layers up, but frees the
+// nodes below its start), or none. Then which nodes are live: the joints of the other
+// pairs, the start sets of shared pairs, and their ancestors.
+void PairTerms::group_pairs(bool tied) {
+  pair_classes_.clear();
+  for (Node& n : nodes_) n.shared_pairs.clear();
+  for (Pair& pr : pairs_) pr.shared = -1;
+  const int T = geometry_.depth();
+  if (tied) {
+    // For each pair, the h whose class saves the most work per member, then the classes
+    // of the pairs that chose the same h.
+    const std::size_t dd = static_cast<std::size_t>(stats_.d) * stats_.d;
+    std::vector<std::size_t> users(nodes_.size(), 0);  // pairs whose path up from their joint passes
+    for (const Pair& pr : pairs_)
+      for (std::size_t n = pr.joint;; n = nodes_[n].parent) {
+        ++users[n];
+        if (nodes_[n].layer == T) break;
+      }
+    std::vector<double> value(pairs_.size(), 0.0);
+    std::vector<int> chosen(pairs_.size(), 0);
+    for (int h = 1; h < T; ++h)
+      for (const auto& [key, members] : pairs_alike(h, {})) {
+        if (members.size() < 2) continue;
+        const double per = share_value(members, h, dd, users) / static_cast<double>(members.size());
+        for (std::size_t k : members)
+          if (per > value[k]) {
+            value[k] = per;
+            chosen[k] = h;
+          }
+      }
+    std::vector<std::pair<int, std::vector<std::size_t>>> groups;  // (h, members)
+    for (int h = 1; h < T; ++h)
+      for (auto& [key, members] : pairs_alike(h, chosen))
+        if (members.size() >= 2) groups.emplace_back(h, std::move(members));
+    // Classes in the order of their first pair: the order every sum over them follows.
+    std::sort(groups.begin(), groups.end(),
+              [](const auto& x, const auto& y) { return x.second.front() < y.second.front(); });
+    for (auto& [h, members] : groups) {
+      const Pair& first = pairs_[members.front()];
+      const std::size_t c = pair_classes_.size();
+      std::vector<std::vector<std::size_t>> orders;
+      std::map<std::vector<long>, long> order_index;
+      const std::vector<long> plan_offsets = start_offsets(first, h);
+      for (std::size_t k : members) {
+        Pair& pr = pairs_[k];
+        pr.shared = static_cast<long>(c);
+        pr.start = ancestor(pr.joint, h);
+        nodes_[pr.start].shared_pairs.push_back(k);
+        const std::vector<long> offsets = start_offsets(pr, h);
+        if (offsets == plan_offsets) {
+          pr.order = -1;
+          continue;
+        }
+        const auto [it, added] = order_index.try_emplace(offsets, static_cast<long>(orders.size()));
+        if (added) orders.push_back(entry_order(plan_offsets, offsets, geometry_.chi[first.meet + h]));
+        pr.order = it->second;
+      }
+      const std::size_t left = class_of_[first.left][first.meet], right = class_of_[first.right][first.meet];
+      classes_[first.meet][left].shared.emplace_back(c, true);
+      classes_[first.meet][right].shared.emplace_back(c, false);
+      ConePlan plan(geometry_, first.meet, nodes_[first.joint].sites, first.meet + h);
+      if (plan.top_sites() != nodes_[first.start].sites)
+        throw std::logic_error("pair terms: a shared joint's start set is not its ancestor node's");
+      pair_classes_.push_back({first.meet, h, std::move(members), left, right, std::move(plan), std::move(orders)});
+    }
+    for (Node& n : nodes_) std::sort(n.shared_pairs.begin(), n.shared_pairs.end());
+  }
+  live_.assign(nodes_.size(), 0);
+  for (const Pair& pr : pairs_) live_[pr.shared < 0 ? pr.joint : pr.start] = 1;
+  for (std::size_t n = nodes_.size(); n-- > 0;)  // children after their parents
+    if (live_[n] && nodes_[n].layer < geometry_.depth()) live_[nodes_[n].parent] = 1;
 }
 
 // up[0] = indicator of the site's value; up[l+1][x] = up[l][x] pulled back to the
 // coarse window, computed once per class of layer l+1 (its first chain) and copied to the
 // class's other chains.
 void PairTerms::build_chains(const Model& model) {
-  if (grouped_tied_ != model.tied) group_chains(model.tied);
   const int d = geometry_.chi[0];
   const int chi_max = *std::max_element(geometry_.chi.begin(), geometry_.chi.end());
 #pragma omp parallel for schedule(static)
@@ -248,6 +421,7 @@ void PairTerms::build_chains(const Model& model) {
 }
 
 double PairTerms::log_likelihood(const Model& model) {
+  if (grouped_tied_ != model.tied) group_chains(model.tied);
   const int K = geometry_.chi.back();
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::size_t c = 0; c < covers_.size(); ++c)
@@ -257,6 +431,7 @@ double PairTerms::log_likelihood(const Model& model) {
 #pragma omp parallel for schedule(dynamic, 1)
     for (std::size_t k = 0; k < at.size(); ++k) {
       Node& n = nodes_[at[k]];
+      if (!live_[at[k]]) continue;
       if (l == geometry_.depth()) {
         const Cover& cv = covers_[n.parent];
         table_marginal(K, static_cast<long>(cv.sites.size()), n.in_cover, cv.p.data(), n.p.data());
@@ -266,6 +441,8 @@ double PairTerms::log_likelihood(const Model& model) {
     }
   }
   build_chains(model);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (std::size_t c = 0; c < pair_classes_.size(); ++c) share_forward(model, pair_classes_[c]);
   const int d = stats_.d;
   const std::size_t dd = static_cast<std::size_t>(d) * d;
   std::vector<double> terms(pairs_.size(), 0.0);
@@ -273,7 +450,20 @@ double PairTerms::log_likelihood(const Model& model) {
   for (std::size_t k = 0; k < pairs_.size(); ++k) {
     Pair& pr = pairs_[k];
     const double* joint = node_marginal(pr.joint);
-    if (pr.meet == 0) {
+    if (pr.shared >= 0) {  // p[x] = <f_x, start marginal>
+      const std::vector<double>& f = pair_classes_[pr.shared].f;
+      const double* start = node_marginal(pr.start);
+      const std::size_t n = f.size() / dd;
+      pr.p.assign(dd, 0.0);
+      if (pr.order < 0) {
+        for (std::size_t x = 0; x < dd; ++x)
+          for (std::size_t e = 0; e < n; ++e) pr.p[x] += f[x * n + e] * start[e];
+      } else {
+        const std::vector<std::size_t>& at = pair_classes_[pr.shared].orders[pr.order];
+        for (std::size_t x = 0; x < dd; ++x)
+          for (std::size_t e = 0; e < n; ++e) pr.p[x] += f[x * n + e] * start[at[e]];
+      }
+    } else if (pr.meet == 0) {
       pr.p.assign(joint, joint + dd);
     } else {
       // p[xl][xr] = sum_b (sum_a Tl[xl][a] rho[a][b]) Tr[xr][b], T read at the cones'
@@ -302,6 +492,71 @@ double PairTerms::log_likelihood(const Model& model) {
   return weight_ * total;
 }
 
+// The class's U_x pulled back to its start sites: f[x] = A^T (Tl[x_l] (x) Tr[x_r]).
+void PairTerms::share_forward(const Model& model, PairClass& pc) {
+  const int d = stats_.d;
+  const Pair& first = pairs_[pc.members.front()];
+  const std::vector<double>& tl = chains_[first.left].up[pc.meet];
+  const std::vector<double>& tr = chains_[first.right].up[pc.meet];
+  const std::size_t na = first.left_at.size(), nb = first.right_at.size();
+  const std::size_t wl = tl.size() / d, wr = tr.size() / d;
+  std::vector<double> u(na * nb);
+  pc.f.clear();
+  for (int xl = 0; xl < d; ++xl)
+    for (int xr = 0; xr < d; ++xr) {
+      for (std::size_t a = 0; a < na; ++a)
+        for (std::size_t b = 0; b < nb; ++b)
+          u[a * nb + b] = tl[xl * wl + first.left_at[a]] * tr[xr * wr + first.right_at[b]];
+      const std::vector<double>& back = pc.plan.start_adjoint(model, u);
+      pc.f.insert(pc.f.end(), back.begin(), back.end());
+    }
+}
+
+// The class's reverse pass from its pairs' adjoints w (pair_reverse): per x, M_x = sum_k
+// w_k(x) P_k in pair order, R_x = A M_x; the chains' adjoints are R_x contracted with the
+// other chain's function, and the table gradients those of <U_x, A M_x>, summed over x
+// in the plan (added to the tables later, in a fixed order).
+void PairTerms::share_reverse(const Model& model, PairClass& pc) {
+  const int d = stats_.d;
+  const std::size_t dd = static_cast<std::size_t>(d) * d;
+  const Pair& first = pairs_[pc.members.front()];
+  const std::vector<double>& tl = chains_[first.left].up[pc.meet];
+  const std::vector<double>& tr = chains_[first.right].up[pc.meet];
+  const std::size_t na = first.left_at.size(), nb = first.right_at.size();
+  const std::size_t wl = tl.size() / d, wr = tr.size() / d;
+  std::vector<double> m(pc.f.size() / dd), u(na * nb);
+  pc.el.assign(d * na, 0.0);
+  pc.er.assign(d * nb, 0.0);
+  for (int xl = 0; xl < d; ++xl)
+    for (int xr = 0; xr < d; ++xr) {
+      const std::size_t x = static_cast<std::size_t>(xl) * d + xr;
+      std::fill(m.begin(), m.end(), 0.0);
+      for (std::size_t k : pc.members) {
+        const double w = pairs_[k].w[x];
+        const double* start = node_marginal(pairs_[k].start);
+        if (pairs_[k].order < 0) {
+          for (std::size_t e = 0; e < m.size(); ++e) m[e] += w * start[e];
+        } else {
+          const std::vector<std::size_t>& at = pc.orders[pairs_[k].order];
+          for (std::size_t e = 0; e < m.size(); ++e) m[e] += w * start[at[e]];
+        }
+      }
+      const std::vector<double>& r = pc.plan.forward(model, m.data());
+      for (std::size_t a = 0; a < na; ++a) {
+        const double t = tl[xl * wl + first.left_at[a]];
+        double sum = 0;
+        for (std::size_t b = 0; b < nb; ++b) {
+          const double s = tr[xr * wr + first.right_at[b]];
+          sum += r[a * nb + b] * s;
+          pc.er[xr * nb + b] += r[a * nb + b] * t;
+          u[a * nb + b] = t * s;
+        }
+        pc.el[xl * na + a] += sum;
+      }
+      pc.plan.backward_local(model, u, x > 0);
+    }
+}
+
 // Reverse pass of pair k without touching anything shared: its chains' adjoints at the
 // meeting layer go to pr.el / pr.er, the adjoint of its joint to pr.gj.
 void PairTerms::pair_reverse(double scale, std::size_t k, Scratch& s) {
@@ -311,6 +566,10 @@ void PairTerms::pair_reverse(double scale, std::size_t k, Scratch& s) {
   const double* q = stats_.q.data() + k * dd;
   s.g.resize(dd);
   for (std::size_t x = 0; x < dd; ++x) s.g[x] = q[x] > 0 ? scale * weight_ * q[x] / pr.p[x] : 0.0;
+  if (pr.shared >= 0) {  // the rest is its class's (share_reverse)
+    pr.w = s.g;
+    return;
+  }
   if (pr.meet == 0) {
     pr.gj = s.g;
     return;
@@ -361,13 +620,26 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
   {
 #pragma omp for schedule(dynamic, 8)
     for (std::size_t k = 0; k < pairs_.size(); ++k) pair_reverse(scale, k, scratch[omp_get_thread_num()]);
-    // Each node sums the adjoints of its pairs in pair order, on threads.
+#pragma omp for schedule(dynamic, 1)
+    for (std::size_t c = 0; c < pair_classes_.size(); ++c) share_reverse(model, pair_classes_[c]);
+    // Each node sums the adjoints of its pairs in pair order (the shared pairs' after the
+    // others'), on threads.
 #pragma omp for schedule(dynamic, 16) nowait
     for (std::size_t n = 0; n < nodes_.size(); ++n) {
+      if (!live_[n]) continue;
       Node& nd = nodes_[n];
       nd.g.assign(nd.layer == geometry_.depth() ? nd.p.size() : nd.plan.marginal().size(), 0.0);
       for (std::size_t k : nd.pairs)
-        for (std::size_t x = 0; x < pairs_[k].gj.size(); ++x) nd.g[x] += pairs_[k].gj[x];
+        if (pairs_[k].shared < 0)
+          for (std::size_t x = 0; x < pairs_[k].gj.size(); ++x) nd.g[x] += pairs_[k].gj[x];
+      for (std::size_t k : nd.shared_pairs) {
+        const PairClass& pc = pair_classes_[pairs_[k].shared];
+        const std::vector<double>& w = pairs_[k].w;
+        const std::size_t n_g = nd.g.size();
+        const std::size_t* at = pairs_[k].order < 0 ? nullptr : pc.orders[pairs_[k].order].data();
+        for (std::size_t x = 0; x < w.size(); ++x)
+          for (std::size_t e = 0; e < n_g; ++e) nd.g[at ? at[e] : e] += w[x] * pc.f[x * n_g + e];
+      }
     }
     // Each class sums, at its layer, the adjoints its chains' pairs formed there: chains
     // in order, each chain's pairs in pair order (layers are independent: no barrier).
@@ -380,13 +652,14 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
         for (std::size_t c : classes_[l][g].members)
           for (const auto& [k, left] : chains_[c].pairs) {
             const Pair& pr = pairs_[k];
-            if (pr.meet != static_cast<int>(l)) continue;
-            const std::vector<std::size_t>& at = left ? pr.left_at : pr.right_at;
-            const std::vector<double>& from = left ? pr.el : pr.er;
-            const std::size_t n = at.size();
-            for (int x = 0; x < d; ++x)
-              for (std::size_t a = 0; a < n; ++a) env[x * w + at[a]] += from[x * n + a];
+            if (pr.meet != static_cast<int>(l) || pr.shared >= 0) continue;
+            add_cone_adjoint(left ? pr.left_at : pr.right_at, left ? pr.el : pr.er, d, w, env);
           }
+        for (const auto& [c, left] : classes_[l][g].shared) {
+          const PairClass& pc = pair_classes_[c];
+          const Pair& first = pairs_[pc.members.front()];
+          add_cone_adjoint(left ? first.left_at : first.right_at, left ? pc.el : pc.er, d, w, env);
+        }
       }
     }
   }
@@ -400,9 +673,13 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
 #pragma omp parallel
     {
 #pragma omp for schedule(dynamic, 1)
-      for (std::size_t k = 0; k < at.size(); ++k) nodes_[at[k]].plan.backward_local(model, nodes_[at[k]].g);
+      for (std::size_t k = 0; k < at.size(); ++k)
+        if (live_[at[k]]) nodes_[at[k]].plan.backward_local(model, nodes_[at[k]].g);
       const int part = omp_get_thread_num(), parts = omp_get_num_threads();
+      for (PairClass& pc : pair_classes_)
+        if (pc.meet == l) pc.plan.add_gradient(grad, part, parts);
       for (std::size_t k : at) {
+        if (!live_[k]) continue;
         Node& n = nodes_[k];
         n.plan.add_gradient(grad, part, parts);
         std::vector<double>& into = nodes_[n.parent].g;
@@ -418,6 +695,7 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
   const int K = geometry_.chi.back();
   for (Cover& cv : covers_) std::fill(cv.g.begin(), cv.g.end(), 0.0);
   for (std::size_t k : by_layer_[T]) {
+    if (!live_[k]) continue;
     const Node& n = nodes_[k];
     Cover& cv = covers_[n.parent];
     table_marginal_adjoint(K, static_cast<long>(cv.sites.size()), n.in_cover, n.g.data(), cv.g.data(), 0,
@@ -510,6 +788,16 @@ void PairTerms::descend_chains(const Model& model, Tables& grad) {
       }
     }
   }
+}
+
+PairTerms::Sharing PairTerms::sharing() const {
+  Sharing s;
+  for (const Pair& pr : pairs_) {
+    s.pairs += pr.shared >= 0;
+    s.reordered += pr.shared >= 0 && pr.order >= 0;
+  }
+  for (const PairClass& pc : pair_classes_) s.layers = std::max(s.layers, pc.layers);
+  return s;
 }
 
 std::vector<long> PairTerms::tables_read(int layer) const {
