@@ -2,7 +2,8 @@
 # A private single-node Slurm (munged, slurmctld, slurmd) for tests: everything lives under
 # one folder (no systemd, no cgroups: proctrack/linuxproc, task/none; the node advertises
 # 4 CPUs through config_overrides), daemons are stopped by the pids recorded at start
-# (never by name: other Slurms or zombies may be around). Job ids restart at 1 in every
+# (never by name: other Slurms or zombies may be around), then whatever still carries this
+# instance's SLURM_CONF (steps and jobs a stopped test left). Job ids restart at 1 in every
 # instance, so the PMIx plugin's per-step folders (spmix_appdir_<uid>_<job>.<step>, which it
 # does not always remove) go under DIR too: a folder left in /tmp by an earlier instance
 # would otherwise make the same step of a later one fail to launch ("File exists").
@@ -11,6 +12,22 @@
 # Installs slurm-wlm and munge when missing (Debian 12, as root); ~50 s the first time.
 set -euo pipefail
 cmd="$1"; dir="$2"
+
+# Processes of this instance besides its daemons: slurmstepd (started by slurmd, with its
+# environment) and a job's script, srun and ranks (with the submitter's) all carry
+# SLURM_CONF=$dir/slurm.conf. A test that ends mid-job (a failed check, one of its own
+# time limits) would leave them running after the daemons are gone. The caller and its
+# ancestors carry it too and are spared.
+instance_processes() {
+  local spare=" " p=$BASHPID pid
+  while [ "$p" -gt 1 ]; do spare+="$p "; p=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null || echo 1); done
+  for pid in $(ls /proc | grep -E '^[0-9]+$'); do
+    case "$spare" in *" $pid "*) continue ;; esac
+    { tr '\0' '\n' < "/proc/$pid/environ"; } 2>/dev/null |
+      grep -qxF "SLURM_CONF=$dir/slurm.conf" && echo "$pid"
+  done
+  return 0
+}
 
 stop() {
   for name in slurmd slurmctld munged; do
@@ -21,6 +38,14 @@ stop() {
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$dir/$name.pid"
   done
+  local left
+  left=$(instance_processes)
+  [ -z "$left" ] && return 0
+  echo "local_slurm: stopping what this instance's jobs left running: $(echo $left)" >&2
+  kill $left 2>/dev/null || true
+  sleep 2
+  left=$(instance_processes)
+  [ -z "$left" ] || kill -9 $left 2>/dev/null || true
 }
 
 start() {
