@@ -13,8 +13,11 @@
 # 2-core machine that is no slower than parallel 1-rank runs.
 #
 # Usage: jobs/critical2d.sh
-#   env: OUT (cmera-out/critical2d), SEEDS (5), CONFIGS (2000), ITERATIONS (600),
-#        RANKS (2), SIZES ("32 64"), CHIS ("3 4"; empty: no chi table), CMERA (build/bin/cmera)
+#   env: OUT (cmera-out/critical2d), SEEDS (5), SEED_LIST (seeds 1..SEEDS; e.g. "2 3" to
+#        split the seeds across jobs: each job's summary judges its own seeds, and
+#        postprocess/grid_report.py criteria takes every seed's eval.json at once),
+#        CONFIGS (2000), ITERATIONS (600), RANKS (2), SIZES ("32 64"), CHIS ("3 4"; empty:
+#        no chi table; it compares with seed 1), CMERA (build/bin/cmera)
 # Results: $OUT/summary-L<L>.txt/.json (table per seed, PASS/FAIL), $OUT/chi-table.md
 #   (pooled KL, its floor, worst C(r) error, s/iter against chi), $OUT/L<L>/seed<k>/
 #   {model.h5, eval.json, train.log}, $OUT/plots-L<L>/{corr,samples,flow}.png,
@@ -24,6 +27,8 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
 out=${OUT:-cmera-out/critical2d}
 seeds=${SEEDS:-5}
+seed_list=${SEED_LIST:-$(seq -s " " 1 "$seeds")}
+first_seed=${seed_list%% *}
 configs=${CONFIGS:-2000}
 iterations=${ITERATIONS:-600}
 ranks=${RANKS:-2}
@@ -68,18 +73,19 @@ for size in $sizes; do
     --samples "$configs" --seed "$((20 + size))" --output "$out/L$size.h5" > /dev/null
   stamp "generate L = $size ($configs configurations)"
   labels=(); evals=()
-  for s in $(seq 1 "$seeds"); do
+  for s in $seed_list; do
     train_one "seed$s" "$size" 2 "$s"
     labels+=(--label "seed$s"); evals+=("$out/L$size/seed$s/eval.json")
   done
-  stamp "train + eval L = $size ($seeds seeds, $iterations iterations, $ranks ranks)"
+  stamp "train + eval L = $size (seeds $(echo $seed_list), $iterations iterations, $ranks ranks)"
   $py postprocess/grid_report.py criteria --max-rel-corr 0.05 --max-rel-energy 0.02 \
     --max-kl 0.035 --data "$out/L$size.h5" --summary "$out/summary-L$size.json" \
     "${labels[@]}" "${evals[@]}" | tee "$out/summary-L$size.txt" || status=1
-  mpi sample "$out/L$size/seed1/model.h5" --count 8 --seed 3 \
-    --output "$out/L$size/seed1/samples.h5" > /dev/null
-  $py postprocess/grid_report.py plots --eval "$out/L$size/seed1/eval.json" \
-    --samples "$out/L$size/seed1/samples.h5" --data "$out/L$size.h5" --out "$out/plots-L$size"
+  mpi sample "$out/L$size/seed$first_seed/model.h5" --count 8 --seed 3 \
+    --output "$out/L$size/seed$first_seed/samples.h5" > /dev/null
+  $py postprocess/grid_report.py plots --eval "$out/L$size/seed$first_seed/eval.json" \
+    --samples "$out/L$size/seed$first_seed/samples.h5" --data "$out/L$size.h5" \
+    --out "$out/plots-L$size"
   stamp "criteria, samples, plots L = $size"
 done
 
