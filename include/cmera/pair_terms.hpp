@@ -175,6 +175,7 @@ class PairTerms {
                      const std::vector<std::size_t>& users) const;
   void group_chains(bool tied);
   void group_pairs(bool tied);
+  void class_function(const PairClass& pc, int xl, int xr, std::vector<double>& u) const;
   void share_forward(const Model& model, PairClass& pc);
   void share_reverse(const Model& model, PairClass& pc);
   void build_chains(const Model& model);

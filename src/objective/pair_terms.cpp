@@ -278,11 +278,11 @@ std::size_t PairTerms::ancestor(std::size_t node, int h) const {
   return node;
 }
 
-// Pairs (meet > 0) grouped by pair_key at h; with `chosen`, only those that chose h.
+// Pairs grouped by pair_key at h; with `chosen`, only those that chose h.
 std::map<std::vector<long>, std::vector<std::size_t>> PairTerms::pairs_alike(int h, const std::vector<int>& chosen) const {
   std::map<std::vector<long>, std::vector<std::size_t>> alike;
   for (std::size_t k = 0; k < pairs_.size(); ++k)
-    if (pairs_[k].meet > 0 && pairs_[k].meet + h <= geometry_.depth() && (chosen.empty() || chosen[k] == h))
+    if (pairs_[k].meet + h <= geometry_.depth() && (chosen.empty() || chosen[k] == h))
       alike[pair_key(pairs_[k], h)].push_back(k);
   return alike;
 }
@@ -369,8 +369,10 @@ void PairTerms::group_pairs(bool tied) {
         pr.order = it->second;
       }
       const std::size_t left = class_of_[first.left][first.meet], right = class_of_[first.right][first.meet];
-      classes_[first.meet][left].shared.emplace_back(c, true);
-      classes_[first.meet][right].shared.emplace_back(c, false);
+      if (first.meet > 0) {  // (pairs meeting at layer 0 pass nothing to chains)
+        classes_[first.meet][left].shared.emplace_back(c, true);
+        classes_[first.meet][right].shared.emplace_back(c, false);
+      }
       ConePlan plan(geometry_, first.meet, nodes_[first.joint].sites, first.meet + h);
       if (plan.top_sites() != nodes_[first.start].sites)
         throw std::logic_error("pair terms: a shared joint's start set is not its ancestor node's");
@@ -492,21 +494,35 @@ double PairTerms::log_likelihood(const Model& model) {
   return weight_ * total;
 }
 
-// The class's U_x pulled back to its start sites: f[x] = A^T (Tl[x_l] (x) Tr[x_r]).
-void PairTerms::share_forward(const Model& model, PairClass& pc) {
+// U_x of a class, x = (xl, xr), over its plan's sites (the two cones in turn): the
+// chains' functions read at the cones' window entries, or, when the pairs meet at layer 0
+// (the plan's sites are the pair's own two), the indicator of x.
+void PairTerms::class_function(const PairClass& pc, int xl, int xr, std::vector<double>& u) const {
   const int d = stats_.d;
   const Pair& first = pairs_[pc.members.front()];
+  if (pc.meet == 0) {
+    u.assign(static_cast<std::size_t>(d) * d, 0.0);
+    u[static_cast<std::size_t>(xl) * d + xr] = 1;
+    return;
+  }
   const std::vector<double>& tl = chains_[first.left].up[pc.meet];
   const std::vector<double>& tr = chains_[first.right].up[pc.meet];
   const std::size_t na = first.left_at.size(), nb = first.right_at.size();
   const std::size_t wl = tl.size() / d, wr = tr.size() / d;
-  std::vector<double> u(na * nb);
+  u.resize(na * nb);
+  for (std::size_t a = 0; a < na; ++a)
+    for (std::size_t b = 0; b < nb; ++b)
+      u[a * nb + b] = tl[xl * wl + first.left_at[a]] * tr[xr * wr + first.right_at[b]];
+}
+
+// The class's U_x pulled back to its start sites: f[x] = A^T U_x.
+void PairTerms::share_forward(const Model& model, PairClass& pc) {
+  const int d = stats_.d;
+  std::vector<double> u;
   pc.f.clear();
   for (int xl = 0; xl < d; ++xl)
     for (int xr = 0; xr < d; ++xr) {
-      for (std::size_t a = 0; a < na; ++a)
-        for (std::size_t b = 0; b < nb; ++b)
-          u[a * nb + b] = tl[xl * wl + first.left_at[a]] * tr[xr * wr + first.right_at[b]];
+      class_function(pc, xl, xr, u);
       const std::vector<double>& back = pc.plan.start_adjoint(model, u);
       pc.f.insert(pc.f.end(), back.begin(), back.end());
     }
@@ -520,11 +536,8 @@ void PairTerms::share_reverse(const Model& model, PairClass& pc) {
   const int d = stats_.d;
   const std::size_t dd = static_cast<std::size_t>(d) * d;
   const Pair& first = pairs_[pc.members.front()];
-  const std::vector<double>& tl = chains_[first.left].up[pc.meet];
-  const std::vector<double>& tr = chains_[first.right].up[pc.meet];
-  const std::size_t na = first.left_at.size(), nb = first.right_at.size();
-  const std::size_t wl = tl.size() / d, wr = tr.size() / d;
-  std::vector<double> m(pc.f.size() / dd), u(na * nb);
+  const std::size_t na = first.left_at.size(), nb = first.right_at.size();  // 0 at meet 0
+  std::vector<double> m(pc.f.size() / dd), u;
   pc.el.assign(d * na, 0.0);
   pc.er.assign(d * nb, 0.0);
   for (int xl = 0; xl < d; ++xl)
@@ -542,17 +555,21 @@ void PairTerms::share_reverse(const Model& model, PairClass& pc) {
         }
       }
       const std::vector<double>& r = pc.plan.forward(model, m.data());
-      for (std::size_t a = 0; a < na; ++a) {
-        const double t = tl[xl * wl + first.left_at[a]];
-        double sum = 0;
-        for (std::size_t b = 0; b < nb; ++b) {
-          const double s = tr[xr * wr + first.right_at[b]];
-          sum += r[a * nb + b] * s;
-          pc.er[xr * nb + b] += r[a * nb + b] * t;
-          u[a * nb + b] = t * s;
+      if (pc.meet > 0) {
+        const std::vector<double>& tl = chains_[first.left].up[pc.meet];
+        const std::vector<double>& tr = chains_[first.right].up[pc.meet];
+        const std::size_t wl = tl.size() / d, wr = tr.size() / d;
+        for (std::size_t a = 0; a < na; ++a) {
+          const double t = tl[xl * wl + first.left_at[a]];
+          double sum = 0;
+          for (std::size_t b = 0; b < nb; ++b) {
+            sum += r[a * nb + b] * tr[xr * wr + first.right_at[b]];
+            pc.er[xr * nb + b] += r[a * nb + b] * t;
+          }
+          pc.el[xl * na + a] += sum;
         }
-        pc.el[xl * na + a] += sum;
       }
+      class_function(pc, xl, xr, u);
       pc.plan.backward_local(model, u, x > 0);
     }
 }
