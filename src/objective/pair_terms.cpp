@@ -288,8 +288,9 @@ std::map<std::vector<long>, std::vector<std::size_t>> PairTerms::pairs_alike(int
 }
 
 // Work a class of these pairs would save (positive) or add: the nodes on the members'
-// paths below the class's start layer that no other pair passes (`users`: how many pairs
-// pass each node; each node a forward and a reverse pass, about three plan passes) against
+// paths below the class's start layer (each a forward and a reverse pass, about three
+// plan passes), each counted for the share of its `users` (the pairs whose path passes
+// it) that are members, since it is freed only once all of them start above it, against
 // the class's d^2 pull-backs and d^2 forward and reverse passes of its plan, and each
 // member's three dot products with its start marginal.
 double PairTerms::share_value(const std::vector<std::size_t>& members, int h, std::size_t dd,
