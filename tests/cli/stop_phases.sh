@@ -30,14 +30,17 @@ fail() { echo "FAIL: $*"; [ -f "$work/log" ] && cat "$work/log"; exit 1; }
 mpirun --oversubscribe -n 2 "$cmera" generate ising1d --sites 16 --samples 400 --corr 0.5 \
   --seed 4 --output "$work/d.h5" >/dev/null
 # Long phases of cheap iterations (N = 16: ~0.1 ms each), so that every signal lands well
-# inside the phase the log says the job is in.
+# inside the phase the log says the job is in. Each main-phase stop leaves fewer iterations
+# for the next continuation: with 18000, the last stop (Ctrl-C on mpirun, whose SIGTERM
+# reaches the ranks later than a direct signal) once found about 1 s left, and the ranks
+# finished first.
 cat > "$work/c.toml" <<EOF
 [data]
 path = "$work/d.h5"
 [model]
 chi = [2, 2, 2]
 [train]
-iterations = 18000
+iterations = 36000
 restarts = 2
 restart_iterations = 6000
 checkpoint_every = 0
@@ -140,14 +143,14 @@ for np in 1 2; do
     start 1
     await "^iter"
     kill -INT $(ranks)
-    finish 85 "at iteration [0-9]+ of 18000: received SIGINT; checkpoint"
+    finish 85 "at iteration [0-9]+ of 36000: received SIGINT; checkpoint"
     checkpointed
     # SIGTERM to mpirun: the rank gets SIGTERM from mpirun a second later and checkpoints;
     # mpirun exits 1 regardless (README, Exit status).
     start 1
     await "^iter"
     kill -TERM "$job"
-    finish 1 "at iteration [0-9]+ of 18000: received SIGTERM; checkpoint"
+    finish 1 "at iteration [0-9]+ of 36000: received SIGTERM; checkpoint"
     checkpointed
   else
     # A STOP file present at launch stops the run before its first iteration.
@@ -169,20 +172,20 @@ for np in 1 2; do
     await "^restart: continuing from .*checkpoint-00000000.h5 \(candidate start 2/2"
     await "^iter"
     touch "$work/out/STOP"
-    finish 85 "at iteration [0-9]+ of 18000: found $work/out/STOP; checkpoint"
+    finish 85 "at iteration [0-9]+ of 36000: found $work/out/STOP; checkpoint"
     checkpointed
     rm "$work/out/STOP"
     # SIGTERM to one of the two ranks stops both after the same iteration.
     start 2
     await "^iter"
     kill -TERM $(ranks | tail -1)
-    finish 85 "at iteration [0-9]+ of 18000: received SIGTERM; checkpoint"
+    finish 85 "at iteration [0-9]+ of 36000: received SIGTERM; checkpoint"
     checkpointed
     # Ctrl-C on mpirun (SIGINT): mpirun sends the ranks SIGTERM and exits 1.
     start 2
     await "^iter"
     kill -INT "$job"
-    finish 1 "at iteration [0-9]+ of 18000: received SIGTERM; checkpoint"
+    finish 1 "at iteration [0-9]+ of 36000: received SIGTERM; checkpoint"
     checkpointed
   fi
   start "$np"
