@@ -60,7 +60,10 @@ wall() {
 # Seconds per iteration: name threads data n -P overrides.... The trainer's figure from a
 # run of 2 + n iterations when it is at least 0.01 s (four decimals are then within 1%);
 # below that the wall-time difference to a run of 2 iterations. (Large tops take the
-# first branch: their 671 MB checkpoints make wall times too noisy to subtract.)
+# first branch: their 671 MB checkpoints make wall times too noisy to subtract.) The
+# difference carries the spread of two process start-ups (a few tenths of a second), so
+# the small cases run a thousand iterations or more: with 100, the 4- and 8-site tops'
+# pair figure of about 1.5 ms moved by 2 ms between runs.
 siter() {
   local name=$1 nt=$2 data=$3 n=$4; shift 4
   local a b reported
@@ -98,7 +101,7 @@ run_case chain_n65536_chi4 "$out/data/ising_65536.h5" 3 3 "model.chi=[2,4]" mode
 for tied in true false; do
   kind=$([ $tied = true ] && echo tied || echo untied)
   for top in 4 8 16; do  # depth 5, 4, 3 on N = 128
-    run_case "top${top}_n128_chi2_$kind" "$out/data/ising_128.h5" $([ $top = 16 ] && echo 40 40 || echo 2000 100) \
+    run_case "top${top}_n128_chi2_$kind" "$out/data/ising_128.h5" $([ $top = 16 ] && echo 40 40 || echo 2000 1000) \
       "model.chi=[2,2]" model.depth=$((top == 4 ? 5 : top == 8 ? 4 : 3)) model.tied=$tied
   done
   # 24 top sites need N = 24 * 2^depth: N = 192, depth 3 (2^24 top entries).
