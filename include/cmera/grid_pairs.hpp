@@ -169,11 +169,34 @@ class GridSetMarginals {
   };
   PairCones pair_cones(int from, GridSite a, GridSite b) const;
   std::vector<double> contract_pair(const SetJoint& joint, const PairCones& c, long sx, long sy);
-  double contract_product(const SetJoint& joint, const PairCones& c, long sx, long sy,
-                          const std::vector<double>& f);
-  // Calls visit(joint, cones, sx, sy) for every translation class of the pairs
-  // {i, i + (dx, dy)} of a tied model: the union's joint at the cones' meeting layer,
-  // summed over the class, its sites shifted by (sx, sy) from the cones'.
+  // A tied model's joint of a set summed over every translation of its layer
+  // (translation_sum), and what contract_product derives from it and keeps: `reduced`,
+  // the joint summed against one site's pulled-up expectation, per (that site's labels in
+  // it, its class); `by_b`, the joint as a column-major [other sites' states x that site's
+  // cone states] matrix, per that site's labels.
+  struct SharedJoint {
+    SetJoint joint;
+    std::map<std::pair<std::vector<long>, GridSite>, SetJoint> reduced;
+    std::map<std::vector<long>, SetJoint> by_b;
+  };
+  // A site's pulled-up expectation of f, phi[cone state] (contract_product): tied tables
+  // make it depend on the site only through its class mod 2^meet, so it is kept per class,
+  // with the class representative's cone at `meet` (phi's labels, in order).
+  struct Expectation {
+    std::vector<GridSite> cone;
+    std::vector<double> phi;
+  };
+  const Expectation& expectation(int meet, GridSite site_class, const std::vector<double>& f);
+  // sum rho(cone_a, cone_b) phi_a phi_b for the pair (a, b), whose cones are disjoint at
+  // `layer`, with shared.joint the joint of those cones moved by (sx, sy).
+  double contract_product(SharedJoint& shared, int layer, GridSite a, GridSite b, long sx,
+                          long sy, const std::vector<double>& f);
+  SharedJoint& translation_sum(int layer, const std::vector<GridSite>& set);
+  std::vector<GridSite> canonical(int layer, const std::vector<GridSite>& set, long* sx, long* sy) const;
+  // Calls visit(shared, layer, a, b, sx, sy) for every translation class of the pairs
+  // {i, i + (dx, dy)} of a tied model: (a, b) its representative, whose cones are
+  // disjoint up to `layer`, and shared.joint the joint of the two cones there summed over
+  // the class (every translation of that layer), its sites the cones' moved by (sx, sy).
   template <class Visit>
   void visit_classes(long dx, long dy, Visit&& visit);
   std::vector<double> finish(int from, SetJoint joint, const std::vector<std::vector<GridSite>>& sets,
@@ -187,6 +210,13 @@ class GridSetMarginals {
   std::size_t top_marginal_entries_ = 0;  // cleared beyond 2^24
   std::map<std::tuple<int, int, long>, Model> lines_;  // one-layer chain per line
   std::map<PairAdjoints::LineKey, std::vector<double>> conditionals_;
+  // translation_sum's joints by (layer, set), and the entries they and their reductions
+  // hold (dropped beyond a bound).
+  std::map<std::pair<int, std::vector<GridSite>>, SharedJoint> shared_;
+  std::size_t shared_entries_ = 0;
+  std::map<std::tuple<int, long, long>, Expectation> expectations_;  // by (meet, class)
+  std::vector<double> expectation_f_;  // the f they hold
+  std::size_t expectation_entries_ = 0;
   bool recording_ = false;
   std::vector<TapeOp> tape_;  // one pair's steps, in forward order
   std::vector<SetJoint> values_;  // their results (values_[k] from tape_[k]; entries once read)

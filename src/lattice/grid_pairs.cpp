@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <Eigen/Core>
 #include <fmt/format.h>
 
 #include "cmera/error.hpp"
@@ -766,38 +767,83 @@ std::vector<double> GridSetMarginals::contract_pair(const SetJoint& joint, const
   return project_step(contract(contract(joint, c.a, value_a), c.b, value_b), {value_a, value_b}).p;
 }
 
-// sum rho_meet(cone_a, cone_b) phi_a(cone_a) phi_b(cone_b), phi = F f the pulled-up
-// expectation of f: one pass over the joint with both cones' indices, where contract_pair
-// builds the joint of the other sites and one value (d times the joint's entries, in
-// fresh memory).
-double GridSetMarginals::contract_product(const SetJoint& joint, const PairCones& c, long sx,
-                                          long sy, const std::vector<double>& f) {
-  const GridLattice& g = m_.lattice;
-  const int d = g.chi[0];
-  std::vector<std::size_t> stride[2];
-  std::vector<double> phi[2];
-  int side = 0;
-  for (const auto* cone : {&c.a, &c.b}) {
-    const SetJoint F = pull_up(*cone, c.meet, var(3, side, 0));  // [cone state][value]
-    phi[side].assign(F.p.size() / d, 0.0);
-    for (std::size_t q = 0; q < phi[side].size(); ++q)
-      for (int x = 0; x < d; ++x) phi[side][q] += F.p[q * d + x] * f[x];
-    // The cone's states in pull_up's order index phi, as a line step's consumed labels.
-    stride[side] = line_index(joint, shifted_labels(g, c.meet, (*cone)[c.meet], sx, sy)).qstride;
-    ++side;
+// phi = F f, the pulled-up expectation of f of the site of class (x, y) mod 2^meet,
+// indexed by its cone at `meet` (pull_up's order). Kept until f changes or the kept
+// vectors pass 2^24 entries (a class's phi has chi_meet^9 at most).
+const GridSetMarginals::Expectation& GridSetMarginals::expectation(int meet, GridSite site_class,
+                                                                  const std::vector<double>& f) {
+  if (f != expectation_f_ || expectation_entries_ > (std::size_t{1} << 24)) {
+    expectations_.clear();
+    expectation_entries_ = 0;
+    expectation_f_ = f;
   }
-  // Each block's partial sum in a register (through odometer's callback the running sum
-  // lives in memory: twice the time).
-  BlockWalk w(joint, stride[0], stride[1]);
-  const std::size_t block = w.block, *oa = w.offset_a.data(), *ob = w.offset_b.data();
+  auto [hit, fresh] = expectations_.try_emplace({meet, site_class.first, site_class.second});
+  Expectation& e = hit->second;
+  if (!fresh) return e;
+  std::vector<std::vector<GridSite>> cone = {{site_class}};
+  for (int l = 0; l < meet; ++l) cone.push_back(parents(l, cone.back()));
+  const int d = m_.lattice.chi[0];
+  const SetJoint F = pull_up(cone, meet, var(3, 0, 0));  // [cone state][value]
+  e.cone = cone[meet];
+  e.phi.assign(F.p.size() / d, 0.0);
+  for (std::size_t q = 0; q < e.phi.size(); ++q)
+    for (int x = 0; x < d; ++x) e.phi[q] += F.p[q * d + x] * f[x];
+  expectation_entries_ += e.phi.size();
+  return e;
+}
+
+// sum rho_meet(cone_a, cone_b) phi_a(cone_a) phi_b(cone_b) as phi_a . w, w = rho phi_b
+// summed over cone b's states. w is kept with
+// the joint: pairs at other offsets whose b site has the same class and place in the
+// same joint reuse it, and each then costs a dot product of chi^9 entries instead of a
+// pass over the joint's chi^18.
+double GridSetMarginals::contract_product(SharedJoint& shared, int layer, GridSite a, GridSite b,
+                                          long sx, long sy, const std::vector<double>& f) {
+  const GridLattice& g = m_.lattice;
+  const long block = 1L << layer;
+  // A site's class, and its cone's labels in the joint (in phi's order): the class
+  // representative's cone, moved by the site's block at `meet` and by (sx, sy).
+  const auto place = [&](GridSite site, GridSite* site_class) {
+    const long x = wrap(site.first, g.lx), y = wrap(site.second, g.ly);
+    *site_class = {x % block, y % block};
+    return shifted_labels(g, layer, expectation(layer, *site_class, f).cone, x / block + sx,
+                          y / block + sy);
+  };
+  GridSite class_a, class_b;
+  const std::vector<long> labels_a = place(a, &class_a);
+  const std::vector<long> labels_b = place(b, &class_b);
+  auto [hit, fresh] = shared.reduced.try_emplace({labels_b, class_b});
+  SetJoint& w = hit->second;
+  if (fresh) {
+    // The joint as the matrix J[k, q] (a's states x b's), gathered once per place of b:
+    // then each class of b is a product of J with its phi, streaming through J (a pass
+    // over the joint with both index maps per entry took 3x as long).
+    auto [matrix, gather] = shared.by_b.try_emplace(labels_b);
+    if (gather) {
+      const LineIndex ix = line_index(shared.joint, labels_b);
+      matrix->second.labels = ix.kept_labels;
+      matrix->second.dims = ix.kept_dims;
+      std::vector<double> buf;
+      const double* J = as_line_matrix(shared.joint, ix, buf);
+      matrix->second.p = J == buf.data() ? std::move(buf) : shared.joint.p;
+      shared_entries_ += matrix->second.p.size();
+    }
+    const SetJoint& J = matrix->second;
+    const std::vector<double>& phi_b = expectation(layer, class_b, f).phi;
+    const auto nq = static_cast<Eigen::Index>(phi_b.size());
+    const auto nk = static_cast<Eigen::Index>(J.p.size()) / nq;
+    w = SetJoint{J.labels, J.dims, std::vector<double>(static_cast<std::size_t>(nk))};
+    Eigen::Map<Eigen::VectorXd>(w.p.data(), nk).noalias() =
+        Eigen::Map<const Eigen::MatrixXd>(J.p.data(), nk, nq) * Eigen::Map<const Eigen::VectorXd>(phi_b.data(), nq);
+    work_count() += J.p.size();
+    shared_entries_ += w.p.size();
+  }
+  const std::vector<double>& phi_a = expectation(layer, class_a, f).phi;
+  const LineIndex ia = line_index(w, labels_a);
   double sum = 0;
-  w.for_each_block([&](std::size_t base, std::size_t a, std::size_t b) {
-    const double *pj = joint.p.data() + base, *pa = phi[0].data() + a, *pb = phi[1].data() + b;
-    double s = 0;
-    for (std::size_t t = 0; t < block; ++t) s += pj[t] * pa[oa[t]] * pb[ob[t]];
-    sum += s;
-  });
-  work_count() += joint.p.size();
+  odometer(w, ia.qstride, ia.kstride,
+           [&](std::size_t i, std::size_t q, std::size_t) { sum += w.p[i] * phi_a[q]; });
+  work_count() += w.p.size();
   return sum;
 }
 
@@ -866,8 +912,8 @@ std::vector<double> GridSetMarginals::pair_sum(long dx, long dy) {
       for (long x = 0; x < g.lx; ++x) add(pair(x, y, dx, dy));
     return total;
   }
-  visit_classes(dx, dy, [&](const SetJoint& joint, const PairCones& cones, long sx, long sy) {
-    add(contract_pair(joint, cones, sx, sy));
+  visit_classes(dx, dy, [&](const SharedJoint& shared, int layer, GridSite a, GridSite b, long sx, long sy) {
+    add(contract_pair(shared.joint, pair_cones(layer, a, b), sx, sy));
   });
   return total;
 }
@@ -882,68 +928,139 @@ double GridSetMarginals::product_sum(long dx, long dy, const std::vector<double>
     return sum;
   }
   double sum = 0;
-  visit_classes(dx, dy, [&](const SetJoint& joint, const PairCones& cones, long sx, long sy) {
-    sum += contract_product(joint, cones, sx, sy, f);
+  visit_classes(dx, dy, [&](SharedJoint& shared, int layer, GridSite a, GridSite b, long sx, long sy) {
+    sum += contract_product(shared, layer, a, b, sx, sy, f);
   });
   return sum;
+}
+
+// The joint of `set` (sites of `layer`, sorted; see canonical) summed over every
+// translation of that layer, labelled by the set's own sites. A set in one window: that
+// marginal of the sum of the layer's windows (at the top: of the top table summed over
+// its translations). Else, with tied tables, translating by 2t at this layer is
+// translating by t at the next, so the sum over translations splits by parity p into
+// sum_p descend_p(sum of the joint of parents(set + p) over the next layer's
+// translations): four one-layer descents of the same function one layer up, where sets
+// are smaller and shared by more shapes. Kept (shared_) until the kept entries pass
+// 2^25: pairs at many offsets and positions meet in the same shapes.
+GridSetMarginals::SharedJoint& GridSetMarginals::translation_sum(int layer,
+                                                                 const std::vector<GridSite>& set) {
+  constexpr std::size_t kSharedEntries = std::size_t{1} << 25;  // 256 MiB
+  const GridLattice& g = m_.lattice;
+  const auto key = std::make_pair(layer, set);
+  if (const auto hit = shared_.find(key); hit != shared_.end()) return hit->second;
+  SetJoint sum;
+  long wx, wy;
+  if (fits_window(layer, set, &wx, &wy)) {
+    sum = from_window(layer, window_sum(layer).data(), wx, wy, set);
+  } else if (layer == g.depth()) {
+    sum = from_top(set, top_sum());
+  } else {
+    sum = SetJoint{labels_of(set), std::vector<int>(set.size(), g.chi[layer]), {}};
+    sum.p.assign(power(g.chi[layer], set.size()), 0.0);
+    for (long py = 0; py < 2; ++py)
+      for (long px = 0; px < 2; ++px) {
+        std::vector<GridSite> moved;
+        for (const GridSite& s : set) moved.push_back({wrap(s.first + px, g.lx_at(layer)), wrap(s.second + py, g.ly_at(layer))});
+        std::sort(moved.begin(), moved.end());
+        long ux, uy;
+        const std::vector<GridSite> up = canonical(layer + 1, parents(layer, moved), &ux, &uy);
+        SetJoint coarse = translation_sum(layer + 1, up).joint;  // a copy: descend consumes it
+        coarse.labels = shifted_labels(g, layer + 1, up, ux, uy);
+        const SetJoint fine = descend(layer, std::move(coarse), moved);
+        add_to(sum.p, project(fine, shifted_labels(g, layer, set, px, py)));
+      }
+  }
+  if (shared_entries_ + sum.p.size() > kSharedEntries) {
+    shared_.clear();
+    shared_entries_ = 0;
+  }
+  shared_entries_ += sum.p.size();
+  return shared_.emplace(key, SharedJoint{std::move(sum), {}}).first->second;
+}
+
+// `set` moved so that on each axis its sites start after the widest gap between them
+// (ties: the first), sorted; (*sx, *sy) moves it back. Translates of one set map to one
+// canonical set, so translation_sum shares them.
+std::vector<GridSite> GridSetMarginals::canonical(int layer, const std::vector<GridSite>& set,
+                                                  long* sx, long* sy) const {
+  const GridLattice& g = m_.lattice;
+  const auto start = [](std::vector<long> coords, long n) {
+    std::sort(coords.begin(), coords.end());
+    coords.erase(std::unique(coords.begin(), coords.end()), coords.end());
+    long best = coords.front(), widest = -1;
+    for (std::size_t i = 0; i < coords.size(); ++i) {
+      const long next = coords[(i + 1) % coords.size()];
+      const long gap = wrap(next - coords[i] - 1, n);
+      if (gap > widest) {
+        widest = gap;
+        best = next;
+      }
+    }
+    return best;
+  };
+  std::vector<long> xs, ys;
+  for (const GridSite& s : set) {
+    xs.push_back(s.first);
+    ys.push_back(s.second);
+  }
+  *sx = start(xs, g.lx_at(layer));
+  *sy = start(ys, g.ly_at(layer));
+  std::vector<GridSite> moved;
+  for (const GridSite& s : set) moved.push_back({wrap(s.first - *sx, g.lx_at(layer)), wrap(s.second - *sy, g.ly_at(layer))});
+  std::sort(moved.begin(), moved.end());
+  return moved;
 }
 
 template <class Visit>
 void GridSetMarginals::visit_classes(long dx, long dy, Visit&& visit) {
   const GridLattice& g = m_.lattice;
-  // Translation classes (docs/design-grid.md §6): sites A = (ax, ay) mod 2^l all walk the
-  // same sets up to layer l, shifted; a class whose walk stops at layer l (the pair's sets
-  // fit a window there, or l is the top) is one leaf, and its members' starting windows
-  // at l are every window of l (or every translation of the top), so the leaf starts from
-  // their sum. Other classes split into their four classes mod 2^(l+1).
-  // A leaf's joint at the meeting layer depends on its sets from there up only through
-  // their shape: every window of the start layer is summed, so the sets may be shifted to
-  // start at window (0, 0) (by 2^(n - l) times that at layer l below the start layer n,
-  // which keeps every parity). Leaves of one shape share that joint (most of the cost);
-  // the top's translation sum is shift-invariant as it is.
-  std::map<std::tuple<int, int, std::vector<GridSite>>, SetJoint> shared;
-  std::size_t shared_entries = 0;
-  constexpr std::size_t kSharedEntries = std::size_t{1} << 25;  // 256 MiB
-  const auto leaf = [&](long ax, long ay) {
-    const std::vector<GridSite> order = {{ax, ay}, {ax + dx, ay + dy}};
-    long wx, wy;
-    auto sets = walk(0, order, &wx, &wy);
-    const int from = static_cast<int>(sets.size()) - 1;
-    const PairCones cones = pair_cones(from, order[0], order[1]);
-    const long ux = wx >= 0 ? -wx : 0, uy = wy >= 0 ? -wy : 0;
-    for (int l = cones.meet; l <= from; ++l)
-      for (GridSite& s : sets[l])
-        s = {wrap(s.first + (ux << (from - l)), g.lx_at(l)),
-             wrap(s.second + (uy << (from - l)), g.ly_at(l))};
-    for (int l = cones.meet; l <= from; ++l) std::sort(sets[l].begin(), sets[l].end());
-    const auto key = std::make_tuple(from, cones.meet, sets[cones.meet]);
-    auto hit = shared.find(key);
-    if (hit == shared.end()) {
-      SetJoint joint = wx >= 0 ? from_window(from, window_sum(from).data(), 0, 0, sets[from])
-                               : from_top(sets[from], top_sum());
-      for (int l = from - 1; l >= cones.meet; --l) joint = descend(l, std::move(joint), sets[l]);
-      if (shared_entries + joint.p.size() > kSharedEntries) {
-        shared.clear();
-        shared_entries = 0;
-      }
-      shared_entries += joint.p.size();
-      hit = shared.emplace(key, std::move(joint)).first;
-    }
-    visit(hit->second, cones, ux << (from - cones.meet), uy << (from - cones.meet));
+  // Classes of the left site a = (ax, ay) mod 2^l: their members' cones (and their
+  // partners') up to layer l are translates of each other, so at layer l, where they are
+  // disjoint, the pairs factorize through the joint of the two cones (docs/design-grid.md
+  // §6) and the class sums that joint over every translation of layer l. A class stops
+  // there once some of its four classes mod 2^(l+1) has the cones meet at l + 1, or at
+  // the top; else it splits. The joint is labelled by the union's canonical translate, so
+  // translates of one shape share it.
+  // A class: its layer l, left site a (its representative) and the two cones at layer l.
+  struct Node {
+    int l;
+    GridSite a;
+    std::vector<GridSite> cone_a, cone_b;
   };
-  std::vector<std::tuple<int, long, long>> open = {{0, 0, 0}};
+  const auto sorted_cone = [&](GridSite s) {
+    return std::vector<GridSite>{{wrap(s.first, g.lx), wrap(s.second, g.ly)}};
+  };
+  std::vector<Node> open = {{0, {0, 0}, sorted_cone({0, 0}), sorted_cone({dx, dy})}};
   while (!open.empty()) {
-    const auto [l, ax, ay] = open.back();
+    const Node node = std::move(open.back());
     open.pop_back();
-    long wx, wy;
-    const int stop = static_cast<int>(walk(0, {{ax, ay}, {ax + dx, ay + dy}}, &wx, &wy).size()) - 1;
-    if (stop <= l) {
-      leaf(ax, ay);
+    const int l = node.l;
+    // The four classes mod 2^(l+1): a moved by 2^l per axis moves the cones at layer l by
+    // one site, and their parents are the cones at l + 1.
+    std::vector<Node> children;
+    bool split = l < g.depth();
+    for (long sy = 0; split && sy <= 1; ++sy)
+      for (long sx = 0; split && sx <= 1; ++sx) {
+        Node child{l + 1, {node.a.first + (sx << l), node.a.second + (sy << l)}, {}, {}};
+        for (auto [from, to] : {std::pair{&node.cone_a, &child.cone_a}, std::pair{&node.cone_b, &child.cone_b}}) {
+          std::vector<GridSite> moved;
+          for (const GridSite& s : *from) moved.push_back({wrap(s.first + sx, g.lx_at(l)), wrap(s.second + sy, g.ly_at(l))});
+          *to = parents(l, moved);
+        }
+        for (const GridSite& s : child.cone_a)
+          split = split && !std::binary_search(child.cone_b.begin(), child.cone_b.end(), s);
+        children.push_back(std::move(child));
+      }
+    if (split) {
+      for (Node& child : children) open.push_back(std::move(child));
       continue;
     }
-    const long step = 1L << l;
-    for (long sy : {step, 0L})
-      for (long sx : {step, 0L}) open.emplace_back(l + 1, ax + sx, ay + sy);
+    std::vector<GridSite> both = node.cone_a;
+    both.insert(both.end(), node.cone_b.begin(), node.cone_b.end());
+    long cx, cy;
+    const std::vector<GridSite> shape = canonical(l, both, &cx, &cy);
+    visit(translation_sum(l, shape), l, node.a, GridSite{node.a.first + dx, node.a.second + dy}, -cx, -cy);
   }
 }
 
