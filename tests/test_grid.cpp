@@ -345,6 +345,46 @@ cmera::grid::GridWindowStats sampled_stats(const GridModel& source, long samples
   return q;
 }
 
+// The counting kernel (count, on boxes of every sample) against the plain reference (add,
+// window by window on whole configurations): every histogram entry equal, for the whole
+// lattice (the box wraps onto itself), a wrapping block of windows, every sample and every
+// other one, chi_0 = 2 and 3, one and two threads.
+TEST(GridWindowStats, CountEqualsPlainReference) {
+  for (const int d : {2, 3})
+    for (const bool whole : {true, false})
+      for (const long step : {1L, 2L})
+        for (const int threads : {1, 2}) {
+          const cmera::GridLattice g{10, 6, {d, 2}};
+          const auto x = whole ? cmera::CyclicRange::make(0, 10, 10) : cmera::CyclicRange::make(8, 4, 10);
+          const auto y = whole ? cmera::CyclicRange::make(0, 6, 6) : cmera::CyclicRange::make(5, 2, 6);
+          cmera::grid::GridWindowStats fast(g, x, y), plain(g, x, y);
+          const long samples = 7, first = step - 1;
+          const auto bx = fast.box_x(), by = fast.box_y();
+          std::vector<std::uint8_t> boxes;
+          std::uint64_t state = 12345 + d;
+          for (long k = 0; k < samples; ++k) {
+            std::vector<std::uint8_t> config(static_cast<std::size_t>(g.sites_at(0)));
+            for (auto& v : config) {
+              state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+              v = static_cast<std::uint8_t>((state >> 33) % static_cast<std::uint64_t>(d));
+            }
+            if (k >= first && (k - first) % step == 0) plain.add(config.data(), 1.0);
+            for (long r = 0; r < by.length; ++r)
+              for (long c = 0; c < bx.length; ++c) boxes.push_back(config[g.site(0, bx.at(c), by.at(r))]);
+          }
+          const int saved = omp_get_max_threads();
+          omp_set_num_threads(threads);
+          fast.count(boxes.data(), samples, first, step);
+          omp_set_num_threads(saved);
+          for (long oy = 0; oy < y.length; ++oy)
+            for (long ox = 0; ox < x.length; ++ox)
+              for (std::size_t c = 0; c < cmera::grid_window_size(d); ++c)
+                ASSERT_EQ(fast.window(x.at(ox), y.at(oy))[c], plain.window(x.at(ox), y.at(oy))[c])
+                    << "d " << d << (whole ? " whole" : " block") << " step " << step << " threads "
+                    << threads << " window (" << x.at(ox) << ", " << y.at(oy) << ") cell " << c;
+        }
+}
+
 double sweep_objective(const GridModel& m, const cmera::grid::GridWindowStats& q) {
   cmera::grid::GridSweep sweep(m.lattice);
   sweep.forward(m);

@@ -340,7 +340,7 @@ TEST(GridEvaluate, FlowOfAProductModelIsKnown) {
     EXPECT_NEAR(f.mutual_information_x, 0, 1e-14) << f.layer;
     EXPECT_NEAR(f.mutual_information_y, 0, 1e-14) << f.layer;
   }
-  const ScalingSpectra s = grid_scaling_dimensions(m, 4, EigenMethod::kDense);
+  const ScalingSpectra s = grid_scaling_dimensions(Comm(MPI_COMM_WORLD), m, 4, EigenMethod::kDense);
   ASSERT_EQ(s.per_layer.size(), 2u);
   for (const Spectrum& sp : s.per_layer) {
     EXPECT_NEAR(sp.magnitude[0], 1, 1e-12);
@@ -415,8 +415,10 @@ TEST(GridEvaluate, SpectrumEqualsKroneckerConstructionDenseAndIterative) {
   const GridLattice g{12, 12, {2, 2, 2}};
   const GridModel m = initialize_grid_model(g, true, InitKind::kDecimation, 0.3, 9);
   const int count = 6;
-  const ScalingSpectra dense = grid_scaling_dimensions(m, count, EigenMethod::kDense);
-  const ScalingSpectra iterative = grid_scaling_dimensions(m, count, EigenMethod::kIterative);
+  // On every rank: each map is solved by one rank and broadcast.
+  const Comm comm(MPI_COMM_WORLD);
+  const ScalingSpectra dense = grid_scaling_dimensions(comm, m, count, EigenMethod::kDense);
+  const ScalingSpectra iterative = grid_scaling_dimensions(comm, m, count, EigenMethod::kIterative);
   ASSERT_EQ(dense.per_layer.size(), 2u);
   ASSERT_EQ(iterative.per_layer.size(), 2u);
   const Eigen::MatrixXd D0 = kronecker_map(m, 0), D1 = kronecker_map(m, 1);
@@ -453,7 +455,7 @@ TEST(GridEvaluate, JsonHasEveryKey) {
   ev.corr_y = {{1, 2}, {0.5, 0.25}, {0.4, 0.2}};
   const GridModel m = product_model(GridLattice{6, 6, {2, 2}});
   const auto flow = grid_layer_flow(m);
-  const ScalingSpectra s = grid_scaling_dimensions(m, 2);
+  const ScalingSpectra s = grid_scaling_dimensions(Comm(MPI_COMM_SELF), m, 2);
   const nlohmann::json j = grid_evaluation_json(ev, flow, &s);
   for (const char* key : {"kl_per_window", "cross_entropy_per_window", "data_entropy_per_window",
                           "kl_pooled_window", "kl_floor", "corr_x", "corr_y", "corr_diag", "flow", "scaling"})

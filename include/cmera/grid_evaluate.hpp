@@ -63,6 +63,12 @@ struct GridEvaluation {
 GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model, const DatasetReader& data,
                              long max_distance, long chunk_samples,
                              const GridModelCorrelation& model_correlation);
+// The same with the model's window marginals (GridWindowMarginals::forward) computed by the
+// caller, who may use them again (grid_layer_flow).
+GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model,
+                             const grid::GridWindowMarginals& windows, const DatasetReader& data,
+                             long max_distance, long chunk_samples,
+                             const GridModelCorrelation& model_correlation);
 
 // The learned flow at one layer, from the exact 3 x 3 window marginals (position
 // averages over the layer's windows): the single-site marginal [chi_l], <s> (spin_value),
@@ -77,6 +83,7 @@ struct GridLayerFlow {
 };
 // Layers 0..depth. Not collective: every rank computes the same result.
 std::vector<GridLayerFlow> grid_layer_flow(const GridModel& model);
+std::vector<GridLayerFlow> grid_layer_flow(const GridModel& model, const grid::GridWindowMarginals& windows);
 
 // How the eigenvalues are found: dense (Eigen) where the map has at most kDenseLimit
 // rows, else by subspace iteration; or forced either way (tests compare both).
@@ -87,8 +94,11 @@ constexpr long kDenseLimit = 4096;
 // l+1 (chi_{l+1}^9) to the mean of its four children at layer l (x and y parities), the
 // chain's definition (docs/design.md §6) carried to 3 x 3 windows; per square layer
 // (chi_l = chi_{l+1}) the `count` eigenvalues largest in magnitude, and those of the
-// composition of the top-most run of square layers as per-layer factors.
-ScalingSpectra grid_scaling_dimensions(const GridModel& model, int count,
+// composition of the top-most run of square layers as per-layer factors. Collective: the
+// maps are dealt to the ranks in turn, each solved by one rank and broadcast (a dense
+// solve of 512 rows takes about a second: solving every map on every rank cost their sum
+// on each); the result does not depend on the rank count.
+ScalingSpectra grid_scaling_dimensions(const Comm& comm, const GridModel& model, int count,
                                        EigenMethod how = EigenMethod::kAuto);
 
 // The eval JSON object: the chain's keys where they apply (kl_per_window,

@@ -32,8 +32,16 @@ class GridWindowStats {
   // The windows with corners x x y (a rank's owned block).
   GridWindowStats(const GridLattice& g, const CyclicRange& x, const CyclicRange& y);
   // Adds `weight` to the cell seen by every window of the box in one whole configuration
-  // (site (x, y) at y * Lx + x, values < chi_0).
+  // (site (x, y) at y * Lx + x, values < chi_0). The plain reference of count.
   void add(const std::uint8_t* config, double weight);
+  // The sites the windows read: their corners plus two lines, capped at the whole ring
+  // (then a window's far sites wrap inside it).
+  CyclicRange box_x() const;
+  CyclicRange box_y() const;
+  // Adds 1 to every window's cell in samples first, first + step, ... < samples of
+  // `boxes`, each the box_x() x box_y() sites of one sample (rows of box_x()), values <
+  // chi_0. On the threads of the caller, each window written by one thread.
+  void count(const std::uint8_t* boxes, long samples, long first, long step);
   const CyclicRange& x() const { return x_; }
   const CyclicRange& y() const { return y_; }
   // A window of the box (corner unwrapped or not).

@@ -24,13 +24,15 @@ int run_grid_eval(const Comm& comm, const ModelFileContents& mf, const std::stri
                   const std::string& data_path, long max_distance, bool json) {
   const GridModel model = as_grid_model(*mf.grid, mf.model);
   DatasetReader data(comm, data_path, /*lattice_samples=*/true);
-  const GridEvaluation ev = evaluate_grid(comm, model, data, max_distance, 16384,
+  grid::GridWindowMarginals windows(model.lattice);
+  windows.forward(model);
+  const GridEvaluation ev = evaluate_grid(comm, model, windows, data, max_distance, 16384,
                                           [&comm](const GridModel& m, const grid::GridWindowMarginals& w,
                                                   long dx, long dy, long steps) {
                                             return grid::model_correlation(comm, m, w, dx, dy, steps);
                                           });
-  const std::vector<GridLayerFlow> flow = grid_layer_flow(model);
-  const ScalingSpectra scaling = model.tied ? grid_scaling_dimensions(model, 8) : ScalingSpectra{};
+  const std::vector<GridLayerFlow> flow = grid_layer_flow(model, windows);
+  const ScalingSpectra scaling = model.tied ? grid_scaling_dimensions(comm, model, 8) : ScalingSpectra{};
   if (!comm.is_root()) return 0;
   if (json) {
     nlohmann::json j = grid_evaluation_json(ev, flow, model.tied ? &scaling : nullptr);

@@ -69,6 +69,15 @@ CorrelationCurve curve(std::vector<double> data, std::vector<double> model) {
 GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model, const DatasetReader& data,
                              long max_distance, long chunk_samples,
                              const GridModelCorrelation& model_correlation) {
+  grid::GridWindowMarginals p(model.lattice);
+  p.forward(model);
+  return evaluate_grid(comm, model, p, data, max_distance, chunk_samples, model_correlation);
+}
+
+GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model,
+                             const grid::GridWindowMarginals& p, const DatasetReader& data,
+                             long max_distance, long chunk_samples,
+                             const GridModelCorrelation& model_correlation) {
   const GridLattice& g = model.lattice;
   const DatasetShape& shape = data.shape();
   if (shape.sample_dims != std::vector<long>{g.ly, g.lx})
@@ -109,9 +118,9 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model, const Dat
     data.read_box(first + std::min(c0, count), rows, rows_all, columns_all, buf);
     if (bad.sample < 0) bad = find_bad_value(buf, first + c0, rows, all, d);
     if (bad.sample >= 0) continue;
+    for (int h = 0; h < 2; ++h) half[h].count(buf.data(), rows, (h + first + c0) % 2, 2);
     for (long k = 0; k < rows; ++k) {
       const std::uint8_t* s = buf.data() + k * sites;
-      half[(first + c0 + k) % 2].add(s, 1.0);
       const auto spin = [&](long x, long y) { return spin_value(s[g.site(0, x, y)], d); };
       for (long y = 0; y < g.ly; ++y) {
         for (long x = 0; x < g.lx; ++x) row[x] = spin(x, y);
@@ -132,8 +141,6 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model, const Dat
   // (grid_sweep.hpp), so window (0, 0) starts the whole block.
   for (auto& h : half) comm.sum_inplace(h.window(0, 0), static_cast<std::size_t>(sites) * w);
 
-  grid::GridWindowMarginals p(g);
-  p.forward(model);
   // Window figures over this rank's block of windows, then summed. Counts n_A(x), n_B(x).
   const double S = static_cast<double>(shape.samples);
   const double nA = static_cast<double>((shape.samples + 1) / 2), nB = static_cast<double>(shape.samples / 2);
@@ -189,34 +196,51 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model, const Dat
 }
 
 std::vector<GridLayerFlow> grid_layer_flow(const GridModel& model) {
-  const GridLattice& g = model.lattice;
-  grid::GridWindowMarginals p(g);
+  grid::GridWindowMarginals p(model.lattice);
   p.forward(model);
+  return grid_layer_flow(model, p);
+}
+
+std::vector<GridLayerFlow> grid_layer_flow(const GridModel& model, const grid::GridWindowMarginals& p) {
+  const GridLattice& g = model.lattice;
   std::vector<GridLayerFlow> flow;
   for (int l = 0; l <= g.depth(); ++l) {
     const int d = g.chi[l];
-    const std::size_t w = grid_window_size(d);
-    // Values of places 0, 1 (right), 3 (below) and 4 (diagonal) of every window entry.
-    const auto place = [d](std::size_t e, int pl) {
-      for (int k = 8; k > pl; --k) e /= static_cast<std::size_t>(d);
-      return static_cast<int>(e % static_cast<std::size_t>(d));
-    };
-    std::vector<double> mean(w, 0.0);
+    const std::size_t w = grid_window_size(d), dd = static_cast<std::size_t>(d * d);
+    // Per window entry: the values of places 0, 1 (right), 3 (below) and 4 (diagonal), and
+    // where it adds to the x and y neighbour joints (tabulated once: the windows of a
+    // layer are many, 2^16 at 256 x 256).
+    std::vector<int> value[5];
+    std::vector<std::size_t> to_x(w), to_y(w);
+    for (std::size_t e = 0; e < w; ++e) {
+      std::size_t rest = e;
+      int places[9];
+      for (int k = 8; k >= 0; --k) {
+        places[k] = static_cast<int>(rest % static_cast<std::size_t>(d));
+        rest /= static_cast<std::size_t>(d);
+      }
+      for (int pl : {0, 1, 3, 4}) value[pl].push_back(places[pl]);
+      to_x[e] = static_cast<std::size_t>(places[0] * d + places[1]);
+      to_y[e] = static_cast<std::size_t>(places[0] * d + places[3]);
+    }
+    std::vector<double> mean(w, 0.0), jx(dd), jy(dd), left(d), right(d);
     GridLayerFlow f;
     f.layer = l;
     const long n = g.sites_at(l);
     for (long y = 0; y < g.ly_at(l); ++y)
       for (long x = 0; x < g.lx_at(l); ++x) {
         const double* rho = p.window(l, x, y);
-        std::vector<double> jx(static_cast<std::size_t>(d * d), 0.0), jy = jx;
+        std::fill(jx.begin(), jx.end(), 0.0);
+        std::fill(jy.begin(), jy.end(), 0.0);
         for (std::size_t e = 0; e < w; ++e) {
           mean[e] += rho[e] / static_cast<double>(n);
-          jx[place(e, 0) * d + place(e, 1)] += rho[e];
-          jy[place(e, 0) * d + place(e, 3)] += rho[e];
+          jx[to_x[e]] += rho[e];
+          jy[to_y[e]] += rho[e];
         }
         // I(a; b) of a joint of two sites, the chain's per-pair mutual information.
         for (auto [joint, mi] : {std::pair{&jx, &f.mutual_information_x}, std::pair{&jy, &f.mutual_information_y}}) {
-          std::vector<double> left(d, 0.0), right(d, 0.0);
+          std::fill(left.begin(), left.end(), 0.0);
+          std::fill(right.begin(), right.end(), 0.0);
           for (int a = 0; a < d; ++a)
             for (int b = 0; b < d; ++b) {
               left[a] += (*joint)[a * d + b];
@@ -231,12 +255,12 @@ std::vector<GridLayerFlow> grid_layer_flow(const GridModel& model) {
       }
     f.marginal.assign(static_cast<std::size_t>(d), 0.0);
     for (std::size_t e = 0; e < w; ++e) {
-      const int a = place(e, 0);
+      const int a = value[0][e];
       f.marginal[a] += mean[e];
       f.magnetization += mean[e] * spin_value(a, d);
-      f.nn_corr_x += mean[e] * spin_value(a, d) * spin_value(place(e, 1), d);
-      f.nn_corr_y += mean[e] * spin_value(a, d) * spin_value(place(e, 3), d);
-      f.nn_corr_diag += mean[e] * spin_value(a, d) * spin_value(place(e, 4), d);
+      f.nn_corr_x += mean[e] * spin_value(a, d) * spin_value(value[1][e], d);
+      f.nn_corr_y += mean[e] * spin_value(a, d) * spin_value(value[3][e], d);
+      f.nn_corr_diag += mean[e] * spin_value(a, d) * spin_value(value[4][e], d);
     }
     flow.push_back(std::move(f));
   }
@@ -336,24 +360,49 @@ std::vector<std::complex<double>> eigenvalues(const LayerMaps& map, int count, b
 
 }  // namespace
 
-ScalingSpectra grid_scaling_dimensions(const GridModel& model, int count, EigenMethod how) {
+ScalingSpectra grid_scaling_dimensions(const Comm& comm, const GridModel& model, int count,
+                                       EigenMethod how) {
   if (!model.tied) throw Error("scaling dimensions need a tied grid model (one map per layer)");
   const GridLattice& g = model.lattice;
-  const auto solve = [&](int first, int last) {
-    const LayerMaps map(model, first, last);
-    const bool dense = how == EigenMethod::kDense || (how == EigenMethod::kAuto && map.rows() <= kDenseLimit);
-    std::vector<int> layers(static_cast<std::size_t>(last - first));
-    std::iota(layers.begin(), layers.end(), first);
-    return spectrum_from_eigenvalues(eigenvalues(map, count, dense), layers, count);
-  };
-  ScalingSpectra out;
+  // The maps (first, last layer) in result order: each square layer, then the top-most
+  // run of square layers when it has more than one (a run of one is that layer's map).
+  std::vector<std::pair<int, int>> maps;
+  for (int l = 0; l < g.depth(); ++l)
+    if (g.chi[l] == g.chi[l + 1]) maps.emplace_back(l, l + 1);
   int first_of_top_run = g.depth();
   for (int l = g.depth() - 1; l >= 0 && g.chi[l] == g.chi[l + 1]; --l) first_of_top_run = l;
-  for (int l = 0; l < g.depth(); ++l)
-    if (g.chi[l] == g.chi[l + 1]) out.per_layer.push_back(solve(l, l + 1));
-  // A run of one layer is that layer's map, already solved.
+  if (first_of_top_run < g.depth() - 1) maps.emplace_back(first_of_top_run, g.depth());
+  std::vector<Spectrum> spectra(maps.size());
+  for (std::size_t k = 0; k < maps.size(); ++k) {
+    const auto [first, last] = maps[k];
+    Spectrum& sp = spectra[k];
+    sp.layers.resize(static_cast<std::size_t>(last - first));
+    std::iota(sp.layers.begin(), sp.layers.end(), first);
+    const int owner = static_cast<int>(k % static_cast<std::size_t>(comm.size()));
+    std::vector<double> packed;  // size, magnitude, phase, delta
+    if (comm.rank() == owner) {
+      const LayerMaps map(model, first, last);
+      const bool dense = how == EigenMethod::kDense || (how == EigenMethod::kAuto && map.rows() <= kDenseLimit);
+      sp = spectrum_from_eigenvalues(eigenvalues(map, count, dense), sp.layers, count);
+      packed.push_back(static_cast<double>(sp.magnitude.size()));
+      for (const auto* v : {&sp.magnitude, &sp.phase, &sp.delta}) packed.insert(packed.end(), v->begin(), v->end());
+    }
+    double size = packed.empty() ? 0 : packed[0];
+    comm.broadcast(&size, 1, owner);
+    const auto n = static_cast<std::size_t>(size);
+    packed.resize(1 + 3 * n);
+    comm.broadcast(packed.data(), packed.size(), owner);
+    std::size_t at = 1;
+    for (auto* v : {&sp.magnitude, &sp.phase, &sp.delta}) {
+      v->assign(packed.begin() + static_cast<long>(at), packed.begin() + static_cast<long>(at + n));
+      at += n;
+    }
+  }
+  ScalingSpectra out;
+  const std::size_t square = maps.size() - (first_of_top_run < g.depth() - 1 ? 1 : 0);
+  out.per_layer.assign(spectra.begin(), spectra.begin() + static_cast<long>(square));
   if (first_of_top_run == g.depth() - 1) out.averaged = out.per_layer.back();
-  else if (first_of_top_run < g.depth()) out.averaged = solve(first_of_top_run, g.depth());
+  else if (first_of_top_run < g.depth()) out.averaged = spectra.back();
   return out;
 }
 

@@ -68,10 +68,7 @@ void count_windows(const Comm& comm, const DatasetReader& data, const GridLattic
                    long chunk_samples, GridWindowStats& stats) {
   const int d = g.chi[0];
   const long samples = data.shape().samples;
-  // The box: owned corners plus the two rows and columns their windows reach, capped at
-  // the whole ring (then a window's far sites wrap inside the box).
-  const CyclicRange box_x = CyclicRange::make(stats.x().start, stats.x().length + 2, g.lx);
-  const CyclicRange box_y = CyclicRange::make(stats.y().start, stats.y().length + 2, g.ly);
+  const CyclicRange box_x = stats.box_x(), box_y = stats.box_y();
   const long bw = box_x.length, bh = box_y.length;
   const long block = std::min(data.block_rows(chunk_samples), samples);
   // The reader of a chunked layout keeps a block of whole samples besides the box.
@@ -79,10 +76,6 @@ void count_windows(const Comm& comm, const DatasetReader& data, const GridLattic
                  fmt::format("data.chunk_samples = {} ({} samples x {} x {} sites per read)",
                              chunk_samples, block, bw, bh),
                  "for its read buffers");
-  const long nx = stats.x().length, ny = stats.y().length;
-  std::vector<double*> windows;  // the owned windows' histograms, row by row
-  for (long oy = 0; oy < ny; ++oy)
-    for (long ox = 0; ox < nx; ++ox) windows.push_back(stats.window(stats.x().at(ox), stats.y().at(oy)));
   std::vector<std::uint8_t> buf;
   BadValue bad;
   for (long s0 = 0; s0 < samples; s0 += block) {
@@ -95,43 +88,7 @@ void count_windows(const Comm& comm, const DatasetReader& data, const GridLattic
       bad = {s0 + k / (bw * bh), box_y.at(k / bw % bh), box_x.at(k % bw), buf[k]};
       continue;
     }
-    const auto wrap = [](long k, long n) { return k < n ? k : k - n; };  // k < 2n
-    // Threads take rows of windows; each window is written by one thread only. Per sample
-    // a row of windows takes its three lines of the box (copied with their two wrapped
-    // columns when the box is the whole ring), codes every window in one loop the compiler
-    // vectorizes, then adds 1 to each window's cell: no per-window index arithmetic and no
-    // call in the inner loops (30 ns per window and sample before, mostly both). A row of
-    // windows keeps its histograms in cache over the whole chunk; tiles of samples crossed
-    // by every row instead were slower (4096 windows' histograms are 16 MB at chi = 2).
-#pragma omp parallel
-    {
-      std::vector<std::uint8_t> lines(static_cast<std::size_t>(3 * (nx + 2)));
-      std::vector<std::uint32_t> codes(static_cast<std::size_t>(nx));
-      const bool wraps = nx + 2 > bw;
-      const std::uint32_t du = static_cast<std::uint32_t>(d);
-#pragma omp for schedule(static)
-      for (long oy = 0; oy < ny; ++oy) {
-        double* const* hist = windows.data() + oy * nx;
-        for (long r = 0; r < rows; ++r) {
-          const std::uint8_t* sample = buf.data() + r * bw * bh;
-          const std::uint8_t* line[3];
-          for (long dy = 0; dy < 3; ++dy) {
-            line[dy] = sample + wrap(oy + dy, bh) * bw;
-            if (!wraps) continue;
-            std::uint8_t* copy = lines.data() + dy * (nx + 2);
-            for (long k = 0; k < nx + 2; ++k) copy[k] = line[dy][wrap(k, bw)];
-            line[dy] = copy;
-          }
-          for (long ox = 0; ox < nx; ++ox) {
-            std::uint32_t cell = 0;
-            for (long dy = 0; dy < 3; ++dy)
-              for (long dx = 0; dx < 3; ++dx) cell = cell * du + line[dy][ox + dx];
-            codes[ox] = cell;
-          }
-          for (long ox = 0; ox < nx; ++ox) hist[ox][codes[ox]] += 1;
-        }
-      }
-    }
+    stats.count(buf.data(), rows, 0, 1);
   }
   comm.check(bad.sample < 0,
              fmt::format("{}: /configs[{}, {}, {}] = {} is outside the alphabet 0..{} "

@@ -62,6 +62,51 @@ void GridWindowStats::add(const std::uint8_t* config, double weight) {
     }
 }
 
+CyclicRange GridWindowStats::box_x() const { return CyclicRange::make(x_.start, x_.length + 2, lattice_.lx); }
+CyclicRange GridWindowStats::box_y() const { return CyclicRange::make(y_.start, y_.length + 2, lattice_.ly); }
+
+// Threads take rows of windows. Per sample a row of windows takes its three lines of the
+// box (copied with their two wrapped columns when the box is the whole ring), codes every
+// window in one loop the compiler vectorizes, then adds 1 to each window's cell: no
+// per-window index arithmetic and no call in the inner loops (add: 30 ns per window and
+// sample, mostly both). A row of windows keeps its histograms in cache over the samples;
+// tiles of samples crossed by every row instead were slower (4096 windows' histograms are
+// 16 MB at chi = 2).
+void GridWindowStats::count(const std::uint8_t* boxes, long samples, long first, long step) {
+  const long bw = box_x().length, bh = box_y().length, nx = x_.length, ny = y_.length;
+  const auto wrap = [](long k, long n) { return k < n ? k : k - n; };  // k < 2n
+  const std::uint32_t du = static_cast<std::uint32_t>(lattice_.chi[0]);
+  const std::size_t cells = grid_window_size(lattice_.chi[0]);
+#pragma omp parallel
+  {
+    std::vector<std::uint8_t> lines(static_cast<std::size_t>(3 * (nx + 2)));
+    std::vector<std::uint32_t> codes(static_cast<std::size_t>(nx));
+    const bool wraps = nx + 2 > bw;
+#pragma omp for schedule(static)
+    for (long oy = 0; oy < ny; ++oy) {
+      double* const hist = q_.data() + static_cast<std::size_t>(oy * nx) * cells;
+      for (long r = first; r < samples; r += step) {
+        const std::uint8_t* sample = boxes + r * bw * bh;
+        const std::uint8_t* line[3];
+        for (long dy = 0; dy < 3; ++dy) {
+          line[dy] = sample + wrap(oy + dy, bh) * bw;
+          if (!wraps) continue;
+          std::uint8_t* copy = lines.data() + dy * (nx + 2);
+          for (long k = 0; k < nx + 2; ++k) copy[k] = line[dy][wrap(k, bw)];
+          line[dy] = copy;
+        }
+        for (long ox = 0; ox < nx; ++ox) {
+          std::uint32_t cell = 0;
+          for (long dy = 0; dy < 3; ++dy)
+            for (long dx = 0; dx < 3; ++dx) cell = cell * du + line[dy][ox + dx];
+          codes[ox] = cell;
+        }
+        for (long ox = 0; ox < nx; ++ox) hist[static_cast<std::size_t>(ox) * cells + codes[ox]] += 1;
+      }
+    }
+  }
+}
+
 const double* GridWindowStats::window(long x, long y) const {
   return q_.data() + static_cast<std::size_t>(y_.offset(y) * x_.length + x_.offset(x)) *
                          grid_window_size(lattice_.chi[0]);
