@@ -1,14 +1,17 @@
 // Grid evaluation (grid_evaluate.hpp, docs/design-grid.md §5 "Evaluation"). One pass over
 // the data, ranks splitting the samples: each sample adds to the window histograms of its
-// half (even or odd sample index) and to the circular autocorrelations of its rows,
-// columns and diagonals (autocorrelation.hpp, the chain's data C(r) per line); the
-// histograms are then summed over ranks and the windows split between ranks for the
-// figures. The model's windows come from one grid::GridWindowMarginals sweep per rank.
+// half (even or odd sample index, GridWindowStats::count, the statistics pass's kernel)
+// and to the torus autocorrelation (autocorrelation.hpp: one 2D spectrum per sample
+// serves x, y and the diagonal); the histograms are then summed over ranks and the
+// windows split between ranks for the figures. The model's windows come from the caller
+// (one grid::GridWindowMarginals sweep, which the flow reads too).
 //
-// Trade-off: the flow and the spectrum are computed redundantly on every rank (as the
-// chain's are), free of communication and identical at every rank count; the spectrum's
-// map is applied through grid::descend_columns / descend_rows rather than assembled from
-// 1D matrices, so it is the model's own kernel, at O(chi^11) per application.
+// Trade-off: the flow is computed redundantly on every rank (as the chain's is), free of
+// communication; the spectrum's maps are dealt to the ranks and broadcast (a dense solve is
+// about a second, a flow a fraction), so both are identical at every rank count. The
+// spectrum's map is applied through grid::descend_columns / descend_rows rather than
+// assembled from 1D matrices, so it is the model's own kernel, at O(chi^11) per
+// application.
 #include "cmera/grid_evaluate.hpp"
 
 #include <fmt/format.h>
@@ -47,10 +50,10 @@ Distances distances(const GridLattice& g, long max_distance) {
   return {g.lx / 2, g.ly / 2, shortest / 2};
 }
 
-// sum over lines / (S * sites): the averages over sites and samples.
-std::vector<double> averaged(const Comm& comm, const CircularAutocorrelation& acf, long max_lag,
-                             double samples_times_sites) {
-  std::vector<double> s = acf.sums(max_lag);
+// The sums along r (ex, ey) / (S * sites): the averages over sites and samples.
+std::vector<double> averaged(const Comm& comm, const TorusAutocorrelation& acf, long ex, long ey,
+                             long max_lag, double samples_times_sites) {
+  std::vector<double> s = acf.sums(ex, ey, max_lag);
   comm.sum_inplace(s.data(), s.size());
   for (double& v : s) v /= samples_times_sites;
   return s;
@@ -97,14 +100,13 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model,
                  fmt::format("eval of a {} x {} grid (window histograms and marginals)", g.lx, g.ly),
                  "for its histograms");
 
-  // The pass: half[k % 2] counts the windows of sample k; rows, columns and diagonals
-  // (steps (1, 1): gcd(Lx, Ly) cycles of lcm(Lx, Ly) sites, starting at (j, 0)) feed
-  // their autocorrelations.
+  // The pass: half[k % 2] counts the windows of sample k; every sample feeds the torus
+  // autocorrelation (all displacements, so x, y and the diagonal at once).
   grid::GridWindowStats half[2] = {grid::GridWindowStats(g), grid::GridWindowStats(g)};
-  const long cycles = std::gcd(g.lx, g.ly), cycle_length = g.lx / cycles * g.ly;
-  CircularAutocorrelation acf_x(g.lx), acf_y(g.ly), acf_diag(cycle_length);
-  std::vector<double> row(static_cast<std::size_t>(g.lx)), column(static_cast<std::size_t>(g.ly)),
-      diagonal(static_cast<std::size_t>(cycle_length));
+  TorusAutocorrelation acf(g.lx, g.ly);
+  std::vector<double> spins(static_cast<std::size_t>(sites));
+  double spin_of[256];
+  for (int v = 0; v < 256; ++v) spin_of[v] = spin_value(v, d);
   const BlockPartition part{shape.samples, comm.size()};
   const long first = part.begin(comm.rank()), count = part.count(comm.rank());
   const long most = (shape.samples + comm.size() - 1) / comm.size();
@@ -121,19 +123,8 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model,
     for (int h = 0; h < 2; ++h) half[h].count(buf.data(), rows, (h + first + c0) % 2, 2);
     for (long k = 0; k < rows; ++k) {
       const std::uint8_t* s = buf.data() + k * sites;
-      const auto spin = [&](long x, long y) { return spin_value(s[g.site(0, x, y)], d); };
-      for (long y = 0; y < g.ly; ++y) {
-        for (long x = 0; x < g.lx; ++x) row[x] = spin(x, y);
-        acf_x.add(row);
-      }
-      for (long x = 0; x < g.lx; ++x) {
-        for (long y = 0; y < g.ly; ++y) column[y] = spin(x, y);
-        acf_y.add(column);
-      }
-      for (long j = 0; j < cycles; ++j) {
-        for (long t = 0; t < cycle_length; ++t) diagonal[t] = spin(j + t, t);
-        acf_diag.add(diagonal);
-      }
+      for (long i = 0; i < sites; ++i) spins[i] = spin_of[s[i]];
+      acf.add(spins.data());
     }
   }
   check_values(comm, data, bad, d);
@@ -189,9 +180,9 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model,
   const auto model_curve = [&](long dx, long dy, long steps) {
     return model_correlation ? model_correlation(model, p, dx, dy, steps) : std::vector<double>{};
   };
-  ev.corr_x = curve(averaged(comm, acf_x, R.x, S * n), model_curve(1, 0, R.x));
-  ev.corr_y = curve(averaged(comm, acf_y, R.y, S * n), model_curve(0, 1, R.y));
-  ev.corr_diag = curve(averaged(comm, acf_diag, R.diag, S * n), model_curve(1, 1, R.diag));
+  ev.corr_x = curve(averaged(comm, acf, 1, 0, R.x, S * n), model_curve(1, 0, R.x));
+  ev.corr_y = curve(averaged(comm, acf, 0, 1, R.y, S * n), model_curve(0, 1, R.y));
+  ev.corr_diag = curve(averaged(comm, acf, 1, 1, R.diag, S * n), model_curve(1, 1, R.diag));
   return ev;
 }
 
