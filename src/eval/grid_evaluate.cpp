@@ -1,10 +1,10 @@
-// Grid evaluation (grid_evaluate.hpp, docs/design-grid.md §5 "Evaluation"). One pass over
-// the data, ranks splitting the samples: each sample adds to the window histograms of its
-// half (even or odd sample index, GridWindowStats::count, the statistics pass's kernel)
-// and to the torus autocorrelation (autocorrelation.hpp: one 2D spectrum per sample
-// serves x, y and the diagonal); the histograms are then summed over ranks and the
-// windows split between ranks for the figures. The model's windows come from the caller
-// (one grid::GridWindowMarginals sweep, which the flow reads too).
+// Grid evaluation (grid_evaluate.hpp, docs/design-grid.md §5 "Evaluation"). Two passes
+// over the data: ranks split the samples, each adding to the torus autocorrelation
+// (autocorrelation.hpp: one 2D spectrum per sample serves x, y and the diagonal); then the
+// rows of windows, each rank counting its windows in every sample into the histogram of
+// the sample's half (even or odd index; GridWindowStats::count, the statistics pass's
+// kernel), so histograms are never summed over ranks. The model's windows come from the
+// caller (one grid::GridWindowMarginals sweep, which the flow reads too).
 //
 // Trade-off: the flow is computed redundantly on every rank (as the chain's is), free of
 // communication; the spectrum's maps are dealt to the ranks and broadcast (a dense solve is
@@ -93,16 +93,20 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model,
   const int d = g.chi[0];
   const long sites = g.sites_at(0);
   const std::size_t w = grid_window_size(d);
+  // Ranks own blocks of rows of windows: each counts its own windows over every sample,
+  // so no histogram is summed over ranks (the whole lattice's are 2 Lx Ly chi^9 doubles,
+  // 537 MB at 256 x 256, which every rank used to hold and reduce).
+  const BlockPartition row_blocks{g.ly, comm.size()};
+  const long y0 = row_blocks.begin(comm.rank()), ny = row_blocks.count(comm.rank());
   double marginal_bytes = 0;
   for (int l = 0; l <= g.depth(); ++l)
     marginal_bytes += 8.0 * static_cast<double>(g.sites_at(l)) * static_cast<double>(grid_window_size(g.chi[l]));
-  require_memory(comm, 16.0 * static_cast<double>(sites) * static_cast<double>(w) + marginal_bytes,
+  require_memory(comm, 16.0 * static_cast<double>(ny * g.lx) * static_cast<double>(w) + marginal_bytes,
                  fmt::format("eval of a {} x {} grid (window histograms and marginals)", g.lx, g.ly),
                  "for its histograms");
 
-  // The pass: half[k % 2] counts the windows of sample k; every sample feeds the torus
-  // autocorrelation (all displacements, so x, y and the diagonal at once).
-  grid::GridWindowStats half[2] = {grid::GridWindowStats(g), grid::GridWindowStats(g)};
+  // Pass 1, ranks splitting the samples: every sample feeds the torus autocorrelation (all
+  // displacements, so x, y and the diagonal at once), and every value is checked.
   TorusAutocorrelation acf(g.lx, g.ly);
   std::vector<double> spins(static_cast<std::size_t>(sites));
   double spin_of[256];
@@ -120,7 +124,6 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model,
     data.read_box(first + std::min(c0, count), rows, rows_all, columns_all, buf);
     if (bad.sample < 0) bad = find_bad_value(buf, first + c0, rows, all, d);
     if (bad.sample >= 0) continue;
-    for (int h = 0; h < 2; ++h) half[h].count(buf.data(), rows, (h + first + c0) % 2, 2);
     for (long k = 0; k < rows; ++k) {
       const std::uint8_t* s = buf.data() + k * sites;
       for (long i = 0; i < sites; ++i) spins[i] = spin_of[s[i]];
@@ -128,20 +131,28 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model,
     }
   }
   check_values(comm, data, bad, d);
-  // GridWindowStats keeps every window's histogram in one array, in site order
-  // (grid_sweep.hpp), so window (0, 0) starts the whole block.
-  for (auto& h : half) comm.sum_inplace(h.window(0, 0), static_cast<std::size_t>(sites) * w);
+
+  // Pass 2, ranks splitting the windows: half[k % 2] counts this rank's windows in sample k,
+  // read as the box of rows they reach.
+  grid::GridWindowStats half[2] = {grid::GridWindowStats(g, columns_all, CyclicRange::make(y0, ny, g.ly)),
+                                   grid::GridWindowStats(g, columns_all, CyclicRange::make(y0, ny, g.ly))};
+  const CyclicRange box_x = half[0].box_x(), box_y = half[0].box_y();
+  const long box_block = read_block(comm, data, chunk_samples, shape.samples, box_x.length * box_y.length, 1);
+  for (long s0 = 0; s0 < shape.samples; s0 += box_block) {
+    const long rows = std::min(box_block, shape.samples - s0);
+    data.read_box(s0, rows, box_y, box_x, buf);
+    for (int h = 0; h < 2; ++h) half[h].count(buf.data(), rows, (h + s0) % 2, 2);
+  }
 
   // Window figures over this rank's block of windows, then summed. Counts n_A(x), n_B(x).
   const double S = static_cast<double>(shape.samples);
   const double nA = static_cast<double>((shape.samples + 1) / 2), nB = static_cast<double>(shape.samples / 2);
-  const BlockPartition windows{sites, comm.size()};
   // sums: KL, cross entropy, entropy, sum_x (q_A - q_B)^2 / q; then summed over windows:
   // q, p and q_A - q_B (the difference, not the two halves: identical halves then give
   // exactly 0 however the sums over ranks are ordered).
   std::vector<double> sums(4 + 3 * w, 0.0);
   double* pooled = sums.data() + 4;
-  for (long i = windows.begin(comm.rank()); i < windows.end(comm.rank()); ++i) {
+  for (long i = y0 * g.lx; i < (y0 + ny) * g.lx; ++i) {
     const long x = i % g.lx, y = i / g.lx;
     const double *a = half[0].window(x, y), *b = half[1].window(x, y), *pw = p.window(0, x, y);
     for (std::size_t c = 0; c < w; ++c) {
