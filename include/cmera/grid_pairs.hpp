@@ -76,6 +76,17 @@ struct LineBuffers {
   std::vector<double> joint, g_joint, map, g_map;
 };
 
+// A translation class of the pairs {i, i + (dx, dy)} of a tied model: (a, b) its
+// representative, whose cones are disjoint up to `layer`; the class's pairs factorize
+// through the joint of the two cones there summed over every translation of that layer,
+// the joint of `shape` (their union moved by (sx, sy), canonical).
+struct PairClass {
+  int layer;
+  GridSite a, b;
+  long sx, sy;
+  std::vector<GridSite> shape;
+};
+
 class GridSetMarginals {
  public:
   // `windows` must hold the window marginals of `m` (GridWindowMarginals::forward(m));
@@ -93,6 +104,10 @@ class GridSetMarginals {
   // correlation function's sum). Tied models take pair_sum's classes but contract each
   // joint with the two sites' pulled-up expectations of f in one pass (contract_product).
   double product_sum(long dx, long dy, const std::vector<double>& f);
+  // The translation classes of the pairs {i, i + (dx, dy)} of a tied model
+  // (docs/design-grid.md §6), and one class's term of product_sum.
+  std::vector<PairClass> classes(long dx, long dy) const;
+  double product_term(const PairClass& c, const std::vector<double>& f);
 
   // Reverse mode of pair(): adds to `adj` the derivatives of sum_k g[k] p[k], p =
   // pair(x, y, dx, dy), which it returns, g = g_of_p(p) (so a caller can take the
@@ -193,12 +208,6 @@ class GridSetMarginals {
                           long sy, const std::vector<double>& f);
   SharedJoint& translation_sum(int layer, const std::vector<GridSite>& set);
   std::vector<GridSite> canonical(int layer, const std::vector<GridSite>& set, long* sx, long* sy) const;
-  // Calls visit(shared, layer, a, b, sx, sy) for every translation class of the pairs
-  // {i, i + (dx, dy)} of a tied model: (a, b) its representative, whose cones are
-  // disjoint up to `layer`, and shared.joint the joint of the two cones there summed over
-  // the class (every translation of that layer), its sites the cones' moved by (sx, sy).
-  template <class Visit>
-  void visit_classes(long dx, long dy, Visit&& visit);
   std::vector<double> finish(int from, SetJoint joint, const std::vector<std::vector<GridSite>>& sets,
                              const std::vector<GridSite>& order);
 
@@ -225,9 +234,10 @@ class GridSetMarginals {
 
 // Exact C(k) = (1/N) sum_i <s_i s_{i + k (dx, dy)}> for k = 1..max_steps, s = 2x - 1 for a
 // binary alphabet and s = x otherwise (not connected), as the chain's correlation
-// (docs/design.md §3); `windows` holds m's window marginals. Collective: ranks take the
-// distances in turn (k = rank + 1, rank + 1 + size, ...: the cost grows with k), threads
-// split a rank's distances, and each C(k) is one thread's sum in a fixed order, so the
+// (docs/design.md §3); `windows` holds m's window marginals. Collective. Tied: every rank
+// lists the classes of every k, the classes' shapes (whose joints serve many k) are dealt
+// to ranks and threads, and each C(k) adds its classes' values in list order; untied:
+// ranks take the distances in turn and each C(k) is one thread's sum. Either way the
 // result is the same bit for bit at any rank and thread count.
 std::vector<double> model_correlation(const Comm& comm, const GridModel& m,
                                       const GridWindowMarginals& windows, long dx, long dy,

@@ -13,6 +13,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <numeric>
+#include <set>
 #include <Eigen/Core>
 #include <fmt/format.h>
 
@@ -912,9 +915,8 @@ std::vector<double> GridSetMarginals::pair_sum(long dx, long dy) {
       for (long x = 0; x < g.lx; ++x) add(pair(x, y, dx, dy));
     return total;
   }
-  visit_classes(dx, dy, [&](const SharedJoint& shared, int layer, GridSite a, GridSite b, long sx, long sy) {
-    add(contract_pair(shared.joint, pair_cones(layer, a, b), sx, sy));
-  });
+  for (const PairClass& c : classes(dx, dy))
+    add(contract_pair(translation_sum(c.layer, c.shape).joint, pair_cones(c.layer, c.a, c.b), c.sx, c.sy));
   return total;
 }
 
@@ -928,10 +930,12 @@ double GridSetMarginals::product_sum(long dx, long dy, const std::vector<double>
     return sum;
   }
   double sum = 0;
-  visit_classes(dx, dy, [&](SharedJoint& shared, int layer, GridSite a, GridSite b, long sx, long sy) {
-    sum += contract_product(shared, layer, a, b, sx, sy, f);
-  });
+  for (const PairClass& c : classes(dx, dy)) sum += product_term(c, f);
   return sum;
+}
+
+double GridSetMarginals::product_term(const PairClass& c, const std::vector<double>& f) {
+  return contract_product(translation_sum(c.layer, c.shape), c.layer, c.a, c.b, c.sx, c.sy, f);
 }
 
 // The joint of `set` (sites of `layer`, sorted; see canonical) summed over every
@@ -976,7 +980,7 @@ GridSetMarginals::SharedJoint& GridSetMarginals::translation_sum(int layer,
     shared_entries_ = 0;
   }
   shared_entries_ += sum.p.size();
-  return shared_.emplace(key, SharedJoint{std::move(sum), {}}).first->second;
+  return shared_.emplace(key, SharedJoint{std::move(sum), {}, {}}).first->second;
 }
 
 // `set` moved so that on each axis its sites start after the widest gap between them
@@ -1012,9 +1016,9 @@ std::vector<GridSite> GridSetMarginals::canonical(int layer, const std::vector<G
   return moved;
 }
 
-template <class Visit>
-void GridSetMarginals::visit_classes(long dx, long dy, Visit&& visit) {
+std::vector<PairClass> GridSetMarginals::classes(long dx, long dy) const {
   const GridLattice& g = m_.lattice;
+  std::vector<PairClass> out;
   // Classes of the left site a = (ax, ay) mod 2^l: their members' cones (and their
   // partners') up to layer l are translates of each other, so at layer l, where they are
   // disjoint, the pairs factorize through the joint of the two cones (docs/design-grid.md
@@ -1022,16 +1026,27 @@ void GridSetMarginals::visit_classes(long dx, long dy, Visit&& visit) {
   // there once some of its four classes mod 2^(l+1) has the cones meet at l + 1, or at
   // the top; else it splits. The joint is labelled by the union's canonical translate, so
   // translates of one shape share it.
-  // A class: its layer l, left site a (its representative) and the two cones at layer l.
+  // A class: its layer l, left site a (its representative) and the two cones at layer l,
+  // each a product of 1D cones (the parents of a product set X x Y are Px(X) x Py(Y),
+  // docs/design-grid.md §6), kept per axis: two 1D parent steps per cone and layer
+  // instead of a 2D cone step.
   struct Node {
     int l;
     GridSite a;
-    std::vector<GridSite> cone_a, cone_b;
+    std::array<std::vector<long>, 2> cone_a, cone_b;  // x's, y's
   };
-  const auto sorted_cone = [&](GridSite s) {
-    return std::vector<GridSite>{{wrap(s.first, g.lx), wrap(s.second, g.ly)}};
+  const auto parents_1d = [&](int layer, int axis, const std::vector<long>& sites, long shift) {
+    const long n = axis == 0 ? g.lx_at(layer) : g.ly_at(layer);
+    std::vector<long> moved;
+    for (long s : sites) moved.push_back(wrap(s + shift, n));
+    return cone_parents(Geometry{n, {2, 2}}, 0, moved);  // sorted
   };
-  std::vector<Node> open = {{0, {0, 0}, sorted_cone({0, 0}), sorted_cone({dx, dy})}};
+  const auto disjoint = [](const std::vector<long>& p, const std::vector<long>& q) {
+    for (long v : p)
+      if (std::binary_search(q.begin(), q.end(), v)) return false;
+    return true;
+  };
+  std::vector<Node> open = {{0, {0, 0}, {{{0}, {0}}}, {{{wrap(dx, g.lx)}, {wrap(dy, g.ly)}}}}};
   while (!open.empty()) {
     const Node node = std::move(open.back());
     open.pop_back();
@@ -1043,25 +1058,27 @@ void GridSetMarginals::visit_classes(long dx, long dy, Visit&& visit) {
     for (long sy = 0; split && sy <= 1; ++sy)
       for (long sx = 0; split && sx <= 1; ++sx) {
         Node child{l + 1, {node.a.first + (sx << l), node.a.second + (sy << l)}, {}, {}};
-        for (auto [from, to] : {std::pair{&node.cone_a, &child.cone_a}, std::pair{&node.cone_b, &child.cone_b}}) {
-          std::vector<GridSite> moved;
-          for (const GridSite& s : *from) moved.push_back({wrap(s.first + sx, g.lx_at(l)), wrap(s.second + sy, g.ly_at(l))});
-          *to = parents(l, moved);
+        for (int axis = 0; axis < 2; ++axis) {
+          const long shift = axis == 0 ? sx : sy;
+          child.cone_a[axis] = parents_1d(l, axis, node.cone_a[axis], shift);
+          child.cone_b[axis] = parents_1d(l, axis, node.cone_b[axis], shift);
         }
-        for (const GridSite& s : child.cone_a)
-          split = split && !std::binary_search(child.cone_b.begin(), child.cone_b.end(), s);
+        split = disjoint(child.cone_a[0], child.cone_b[0]) || disjoint(child.cone_a[1], child.cone_b[1]);
         children.push_back(std::move(child));
       }
     if (split) {
       for (Node& child : children) open.push_back(std::move(child));
       continue;
     }
-    std::vector<GridSite> both = node.cone_a;
-    both.insert(both.end(), node.cone_b.begin(), node.cone_b.end());
+    std::vector<GridSite> both;
+    for (const auto* cone : {&node.cone_a, &node.cone_b})
+      for (long y : (*cone)[1])
+        for (long x : (*cone)[0]) both.push_back({x, y});
     long cx, cy;
-    const std::vector<GridSite> shape = canonical(l, both, &cx, &cy);
-    visit(translation_sum(l, shape), l, node.a, GridSite{node.a.first + dx, node.a.second + dy}, -cx, -cy);
+    std::vector<GridSite> shape = canonical(l, both, &cx, &cy);
+    out.push_back({l, node.a, {node.a.first + dx, node.a.second + dy}, -cx, -cy, std::move(shape)});
   }
+  return out;
 }
 
 std::vector<double> model_correlation(const Comm& comm, const GridModel& m,
@@ -1074,29 +1091,101 @@ std::vector<double> model_correlation(const Comm& comm, const GridModel& m,
   for (int x = 0; x < d; ++x) spins.push_back(spin(x));
   const double sites = static_cast<double>(g.sites_at(0));
   std::vector<double> c(static_cast<std::size_t>(std::max(0L, max_steps)), 0.0);
-  const long first = 1 + comm.rank(), stride = comm.size();
+  const auto coincide = [&](long k) { return wrap(k * dx, g.lx) == 0 && wrap(k * dy, g.ly) == 0; };
+  // The pair coincides: <s_i^2>, from place 0 of every bottom window.
+  const auto square_sum = [&] {
+    double sum = 0;
+    const std::size_t per = grid_window_size(d) / d;
+    for (long y = 0; y < g.ly; ++y)
+      for (long x = 0; x < g.lx; ++x) {
+        const double* w = windows.window(0, x, y);
+        for (std::size_t i = 0; i < grid_window_size(d); ++i)
+          sum += spin(static_cast<int>(i / per)) * spin(static_cast<int>(i / per)) * w[i];
+      }
+    return sum;
+  };
+  if (!m.tied) {
+    const long first = 1 + comm.rank(), stride = comm.size();
+#pragma omp parallel
+    {
+      GridSetMarginals sets(m, windows);
+#pragma omp for schedule(dynamic, 1)
+      for (long k = first; k <= max_steps; k += stride)
+        c[static_cast<std::size_t>(k - 1)] =
+            (coincide(k) ? square_sum() : sets.product_sum(k * dx, k * dy, spins)) / sites;
+    }
+    comm.sum_inplace(c.data(), c.size());  // one rank's value and zeros: exact
+    return c;
+  }
+  // Tied: every rank lists the classes of every step (a few parents() per class). A class
+  // costs a dot product once its shape's translation sum and reductions exist, and those
+  // serve every step whose classes have that shape, so the shapes (not the steps) are
+  // dealt to the ranks, heaviest first to the least loaded, and to a rank's threads, each
+  // with its own caches. Each class's value comes from one thread (the same numbers
+  // whichever), the values are summed over ranks (one nonzero each: exact) and each C(k)
+  // adds its classes in list order: bitwise equal at any rank and thread count.
+  const GridSetMarginals lister(m, windows);
+  std::vector<PairClass> terms;
+  std::vector<std::size_t> step_begin;
+  for (long k = 1; k <= max_steps; ++k) {
+    step_begin.push_back(terms.size());
+    if (coincide(k)) continue;
+    std::vector<PairClass> more = lister.classes(k * dx, k * dy);
+    terms.insert(terms.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  }
+  step_begin.push_back(terms.size());
+  std::map<std::pair<int, std::vector<GridSite>>, std::size_t> shape_of;
+  std::vector<std::vector<std::size_t>> members;  // the classes of each shape
+  // Its cost: a pass over the joint per class and place of b (contract_product's w), a dot
+  // product of the joint's square root per class.
+  std::vector<std::set<std::array<long, 4>>> b_places;
+  std::vector<double> cost;
+  for (std::size_t i = 0; i < terms.size(); ++i) {
+    const PairClass& t = terms[i];
+    const auto [it, fresh] = shape_of.try_emplace({t.layer, t.shape}, members.size());
+    if (fresh) {
+      members.emplace_back();
+      b_places.emplace_back();
+      cost.push_back(0);
+    }
+    members[it->second].push_back(i);
+    const long bx = wrap(t.b.first, g.lx), by = wrap(t.b.second, g.ly), block = 1L << t.layer;
+    b_places[it->second].insert({bx % block, by % block, wrap(bx / block + t.sx, g.lx_at(t.layer)),
+                                 wrap(by / block + t.sy, g.ly_at(t.layer))});
+    cost[it->second] += std::sqrt(static_cast<double>(power(g.chi[t.layer], t.shape.size())));
+  }
+  for (std::size_t id = 0; id < members.size(); ++id) {
+    const PairClass& t = terms[members[id].front()];
+    cost[id] += static_cast<double>(b_places[id].size() * power(g.chi[t.layer], t.shape.size()));
+  }
+  std::vector<std::size_t> order(members.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return cost[x] > cost[y]; });
+  std::vector<double> load(static_cast<std::size_t>(comm.size()), 0.0);
+  std::vector<std::size_t> mine;
+  for (std::size_t id : order) {
+    const auto owner = static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    load[owner] += cost[id];
+    if (owner == static_cast<std::size_t>(comm.rank())) mine.push_back(id);
+  }
+  std::vector<double> value(terms.size(), 0.0);
 #pragma omp parallel
   {
     GridSetMarginals sets(m, windows);
 #pragma omp for schedule(dynamic, 1)
-    for (long k = first; k <= max_steps; k += stride) {
-      double sum = 0;
-      if (wrap(k * dx, g.lx) == 0 && wrap(k * dy, g.ly) == 0) {
-        // The pair coincides: <s_i^2>, from place 0 of every bottom window.
-        const std::size_t per = grid_window_size(d) / d;
-        for (long y = 0; y < g.ly; ++y)
-          for (long x = 0; x < g.lx; ++x) {
-            const double* w = windows.window(0, x, y);
-            for (std::size_t i = 0; i < grid_window_size(d); ++i)
-              sum += spin(static_cast<int>(i / per)) * spin(static_cast<int>(i / per)) * w[i];
-          }
-      } else {
-        sum = sets.product_sum(k * dx, k * dy, spins);
-      }
-      c[static_cast<std::size_t>(k - 1)] = sum / sites;
-    }
+    for (std::size_t j = 0; j < mine.size(); ++j)
+      for (std::size_t i : members[mine[j]]) value[i] = sets.product_term(terms[i], spins);
   }
-  comm.sum_inplace(c.data(), c.size());  // one rank's value and zeros: exact
+  comm.sum_inplace(value.data(), value.size());
+  for (long k = 1; k <= max_steps; ++k) {
+    double sum = 0;
+    if (coincide(k)) {
+      sum = square_sum();
+    } else {
+      for (std::size_t i = step_begin[k - 1]; i < step_begin[k]; ++i) sum += value[i];
+    }
+    c[static_cast<std::size_t>(k - 1)] = sum / sites;
+  }
   return c;
 }
 
