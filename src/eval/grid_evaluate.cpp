@@ -311,8 +311,10 @@ class LayerMaps {
 // Eigenvalues of a square map: all of them, densely; or the `count` largest in magnitude
 // by subspace iteration with Rayleigh-Ritz (block of count + 8 vectors, each iteration
 // one QR and one small eigenproblem; converged when the kept magnitudes move less than
-// 1e-12 of the largest for five iterations in a row).
-std::vector<std::complex<double>> eigenvalues(const LayerMaps& map, int count, bool dense) {
+// 1e-12 of the largest for five iterations in a row), empty if that takes more than
+// `iterations`.
+std::vector<std::complex<double>> eigenvalues(const LayerMaps& map, int count, bool dense,
+                                              int iterations) {
   const long n = map.rows();
   if (dense) {
     Eigen::MatrixXd D(n, n);
@@ -339,7 +341,7 @@ std::vector<std::complex<double>> eigenvalues(const LayerMaps& map, int count, b
   Q = Eigen::HouseholderQR<Eigen::MatrixXd>(Q).householderQ() * Eigen::MatrixXd::Identity(n, p);
   std::vector<double> previous;
   std::vector<std::complex<double>> ritz;
-  for (int it = 0, steady = 0; it < 20000; ++it) {
+  for (int it = 0, steady = 0; it < iterations; ++it) {
 #pragma omp parallel for schedule(static)
     for (long j = 0; j < p; ++j) map.apply(Q.col(j).data(), Z.col(j).data());
     const Eigen::MatrixXd H = Q.transpose() * Z;
@@ -356,14 +358,13 @@ std::vector<std::complex<double>> eigenvalues(const LayerMaps& map, int count, b
     previous = kept;
     Q = Eigen::HouseholderQR<Eigen::MatrixXd>(Z).householderQ() * Eigen::MatrixXd::Identity(n, p);
   }
-  throw Error(fmt::format("scaling spectrum: subspace iteration on the {0} x {0} window map did not "
-                          "converge in 20000 iterations", n));
+  return {};
 }
 
 }  // namespace
 
 ScalingSpectra grid_scaling_dimensions(const Comm& comm, const GridModel& model, int count,
-                                       EigenMethod how) {
+                                       EigenMethod how, int auto_iterations) {
   if (!model.tied) throw Error("scaling dimensions need a tied grid model (one map per layer)");
   const GridLattice& g = model.lattice;
   // The maps (first, last layer) in result order: each square layer, then the top-most
@@ -384,8 +385,16 @@ ScalingSpectra grid_scaling_dimensions(const Comm& comm, const GridModel& model,
     std::vector<double> packed;  // size, magnitude, phase, delta
     if (comm.rank() == owner) {
       const LayerMaps map(model, first, last);
-      const bool dense = how == EigenMethod::kDense || (how == EigenMethod::kAuto && map.rows() <= kDenseLimit);
-      sp = spectrum_from_eigenvalues(eigenvalues(map, count, dense), sp.layers, count);
+      const bool fallback = how == EigenMethod::kAuto && map.rows() <= kDenseLimit;
+      constexpr int kIterations = 20000;
+      std::vector<std::complex<double>> mu =
+          eigenvalues(map, count, how == EigenMethod::kDense, fallback ? auto_iterations : kIterations);
+      if (mu.empty() && fallback) mu = eigenvalues(map, count, true, 0);
+      if (mu.empty())
+        throw Error(fmt::format("scaling spectrum: subspace iteration on the {0} x {0} window map of "
+                                "layers {1}-{2} did not converge in {3} iterations", map.rows(), first,
+                                last - 1, kIterations));
+      sp = spectrum_from_eigenvalues(std::move(mu), sp.layers, count);
       packed.push_back(static_cast<double>(sp.magnitude.size()));
       for (const auto* v : {&sp.magnitude, &sp.phase, &sp.delta}) packed.insert(packed.end(), v->begin(), v->end());
     }
