@@ -3,7 +3,7 @@
 # chi = 4, 2000 samples, on 2 ranks and on 1 rank (docs/design.md §6), and of a grid's eval
 # (window figures, C(r) along x, y and the diagonal up to 128, flow, spectrum) at 256 x 256,
 # tied chi = 2, depth 6, 2000 critical 2D Ising configurations, on 2 ranks
-# (docs/design-grid.md §5-6; about 12 minutes on 2 cores). The models are trained for a
+# (docs/design-grid.md §5-6; about a minute on 2 cores). The models are trained for a
 # few window-only iterations: eval's cost does not depend on the tables' values, only on
 # the geometry, so a short training is enough to time it. Writes <outdir>/eval.json
 # {eval_seconds, eval_seconds_1rank, cpu seconds, grid: {...}} and keeps the data, the
