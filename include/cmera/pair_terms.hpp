@@ -87,7 +87,7 @@ class PairTerms {
     // site's cone reads; l = 0 unused.
     std::vector<std::array<bool, 5>> own;
     int top = 0;       // highest layer a pair needs
-    std::vector<std::pair<std::size_t, bool>> pairs = {};  // (pair, as its left site), in order
+    std::vector<std::pair<std::size_t, bool>> pairs = {};  // (unshared pair, as its left site), in order
     std::vector<std::vector<double>> up;
   };
   struct Pair {
@@ -114,7 +114,7 @@ class PairTerms {
     ConePlan plan;            // below the top: from the parent's sites to these
     std::vector<double> p = {}, g = {};  // p: top nodes only (others: plan.marginal())
     std::vector<long> in_cover = {};     // top nodes: positions of `sites` in the cover's
-    std::vector<std::size_t> pairs = {};  // pairs whose joint it is, in order
+    std::vector<std::size_t> pairs = {};  // unshared pairs whose joint it is, in order
     std::vector<std::size_t> shared_pairs = {};  // shared pairs that start from it, in order
   };
   // Pairs whose joints at the meeting layer m come alike from their cones h layers up

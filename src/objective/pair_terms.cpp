@@ -22,6 +22,19 @@ namespace cmera {
 using cone::wrap;
 
 namespace {
+// Calls body(at), at(e) the entry of a shared pair's start marginal that holds its class
+// plan's start entry e: e itself, or orders[order][e] where a translation reordered the
+// start set. Two instantiations, so the common case runs without a gather.
+template <class Body>
+void with_start_order(const std::vector<std::vector<std::size_t>>& orders, long order, Body&& body) {
+  if (order < 0) {
+    body([](std::size_t e) { return e; });
+  } else {
+    const std::size_t* at = orders[static_cast<std::size_t>(order)].data();
+    body([at](std::size_t e) { return at[e]; });
+  }
+}
+
 // env[x][window entry at[a]] += from[x][a]: a cone's adjoint into its window's.
 void add_cone_adjoint(const std::vector<std::size_t>& at, const std::vector<double>& from, int d,
                       std::size_t w, std::vector<double>& env) {
@@ -118,13 +131,6 @@ PairTerms::PairTerms(const Geometry& g, const PairStats& stats, double weight)
       chains_[left].top = std::max(chains_[left].top, meet);
       chains_[right].top = std::max(chains_[right].top, meet);
     }
-  for (std::size_t k = 0; k < pairs_.size(); ++k) {  // the adjoints each one sums, in pair order
-    const Pair& pr = pairs_[k];
-    nodes_[pr.joint].pairs.push_back(k);
-    if (pr.meet == 0) continue;
-    chains_[pr.left].pairs.emplace_back(k, true);
-    chains_[pr.right].pairs.emplace_back(k, false);
-  }
   build_covers();
   for (Chain& c : chains_) {
     c.up.resize(static_cast<std::size_t>(c.top) + 1);
@@ -317,7 +323,11 @@ double PairTerms::share_value(const std::vector<std::size_t>& members, int h, st
 // pairs, the start sets of shared pairs, and their ancestors.
 void PairTerms::group_pairs(bool tied) {
   pair_classes_.clear();
-  for (Node& n : nodes_) n.shared_pairs.clear();
+  for (Node& n : nodes_) {
+    n.pairs.clear();
+    n.shared_pairs.clear();
+  }
+  for (Chain& c : chains_) c.pairs.clear();
   for (Pair& pr : pairs_) pr.shared = -1;
   const int T = geometry_.depth();
   if (tied) {
@@ -380,6 +390,14 @@ void PairTerms::group_pairs(bool tied) {
       pair_classes_.push_back({first.meet, h, std::move(members), left, right, std::move(plan), std::move(orders)});
     }
     for (Node& n : nodes_) std::sort(n.shared_pairs.begin(), n.shared_pairs.end());
+  }
+  for (std::size_t k = 0; k < pairs_.size(); ++k) {  // the adjoints each one sums, in pair order
+    const Pair& pr = pairs_[k];
+    if (pr.shared >= 0) continue;  // its class sums them
+    nodes_[pr.joint].pairs.push_back(k);
+    if (pr.meet == 0) continue;
+    chains_[pr.left].pairs.emplace_back(k, true);
+    chains_[pr.right].pairs.emplace_back(k, false);
   }
   live_.assign(nodes_.size(), 0);
   for (const Pair& pr : pairs_) live_[pr.shared < 0 ? pr.joint : pr.start] = 1;
@@ -458,14 +476,10 @@ double PairTerms::log_likelihood(const Model& model) {
       const double* start = node_marginal(pr.start);
       const std::size_t n = f.size() / dd;
       pr.p.assign(dd, 0.0);
-      if (pr.order < 0) {
+      with_start_order(pair_classes_[pr.shared].orders, pr.order, [&](auto at) {
         for (std::size_t x = 0; x < dd; ++x)
-          for (std::size_t e = 0; e < n; ++e) pr.p[x] += f[x * n + e] * start[e];
-      } else {
-        const std::vector<std::size_t>& at = pair_classes_[pr.shared].orders[pr.order];
-        for (std::size_t x = 0; x < dd; ++x)
-          for (std::size_t e = 0; e < n; ++e) pr.p[x] += f[x * n + e] * start[at[e]];
-      }
+          for (std::size_t e = 0; e < n; ++e) pr.p[x] += f[x * n + e] * start[at(e)];
+      });
     } else if (pr.meet == 0) {
       pr.p.assign(joint, joint + dd);
     } else {
@@ -548,12 +562,9 @@ void PairTerms::share_reverse(const Model& model, PairClass& pc) {
       for (std::size_t k : pc.members) {
         const double w = pairs_[k].w[x];
         const double* start = node_marginal(pairs_[k].start);
-        if (pairs_[k].order < 0) {
-          for (std::size_t e = 0; e < m.size(); ++e) m[e] += w * start[e];
-        } else {
-          const std::vector<std::size_t>& at = pc.orders[pairs_[k].order];
-          for (std::size_t e = 0; e < m.size(); ++e) m[e] += w * start[at[e]];
-        }
+        with_start_order(pc.orders, pairs_[k].order, [&](auto at) {
+          for (std::size_t e = 0; e < m.size(); ++e) m[e] += w * start[at(e)];
+        });
       }
       const std::vector<double>& r = pc.plan.forward(model, m.data());
       if (pc.meet > 0) {
@@ -648,15 +659,15 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
       Node& nd = nodes_[n];
       nd.g.assign(nd.layer == geometry_.depth() ? nd.p.size() : nd.plan.marginal().size(), 0.0);
       for (std::size_t k : nd.pairs)
-        if (pairs_[k].shared < 0)
-          for (std::size_t x = 0; x < pairs_[k].gj.size(); ++x) nd.g[x] += pairs_[k].gj[x];
+        for (std::size_t x = 0; x < pairs_[k].gj.size(); ++x) nd.g[x] += pairs_[k].gj[x];
       for (std::size_t k : nd.shared_pairs) {
         const PairClass& pc = pair_classes_[pairs_[k].shared];
         const std::vector<double>& w = pairs_[k].w;
         const std::size_t n_g = nd.g.size();
-        const std::size_t* at = pairs_[k].order < 0 ? nullptr : pc.orders[pairs_[k].order].data();
-        for (std::size_t x = 0; x < w.size(); ++x)
-          for (std::size_t e = 0; e < n_g; ++e) nd.g[at ? at[e] : e] += w[x] * pc.f[x * n_g + e];
+        with_start_order(pc.orders, pairs_[k].order, [&](auto at) {
+          for (std::size_t x = 0; x < w.size(); ++x)
+            for (std::size_t e = 0; e < n_g; ++e) nd.g[at(e)] += w[x] * pc.f[x * n_g + e];
+        });
       }
     }
     // Each class sums, at its layer, the adjoints its chains' pairs formed there: chains
@@ -670,7 +681,7 @@ void PairTerms::gradient(const Model& model, double scale, Tables& grad) {
         for (std::size_t c : classes_[l][g].members)
           for (const auto& [k, left] : chains_[c].pairs) {
             const Pair& pr = pairs_[k];
-            if (pr.meet != static_cast<int>(l) || pr.shared >= 0) continue;
+            if (pr.meet != static_cast<int>(l)) continue;
             add_cone_adjoint(left ? pr.left_at : pr.right_at, left ? pr.el : pr.er, d, w, env);
           }
         for (const auto& [c, left] : classes_[l][g].shared) {
