@@ -12,9 +12,10 @@
 // of up to 3 x 3 sites, or their overlapping union), and the general cone serves them all
 // with one code path, at the price of dense joints of up to chi^18 entries near the layer
 // where the two cones meet (below it each site's own conditional is pulled up instead).
-// For tied models the sum over translations starts from the sum of all windows of a layer,
-// so one descent serves every site of a translation class, and classes whose sets have
-// the same shape share it.
+// For tied models a translation class of pairs contracts, at a layer where its two cones
+// are disjoint, with their joint summed over every translation of that layer
+// (translation_sum): a few shapes serve every class of every offset, so each is built
+// once and kept.
 //
 // Reverse mode (pair_backward, for the grid pair terms of the objective, docs/design-grid.md
 // §7): every step of a pair's joint is linear in each of its inputs (a window marginal or
@@ -97,12 +98,13 @@ class GridSetMarginals {
   // lattice), the first site most significant.
   std::vector<double> pair(long x, long y, long dx, long dy);
   // Sum over every bottom site i of the joint of (i, i + (dx, dy)) [chi_0^2]. Tied models:
-  // one descent per translation class that the pair's cones distinguish (docs/design-grid.md
-  // §6); untied: one pair() per site.
+  // per translation class, the two sites' pulled-up conditionals contracted with the
+  // class's translation-summed joint (docs/design-grid.md §6); untied: one pair() per site.
   std::vector<double> pair_sum(long dx, long dy);
   // sum_{a,b} f(a) f(b) pair_sum(dx, dy)[a, b] for an observable f of chi_0 values (the
-  // correlation function's sum). Tied models take pair_sum's classes but contract each
-  // joint with the two sites' pulled-up expectations of f in one pass (contract_product).
+  // correlation function's sum). Tied models take pair_sum's classes, but each is one dot
+  // product of the two sites' pulled-up expectations of f with the joint
+  // (contract_product).
   double product_sum(long dx, long dy, const std::vector<double>& f);
   // The translation classes of the pairs {i, i + (dx, dy)} of a tied model
   // (docs/design-grid.md §6), and one class's term of product_sum.

@@ -805,7 +805,7 @@ double GridSetMarginals::contract_product(SharedJoint& shared, int layer, GridSi
   const GridLattice& g = m_.lattice;
   const long block = 1L << layer;
   // A site's class, and its cone's labels in the joint (in phi's order): the class
-  // representative's cone, moved by the site's block at `meet` and by (sx, sy).
+  // representative's cone, moved by the site's block at `layer` and by (sx, sy).
   const auto place = [&](GridSite site, GridSite* site_class) {
     const long x = wrap(site.first, g.lx), y = wrap(site.second, g.ly);
     *site_class = {x % block, y % block};
