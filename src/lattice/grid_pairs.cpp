@@ -1035,11 +1035,15 @@ std::vector<PairClass> GridSetMarginals::classes(long dx, long dy) const {
     GridSite a;
     std::array<std::vector<long>, 2> cone_a, cone_b;  // x's, y's
   };
+  // Each axis of each layer as a one-layer line (only its length matters to cone_parents),
+  // built once: the tree calls parents_1d four times per child.
+  std::vector<std::array<Geometry, 2>> lines;
+  for (int l = 0; l < g.depth(); ++l) lines.push_back({Geometry{g.lx_at(l), {2, 2}}, Geometry{g.ly_at(l), {2, 2}}});
   const auto parents_1d = [&](int layer, int axis, const std::vector<long>& sites, long shift) {
     const long n = axis == 0 ? g.lx_at(layer) : g.ly_at(layer);
     std::vector<long> moved;
     for (long s : sites) moved.push_back(wrap(s + shift, n));
-    return cone_parents(Geometry{n, {2, 2}}, 0, moved);  // sorted
+    return cone_parents(lines[layer][axis], 0, moved);  // sorted
   };
   const auto disjoint = [](const std::vector<long>& p, const std::vector<long>& q) {
     for (long v : p)
