@@ -2,8 +2,9 @@
 # The grid model on critical data (issue: two dimensions): full critical 2D Ising
 # configurations at L = 32 and L = 64 (Swendsen-Wang, beta_c), a tied chi = 2 grid MERA
 # with the settings of inputs/critical2d.toml (windows + pair terms on both axes at the
-# dyadic distances and at 3, 6, 12, ... up to L/2, an intermediate alphabet of 3 at the
-# bottom step; docs/design-grid.md §7) for SEEDS seeds at each size, then a chi table at the first size, L = 32 by default (chi = 3 and 4 in the layers between the bottom and the
+# dyadic distances and at 3, 6, 12, ... up to L/2, from L = 64 on also along both
+# diagonals at L/8, L/4, L/2; an intermediate alphabet of 3 at the bottom step;
+# docs/design-grid.md §7) for SEEDS seeds at each size, then a chi table at the first size, L = 32 by default (chi = 3 and 4 in the layers between the bottom and the
 # top, whose alphabet stays 2). Every run is evaluated (pooled window KL and its measured
 # floor, exact C(r) along x, y and the diagonal for every r <= L/2, energy per site, the
 # learned flow) and judged by postprocess/grid_report.py: C(r) within 5% everywhere,
@@ -55,6 +56,10 @@ distances_of() {
     if ((odd == 1 || odd == 3)); then list+="${list:+, }$r"; fi
   done
   echo "[$list]"; }
+# Diagonal pair distances: none at L = 32 (the axes' pairs keep the diagonal within 4.3%);
+# L/8, L/4 and L/2 from L = 64 on, where the diagonal sagged 5-6% at r = 18-26 without them
+# (docs/design-grid.md §7; they add about a fifth to an iteration).
+diagonals_of() { if (( $1 >= 64 )); then echo "[$(($1 / 8)), $(($1 / 4)), $(($1 / 2))]"; else echo "[]"; fi; }
 # One run: name L chi_upper seed. Output in $out/L<L>/<name>/.
 train_one() {
   local name=$1 size=$2 upper=$3 seed=$4 dir="$out/L$2/$1"
@@ -62,6 +67,7 @@ train_one() {
   mpi train inputs/critical2d.toml -P data.path="$out/L$size.h5" -P output.dir="$dir" \
     -P model.chi="$(chi_list "$(depth_of "$size")" "$upper")" -P train.seed="$seed" \
     -P objective.pair_distances="$(distances_of "$size")" \
+    -P objective.pair_diagonal_distances="$(diagonals_of "$size")" \
     -P train.iterations="$iterations" -P train.log_seconds=60 > "$dir/train.log" 2>&1
   mpi eval "$dir/model.h5" --data "$out/L$size.h5" --json > "$dir/eval.json"
   echo "  L = $size $name: $(tail -n 1 "$dir/train.log")"

@@ -50,6 +50,7 @@ log_seconds = 0.25
 
 [objective]          # pairs stays true: false would contradict pair_distances
 pair_distances = [2, 8]
+pair_diagonal_distances = [4]
 pair_weight = 0.5
 
 [output]
@@ -94,6 +95,7 @@ TEST(Config, FullFileParses) {
   EXPECT_EQ(c.log_seconds, 0.25);
   EXPECT_TRUE(c.pairs);
   EXPECT_EQ(c.pair_distances, (std::vector<long>{2, 8}));
+  EXPECT_EQ(c.pair_diagonal_distances, (std::vector<long>{4}));
   EXPECT_EQ(c.pair_weight, 0.5);
   EXPECT_EQ(c.output_dir, "out dir");
 }
@@ -285,6 +287,10 @@ TEST(ConfigErrors, PairDistancesListedTwice) {
                {"config.toml: 'objective.pair_distances' lists distance 2 twice"});
   expect_error(kMinimal, {"objective.pair_distances=[4,4]"},
                {"-P: 'objective.pair_distances' lists distance 4 twice"});
+  expect_error(kMinimal + "[objective]\npair_diagonal_distances = [8, 16, 8]\n", {},
+               {"config.toml: 'objective.pair_diagonal_distances' lists distance 8 twice"});
+  expect_error(kMinimal, {"objective.pair_diagonal_distances=[0]"},
+               {"'objective.pair_diagonal_distances'"});
 }
 
 TEST(ConfigErrors, PairDistancesWithoutPairs) {
@@ -297,15 +303,20 @@ TEST(ConfigErrors, PairDistancesWithoutPairs) {
   // Distances added on the command line to a file that switches pairs off: refused too.
   expect_error(kMinimal + "[objective]\npairs = false\n", {"objective.pair_distances=[2]"},
                {"config.toml: 'objective.pair_distances' is set but 'objective.pairs' is false"});
+  expect_error(kMinimal + "[objective]\npairs = false\npair_diagonal_distances = [8]\n", {},
+               {"config.toml: 'objective.pair_diagonal_distances' is set but 'objective.pairs' is "
+                "false"});
   EXPECT_FALSE(parse(kMinimal + "[objective]\npairs = false\n").pairs);
 }
 
 TEST(Config, PairsSwitchedOffOnTheCommandLineDropTheFilesDistances) {
   // A list cannot be unset by -P, so -P objective.pairs=false is how a user runs a file
   // with pair distances windows-only; what is written back (to_toml) says so.
-  const Config c = parse(kMinimal + "[objective]\npair_distances = [2, 4]\n", {"objective.pairs=false"});
+  const Config c = parse(kMinimal + "[objective]\npair_distances = [2, 4]\npair_diagonal_distances = [4]\n",
+                         {"objective.pairs=false"});
   EXPECT_FALSE(c.pairs);
   EXPECT_TRUE(c.pair_distances.empty());
+  EXPECT_TRUE(c.pair_diagonal_distances.empty());
   EXPECT_EQ(parse(c.to_toml()).pair_distances, std::vector<long>{});
 }
 

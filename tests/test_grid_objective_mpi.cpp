@@ -363,10 +363,13 @@ TEST_F(GridObjectiveTest, EqualsSingleProcessSweep_mpi) {
 // brute force and finite differences). The rank runs count from two box reads, hold only
 // their pairs, start them from a padded region, and feed the window adjoints through
 // their own sweeps; stride 2 and the coarser sites of longer distances (every r/2-th)
-// exercise the site choice and its weight.
+// exercise the site choice and its weight; the second case adds diagonal pairs (r = 1, 3
+// and min(Lx, Ly)/2 along (1, 1) and (1, -1)), whose upper sites the ranks read from their
+// rows shifted by r.
 TEST_F(GridObjectiveTest, PairTermsEqualSingleProcess_mpi) {
   const long S = 37;
-  for (const auto& [c, stride] : {std::pair{kCases[0], 1L}, std::pair{kCases[2], 2L}}) {
+  for (const auto& [c, stride, diagonals] :
+       {std::tuple{kCases[0], 1L, false}, std::tuple{kCases[2], 2L, true}}) {
     const GridModel data_model = model_of(c, 51), m = model_of(c, 52);
     const GridLattice& g = m.lattice;
     const auto all = draw(data_model, S);
@@ -383,19 +386,28 @@ TEST_F(GridObjectiveTest, PairTermsEqualSingleProcess_mpi) {
     PairAdjoints adj;
     double pair_sum = 0;
     long pairs = 0;
-    for (int axis : {0, 1})
-      for (long r = 1; r <= std::max(c.lx, c.ly) / 2; r *= 2) {  // the default distances
-        if (r > (axis == 0 ? c.lx : c.ly) / 2) continue;
-        const long dx = axis == 0 ? r : 0, dy = axis == 1 ? r : 0;
+    // x and y at the default distances (dyadic, up to each axis's L/2), the diagonals at
+    // `diagonal_distances`.
+    std::vector<long> dyadic;
+    for (long r = 1; r <= std::max(c.lx, c.ly) / 2; r *= 2) dyadic.push_back(r);
+    const std::vector<long> diagonal_distances =
+        diagonals ? std::vector<long>{1, 3, std::min(c.lx, c.ly) / 2} : std::vector<long>{};
+    for (const auto& [ux, uy, distances] :
+         {std::tuple{1, 0, dyadic}, std::tuple{0, 1, dyadic}, std::tuple{1, 1, diagonal_distances},
+          std::tuple{1, -1, diagonal_distances}})
+      for (long r : distances) {
+        if (r > (uy == 0 ? c.lx : ux == 0 ? c.ly : std::min(c.lx, c.ly)) / 2) continue;
+        const long dx = ux * r, dy = uy * r;
         const long s = std::max(stride, r / 2);  // sites of distance r: every s-th
         const double weight = 0.7 * static_cast<double>(n) /
                               static_cast<double>(((c.lx + s - 1) / s) * ((c.ly + s - 1) / s));
-        for (long y = 0; y < c.ly; y += s)
+        for (long corner_y = 0; corner_y < c.ly; corner_y += s)
           for (long x = 0; x < c.lx; x += s, ++pairs) {
+            const long y = uy < 0 ? (corner_y + r) % c.ly : corner_y;  // (1, -1): {(x, y + r), (x + r, y)}
             std::vector<double> hist(static_cast<std::size_t>(d * d), 0.0);
             for (long k = 0; k < S; ++k)
               hist[all[k * n + y * c.lx + x] * d +
-                   all[k * n + ((y + dy) % c.ly) * c.lx + (x + dx) % c.lx]] += 1.0 / S;
+                   all[k * n + ((y + dy + c.ly) % c.ly) * c.lx + (x + dx) % c.lx]] += 1.0 / S;
             const auto p = sets.pair(x, y, dx, dy);
             std::vector<double> gp(hist.size(), 0.0);
             for (std::size_t e = 0; e < hist.size(); ++e)
@@ -414,12 +426,14 @@ TEST_F(GridObjectiveTest, PairTermsEqualSingleProcess_mpi) {
     for (double& v : truth) v /= static_cast<double>(n);
 
     for (const auto& [px, py] : layouts(comm.size(), g)) {
-      const std::string what = fmt::format("{} stride {} as {} x {} at {} ranks", label(c),
-                                           stride, px, py, comm.size());
+      const std::string what = fmt::format("{} stride {}{} as {} x {} at {} ranks", label(c),
+                                           stride, diagonals ? " with diagonals" : "", px, py,
+                                           comm.size());
       GridObjectiveOptions o{7, px, py};
       o.pairs = true;
       o.pair_stride = stride;
       o.pair_weight = 0.7;
+      o.pair_diagonal_distances = diagonal_distances;
       GridObjective obj(comm, g, path, o);
       EXPECT_EQ(obj.pair_terms(), pairs) << what;
       EXPECT_NEAR(obj.objective(m), objective, 1e-11 * std::abs(objective)) << what;

@@ -212,6 +212,22 @@ TEST(GridPairs, RefusesCoincidentSites) {
   EXPECT_THROW(sets.pair(1, 2, 6, -6), cmera::Error);
 }
 
+// Marginals of a rank's region only (the cones of one bottom window): a pair whose start
+// window lies outside it is refused, not read from another window's slot (a (1, -1) pair
+// owned at its first site started from the window below it, another rank's). The same
+// pair owned at its box's corner, as GridPairTerms takes it, starts inside.
+TEST(GridPairs, RefusesAStartWindowOutsideTheRegion) {
+  const GridModel m = random_grid(GridCase{16, 16, {2, 2, 2}, true}, 2);
+  const auto region = cmera::grid::GridRegion::cones_of(m.lattice, cmera::CyclicRange::make(5, 1, 16),
+                                                        cmera::CyclicRange::make(5, 1, 16));
+  GridWindowMarginals windows(m.lattice, region);
+  windows.forward(m);
+  GridSetMarginals sets(m, windows);
+  EXPECT_THROW(sets.pair(5, 5, 1, -1), cmera::Error);  // starts at bottom window (5, 4)
+  EXPECT_NO_THROW(sets.pair(5, 6, 1, -1));             // corner (5, 5)
+  EXPECT_NO_THROW(sets.pair(5, 5, 1, 1));
+}
+
 
 // ---- Reverse mode (pair_backward, add_table_gradient, the sweep's extra adjoints) ----
 
@@ -328,7 +344,8 @@ TEST(GridPairs, OperationCountStaysNearTheWindows) {
     auto pairs = cmera::grid::grid_pair_sites(g, cmera::CyclicRange::make(0, g.lx, g.lx),
                                               cmera::CyclicRange::make(0, g.ly, g.ly),
                                               cmera::grid::grid_pair_stride(g, 0),
-                                              cmera::grid::grid_pair_distances(g, {}), 1.0);
+                                              cmera::grid::grid_pair_distances(g, {}),
+                                              cmera::grid::kGridAxes, 1.0);
     for (auto& p : pairs) std::fill(p.q.begin(), p.q.end(), 0.25);
     cmera::grid::GridPairTerms terms(std::move(pairs));
     cmera::grid::WindowAdjoints extra;

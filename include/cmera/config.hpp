@@ -36,6 +36,7 @@ struct Config {
   // [objective]
   bool pairs = true;                // multiscale pair terms {i, i+r} (docs/design.md §3)
   std::vector<long> pair_distances; // empty: dyadic 2, 4, ..., N/2
+  std::vector<long> pair_diagonal_distances; // grids: pairs along (1, 1) and (1, -1); empty: none
   double pair_weight = 1.0;         // weight of each distance relative to the windows
   long pair_stride = 0;             // pairs at i = 0, s, 2s, ...; 0: max(1, N chi_max^2 / 2048)
   // [output]

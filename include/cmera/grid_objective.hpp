@@ -11,24 +11,40 @@
 // lattice.
 #pragma once
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "cmera/comm.hpp"
 #include "cmera/grid.hpp"
 
+namespace cmera {
+class DatasetReader;
+}
+
 namespace cmera::grid {
 
 class GridDecomposition;
 class GridWindowStats;
 
+// Collective: the statistics pass's counting, shared by training and eval. Reads the box of
+// parts[0]'s windows (every part must hold the same block) of every sample of `data`, at
+// most `block` samples per read, and counts sample k into parts[k % parts.size()]
+// (GridWindowStats::count); the caller normalizes. A value outside the alphabet is one
+// error naming the sample and site, raised on every rank after the same reads.
+void count_grid_windows(const Comm& comm, const DatasetReader& data, long block,
+                        std::span<GridWindowStats> parts);
+
 struct GridObjectiveOptions {
   long chunk_samples = 4096;  // samples per collective read of the statistics pass
   int ranks_x = 0, ranks_y = 0;  // rank grid; 0: chosen like MPI_Dims_create
   // Pair terms (grid_pair_terms.hpp): off when `pairs` is false; distances empty: dyadic
-  // 1, 2, 4, ... up to each axis's L/2; stride 0: automatic (grid_pair_stride).
+  // 1, 2, 4, ... up to each axis's L/2; stride 0: automatic (grid_pair_stride);
+  // pair_diagonal_distances: pairs along (1, 1) and (1, -1) at these distances (none if
+  // empty).
   bool pairs = false;
   std::vector<long> pair_distances;
+  std::vector<long> pair_diagonal_distances;
   long pair_stride = 0;
   double pair_weight = 1.0;
 };

@@ -1,10 +1,12 @@
 // Multiscale pair terms of the grid objective (docs/design-grid.md §7): for every dyadic
-// distance r along x and along y (by default 1, 2, 4, ..., L/2 on each axis) and every pair
-// site i = (x, y) a rank owns (x and y multiples of that distance's stride), the exact joint of
-// {i, i + r e_x} or {i, i + r e_y} (GridSetMarginals::pair), its log-likelihood under the
+// distance r along x and along y (by default 1, 2, 4, ..., L/2 on each axis; on request also
+// along the diagonals (1, 1) and (1, -1)) and every pair site i = (x, y) a rank owns (x and
+// y multiples of that distance's stride), the exact joint of {i, i + r u}
+// (GridSetMarginals::pair), its log-likelihood under the
 // data's pair histogram, and the reverse pass (GridSetMarginals::pair_backward) whose
 // window adjoints join the window sweep's reverse pass (GridSweep::gradient's `extra`).
-// Windows fix the 3 x 3 structure only; these terms pin C(r) at every scale on both axes.
+// Windows fix the 3 x 3 structure only; these terms pin C(r) at every scale on both axes
+// (and on the diagonals, which the axes alone leave a few per cent low at L = 64).
 //
 // The log-likelihood runs each pair's reverse pass right after its forward, while the
 // pair's tape is at hand, and keeps the summed adjoints for gradient(): a separate reverse
@@ -38,13 +40,21 @@ class DatasetReader;
 
 namespace cmera::grid {
 
-// One pair term {i, i + r e_axis} and the data's histogram of it.
+// The direction u of pair terms {i, i + r u}.
+struct GridPairDirection {
+  int ux, uy;
+};
+inline const std::vector<GridPairDirection> kGridAxes = {{1, 0}, {0, 1}};
+inline const std::vector<GridPairDirection> kGridDiagonals = {{1, 1}, {1, -1}};
+
+// One pair term {i, i + (dx, dy)}, (dx, dy) = r u, and the data's histogram of it. Its
+// owner is the corner (min x, min y) of the box its sites span: i itself, except along
+// (1, -1), where the pair at corner (x, y) is {(x, y + r), (x + r, y)}.
 struct GridPair {
-  long x, y;  // site i
-  int axis;   // 0: along x, 1: along y
-  long r;
+  long x, y;    // site i
+  long dx, dy;  // offset of the second site
   std::vector<double> q;  // [chi_0^2], normalized
-  double weight;          // on sum_x q log p: pair_weight * N / (pairs of this axis and r)
+  double weight;          // on sum_x q log p: pair_weight * N / (pairs of this direction and r)
 };
 
 // Automatic stride (requested = 0): max(1, floor(sqrt(N chi_max^2 / 2048))), about 2048 /
@@ -58,25 +68,32 @@ long grid_pair_stride(const GridLattice& g, long requested);
 // docs/design-grid.md §7); a distance outside 1..max(Lx, Ly)/2 is refused (cmera::Error).
 std::vector<long> grid_pair_distances(const GridLattice& g, const std::vector<long>& requested);
 
+// The distances of the diagonal pair terms (GridObjectiveOptions::pair_diagonal_distances),
+// each within 1..min(Lx, Ly)/2 (else cmera::Error).
+std::vector<long> grid_diagonal_distances(const GridLattice& g, const std::vector<long>& requested);
+
 // The stride of the pair sites of distance r: max(stride, r / 2).
 long grid_pair_stride_at(long stride, long r);
 
 // The pair terms of the sites of a block (owned_x x owned_y corners that are multiples of
-// grid_pair_stride_at(stride, r) on both axes), histograms zero.
+// grid_pair_stride_at(stride, r) on both axes), one per direction of `directions` and
+// distance, histograms zero. A distance beyond half the lattice along a direction (Lx / 2
+// along x, Ly / 2 along y, min(Lx, Ly) / 2 along a diagonal) is skipped there.
 std::vector<GridPair> grid_pair_sites(const GridLattice& g, const CyclicRange& owned_x,
                                       const CyclicRange& owned_y, long stride,
-                                      const std::vector<long>& distances, double pair_weight);
+                                      const std::vector<long>& distances,
+                                      const std::vector<GridPairDirection>& directions,
+                                      double pair_weight);
 
-// Collective: the pair histograms of this rank's pair sites (owned bottom window corners
-// that are multiples of grid_pair_stride_at(stride, r) on both axes), read as two boxes
-// per sample chunk: the owned rows across the whole width (x pairs) and the owned columns
-// across the whole height (y pairs). Distances beyond an axis's length / 2 are skipped on
-// that axis.
-std::vector<GridPair> count_grid_pairs(const Comm& comm, const DatasetReader& data,
-                                       const GridLattice& g, const CyclicRange& owned_x,
-                                       const CyclicRange& owned_y, long stride,
-                                       const std::vector<long>& distances, double pair_weight,
-                                       long chunk_samples);
+// Collective: fills the histograms of `pairs` (grid_pair_sites of the block owned_x x
+// owned_y), read as box reads per sample chunk:
+// the owned rows across the whole width (x pairs, and the first site of a diagonal
+// pair), the owned columns across the whole height (y pairs), and for a diagonal pair's
+// second site the owned rows shifted by its dy, one shift at a time (so the buffers stay
+// at three boxes however many distances there are).
+void count_grid_pairs(const Comm& comm, const DatasetReader& data, const GridLattice& g,
+                      const CyclicRange& owned_x, const CyclicRange& owned_y,
+                      std::vector<GridPair>& pairs, long chunk_samples);
 
 class GridPairTerms {
  public:

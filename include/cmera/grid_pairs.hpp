@@ -134,6 +134,9 @@ class GridSetMarginals {
   std::vector<GridSite> parents(int layer, const std::vector<GridSite>& set) const;
   std::vector<int> window_places(int layer, long wx, long wy, const std::vector<GridSite>& set) const;
   std::vector<long> top_sites_of(const std::vector<GridSite>& set) const;
+  // windows_' window (layer, wx, wy), where a joint starts; one outside its region (a caller
+  // whose halo is too narrow for its pairs) is refused with cmera::Error rather than read.
+  const double* start_window(int layer, long wx, long wy) const;
   // Recorded only when rho is windows_' own window (layer, wx, wy) and top is m_.top.
   SetJoint from_window(int layer, const double* rho, long wx, long wy,
                        const std::vector<GridSite>& set);

@@ -42,6 +42,7 @@ class GridWindowStats {
   // `boxes`, each the box_x() x box_y() sites of one sample (rows of box_x()), values <
   // chi_0. On the threads of the caller, each window written by one thread.
   void count(const std::uint8_t* boxes, long samples, long first, long step);
+  const GridLattice& lattice() const { return lattice_; }
   const CyclicRange& x() const { return x_; }
   const CyclicRange& y() const { return y_; }
   // A window of the box (corner unwrapped or not).

@@ -121,6 +121,9 @@ constexpr Entry kSchema[] = {
     {"objective", "pair_distances", &Config::pair_distances, {.lo = 1}, "",
      "distances r, each once; empty = dyadic 2, 4, ..., N/2 (grids: 1, 2, 4, ..., L/2 per axis; "
      "set with pairs = false: an error, but -P objective.pairs=false drops the file's list)"},
+    {"objective", "pair_diagonal_distances", &Config::pair_diagonal_distances, {.lo = 1}, "",
+     "grids only: distances r, each once, of pair terms along the diagonals (r, r) and "
+     "(r, -r), up to min(Lx, Ly)/2; empty = none"},
     {"objective", "pair_weight", &Config::pair_weight, {.lo = 0}, "",
      "weight of each distance relative to the windows"},
     {"objective", "pair_stride", &Config::pair_stride, {.lo = 0}, "",
@@ -357,25 +360,28 @@ class Builder {
     if (config_.depth > implied)
       chi.resize(static_cast<std::size_t>(config_.depth) + 1, chi.back());
     config_.depth = static_cast<int>(chi.size()) - 1;
-    // A distance listed twice would weigh its pair terms twice; pair_distances without
-    // pair terms would be ignored. Both are refused rather than silently honoured, except
-    // that `-P objective.pairs=false` switches off the pair terms of a config file that
-    // lists distances (a list cannot be unset from the command line): the later, explicit
-    // choice wins and the file's distances go with the terms.
-    const std::string_view distances_origin =
-        set_by_[index_of(schema_entry("objective", "pair_distances"))];
+    // A distance listed twice would weigh its pair terms twice; distances without pair
+    // terms would be ignored. Both are refused rather than silently honoured, except that
+    // `-P objective.pairs=false` switches off the pair terms of a config file that lists
+    // distances (a list cannot be unset from the command line): the later, explicit choice
+    // wins and the file's distances go with the terms.
     const std::string_view pairs_origin = set_by_[index_of(schema_entry("objective", "pairs"))];
-    if (!config_.pairs && pairs_origin == kOverrideOrigin && distances_origin != kOverrideOrigin)
-      config_.pair_distances.clear();
-    std::vector<long> sorted = config_.pair_distances;
-    std::ranges::sort(sorted);
-    if (const auto dup = std::ranges::adjacent_find(sorted); dup != sorted.end())
-      throw Error(fmt::format("{}: 'objective.pair_distances' lists distance {} twice",
-                              distances_origin, *dup));
-    if (!config_.pairs && !config_.pair_distances.empty())
-      throw Error(fmt::format("{}: 'objective.pair_distances' is set but 'objective.pairs' is "
-                              "false (pair distances without pair terms: remove one of them)",
-                              pairs_origin));
+    for (std::vector<long> Config::*list : {&Config::pair_distances, &Config::pair_diagonal_distances}) {
+      const Entry& entry = *std::ranges::find(kSchema, Field{list}, &Entry::field);
+      const std::string_view origin = set_by_[index_of(entry)];
+      std::vector<long>& distances = config_.*list;
+      if (!config_.pairs && pairs_origin == kOverrideOrigin && origin != kOverrideOrigin)
+        distances.clear();
+      std::vector<long> sorted = distances;
+      std::ranges::sort(sorted);
+      if (const auto dup = std::ranges::adjacent_find(sorted); dup != sorted.end())
+        throw Error(fmt::format("{}: 'objective.{}' lists distance {} twice", origin, entry.key,
+                                *dup));
+      if (!config_.pairs && !distances.empty())
+        throw Error(fmt::format("{}: 'objective.{}' is set but 'objective.pairs' is false "
+                                "(pair distances without pair terms: remove one of them)",
+                                pairs_origin, entry.key));
+    }
     return std::move(config_);
   }
 

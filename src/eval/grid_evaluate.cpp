@@ -29,6 +29,7 @@
 #include "cmera/autocorrelation.hpp"
 #include "cmera/error.hpp"
 #include "cmera/grid_kernels.hpp"
+#include "cmera/grid_objective.hpp"
 #include "cmera/grid_sweep.hpp"
 #include "cmera/memory.hpp"
 #include "cmera/statistics.hpp"
@@ -136,13 +137,9 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model,
   // read as the box of rows they reach.
   grid::GridWindowStats half[2] = {grid::GridWindowStats(g, columns_all, CyclicRange::make(y0, ny, g.ly)),
                                    grid::GridWindowStats(g, columns_all, CyclicRange::make(y0, ny, g.ly))};
-  const CyclicRange box_x = half[0].box_x(), box_y = half[0].box_y();
-  const long box_block = read_block(comm, data, chunk_samples, shape.samples, box_x.length * box_y.length, 1);
-  for (long s0 = 0; s0 < shape.samples; s0 += box_block) {
-    const long rows = std::min(box_block, shape.samples - s0);
-    data.read_box(s0, rows, box_y, box_x, buf);
-    for (int h = 0; h < 2; ++h) half[h].count(buf.data(), rows, (h + s0) % 2, 2);
-  }
+  const long box = half[0].box_x().length * half[0].box_y().length;
+  grid::count_grid_windows(comm, data, read_block(comm, data, chunk_samples, shape.samples, box, 1),
+                           half);
 
   // Window figures over this rank's block of windows, then summed. Counts n_A(x), n_B(x).
   const double S = static_cast<double>(shape.samples);

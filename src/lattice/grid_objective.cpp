@@ -62,20 +62,15 @@ struct BadValue {  // first out-of-alphabet value seen by this rank
   int value = 0;
 };
 
-// Histograms of the owned windows (stats' box) over every sample of `data`, counted;
-// the caller normalizes. Every rank makes the same collective reads.
-void count_windows(const Comm& comm, const DatasetReader& data, const GridLattice& g,
-                   long chunk_samples, GridWindowStats& stats) {
+}  // namespace
+
+void count_grid_windows(const Comm& comm, const DatasetReader& data, long block,
+                        std::span<GridWindowStats> parts) {
+  const GridLattice& g = parts[0].lattice();
   const int d = g.chi[0];
   const long samples = data.shape().samples;
-  const CyclicRange box_x = stats.box_x(), box_y = stats.box_y();
-  const long bw = box_x.length, bh = box_y.length;
-  const long block = std::min(data.block_rows(chunk_samples), samples);
-  // The reader of a chunked layout keeps a block of whole samples besides the box.
-  require_memory(comm, static_cast<double>(block) * static_cast<double>(bw * bh + g.sites_at(0)),
-                 fmt::format("data.chunk_samples = {} ({} samples x {} x {} sites per read)",
-                             chunk_samples, block, bw, bh),
-                 "for its read buffers");
+  const CyclicRange box_x = parts[0].box_x(), box_y = parts[0].box_y();
+  const long bw = box_x.length, bh = box_y.length, n = static_cast<long>(parts.size());
   std::vector<std::uint8_t> buf;
   BadValue bad;
   for (long s0 = 0; s0 < samples; s0 += block) {
@@ -88,7 +83,7 @@ void count_windows(const Comm& comm, const DatasetReader& data, const GridLattic
       bad = {s0 + k / (bw * bh), box_y.at(k / bw % bh), box_x.at(k % bw), buf[k]};
       continue;
     }
-    stats.count(buf.data(), rows, 0, 1);
+    for (long h = 0; h < n; ++h) parts[h].count(buf.data(), rows, (h - s0 % n + n) % n, n);
   }
   comm.check(bad.sample < 0,
              fmt::format("{}: /configs[{}, {}, {}] = {} is outside the alphabet 0..{} "
@@ -96,15 +91,13 @@ void count_windows(const Comm& comm, const DatasetReader& data, const GridLattic
                          data.path(), bad.sample, bad.y, bad.x, bad.value, d - 1, d));
 }
 
-}  // namespace
-
 struct GridObjective::Impl {
   Impl(const Comm& c, const GridLattice& g, const GridObjectiveOptions& o)
       : comm(c), lattice((g.validate(), g)),
         decomposition(g, c.size(), c.rank(), o.ranks_x, o.ranks_y),
         sweep(g, o.pairs ? decomposition.region().padded(g, kPairHalo) : decomposition.region()) {}
-  // A pair's start window lies within two corners of its first site's window cone
-  // (docs/design-grid.md §7).
+  // A pair's start window lies within two corners of its owner's window cone (the owner:
+  // the corner of its sites' box; docs/design-grid.md §7).
   static constexpr long kPairHalo = 2;
 
   const Comm& comm;
@@ -135,7 +128,15 @@ GridObjective::GridObjective(const Comm& comm, const GridLattice& g, const std::
                              y.length, g.chi[0]),
                  "for the statistics");
   p.stats = GridWindowStats(g, x, y);
-  count_windows(comm, data, g, options.chunk_samples, p.stats);
+  const long box = p.stats.box_x().length * p.stats.box_y().length;
+  const long block = std::min(data.block_rows(options.chunk_samples), p.samples);
+  // The reader of a chunked layout keeps a block of whole samples besides the box.
+  require_memory(comm, static_cast<double>(block) * static_cast<double>(box + g.sites_at(0)),
+                 fmt::format("data.chunk_samples = {} ({} samples x {} x {} sites per read)",
+                             options.chunk_samples, block, p.stats.box_x().length,
+                             p.stats.box_y().length),
+                 "for its read buffers");
+  count_grid_windows(comm, data, block, {&p.stats, 1});
   double entropy = 0;
   for (long oy = 0; oy < y.length; ++oy)
     for (long ox = 0; ox < x.length; ++ox) {
@@ -148,9 +149,15 @@ GridObjective::GridObjective(const Comm& comm, const GridLattice& g, const std::
   p.entropy_per_window = comm.sum(entropy) / static_cast<double>(g.sites_at(0));
   if (!options.pairs) return;
   p.pair_stride = grid_pair_stride(g, options.pair_stride);
-  const std::vector<long> distances = grid_pair_distances(g, options.pair_distances);
-  std::vector<GridPair> pairs = count_grid_pairs(comm, data, g, x, y, p.pair_stride, distances,
-                                                 options.pair_weight, options.chunk_samples);
+  std::vector<GridPair> pairs =
+      grid_pair_sites(g, x, y, p.pair_stride, grid_pair_distances(g, options.pair_distances),
+                      kGridAxes, options.pair_weight);
+  const std::vector<GridPair> diagonals =
+      grid_pair_sites(g, x, y, p.pair_stride,
+                      grid_diagonal_distances(g, options.pair_diagonal_distances),
+                      kGridDiagonals, options.pair_weight);
+  pairs.insert(pairs.end(), diagonals.begin(), diagonals.end());
+  count_grid_pairs(comm, data, g, x, y, pairs, options.chunk_samples);
   p.pair_count = static_cast<long>(comm.sum(static_cast<long long>(pairs.size())));
   p.pairs = GridPairTerms(std::move(pairs));
 }

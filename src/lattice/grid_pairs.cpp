@@ -388,6 +388,14 @@ std::vector<int> GridSetMarginals::window_places(int layer, long wx, long wy,
   return place;
 }
 
+const double* GridSetMarginals::start_window(int layer, long wx, long wy) const {
+  if (!windows_.region().contains(layer, wx, wy))
+    throw Error(fmt::format("grid joint: window ({}, {}) of layer {} is outside the region "
+                            "whose window marginals were computed",
+                            wx, wy, layer));
+  return windows_.window(layer, wx, wy);
+}
+
 SetJoint GridSetMarginals::from_window(int layer, const double* rho, long wx, long wy,
                                        const std::vector<GridSite>& set) {
   const int K = m_.lattice.chi[layer];
@@ -855,7 +863,7 @@ std::vector<double> GridSetMarginals::marginal(int layer, const std::vector<Grid
   const auto sets = walk(layer, sites, &wx, &wy);
   const int from = static_cast<int>(sets.size()) - 1;
   return finish(from,
-                wx >= 0 ? from_window(from, windows_.window(from, wx, wy), wx, wy, sets[from])
+                wx >= 0 ? from_window(from, start_window(from, wx, wy), wx, wy, sets[from])
                         : from_top(sets[from], m_.top),
                 sets, sites);
 }
@@ -865,7 +873,7 @@ std::vector<double> GridSetMarginals::pair(long x, long y, long dx, long dy) {
   long wx, wy;
   const auto sets = walk(0, order, &wx, &wy);
   const int from = static_cast<int>(sets.size()) - 1;
-  SetJoint joint = wx >= 0 ? from_window(from, windows_.window(from, wx, wy), wx, wy, sets[from])
+  SetJoint joint = wx >= 0 ? from_window(from, start_window(from, wx, wy), wx, wy, sets[from])
                            : from_top(sets[from], m_.top);
   const PairCones cones = pair_cones(from, order[0], order[1]);
   for (int l = from - 1; l >= cones.meet; --l) joint = descend(l, std::move(joint), sets[l]);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 
 #include "cmera/error.hpp"
@@ -43,83 +44,136 @@ std::vector<long> grid_pair_distances(const GridLattice& g, const std::vector<lo
 
 long grid_pair_stride_at(long stride, long r) { return std::max(stride, r / 2); }
 
+std::vector<long> grid_diagonal_distances(const GridLattice& g, const std::vector<long>& requested) {
+  const long longest = std::min(g.lx, g.ly) / 2;
+  for (long r : requested)
+    if (r < 1 || r > longest)
+      throw Error(fmt::format("objective.pair_diagonal_distances: distance {} is outside 1..{} "
+                              "(half the {} x {} grid's shorter side)", r, longest, g.lx, g.ly));
+  return requested;
+}
+
 std::vector<GridPair> grid_pair_sites(const GridLattice& g, const CyclicRange& owned_x,
                                       const CyclicRange& owned_y, long stride,
-                                      const std::vector<long>& distances, double pair_weight) {
+                                      const std::vector<long>& distances,
+                                      const std::vector<GridPairDirection>& directions,
+                                      double pair_weight) {
   const int d = g.chi[0];
   std::vector<GridPair> pairs;
-  for (int axis : {0, 1})
+  for (const GridPairDirection& u : directions) {
+    const long half = std::min(u.ux ? g.lx : g.ly, u.uy ? g.ly : g.lx) / 2;
     for (long r : distances) {
-      if (r > (axis == 0 ? g.lx : g.ly) / 2) continue;
+      if (r > half) continue;
       const long s = grid_pair_stride_at(stride, r);
       const long all = ((g.lx + s - 1) / s) * ((g.ly + s - 1) / s);  // over every rank
       const double weight = pair_weight * static_cast<double>(g.sites_at(0)) / static_cast<double>(all);
       for (long oy = 0; oy < owned_y.length; ++oy)
         for (long ox = 0; ox < owned_x.length; ++ox)
-          if (owned_x.at(ox) % s == 0 && owned_y.at(oy) % s == 0)
-            pairs.push_back({owned_x.at(ox), owned_y.at(oy), axis, r,
+          if (owned_x.at(ox) % s == 0 && owned_y.at(oy) % s == 0) {
+            // The pair's sites span the box with corner (x, y) = owned window; for (1, -1)
+            // they are {(x, y + r), (x + r, y)}, so that its start window is owned or
+            // within the halo, as for the other directions (docs/design-grid.md §7).
+            const long first_y = u.uy < 0 ? cone::wrap(owned_y.at(oy) + r, g.ly) : owned_y.at(oy);
+            pairs.push_back({owned_x.at(ox), first_y, u.ux * r, u.uy * r,
                              std::vector<double>(d * d, 0.0), weight});
+          }
     }
+  }
   return pairs;
 }
 
-std::vector<GridPair> count_grid_pairs(const Comm& comm, const DatasetReader& data,
-                                       const GridLattice& g, const CyclicRange& owned_x,
-                                       const CyclicRange& owned_y, long stride,
-                                       const std::vector<long>& distances, double pair_weight,
-                                       long chunk_samples) {
+void count_grid_pairs(const Comm& comm, const DatasetReader& data, const GridLattice& g,
+                      const CyclicRange& owned_x, const CyclicRange& owned_y,
+                      std::vector<GridPair>& pairs, long chunk_samples) {
   const int d = g.chi[0];
-  std::vector<GridPair> pairs = grid_pair_sites(g, owned_x, owned_y, stride, distances, pair_weight);
   const long samples = data.shape().samples, ox = owned_x.length, oy = owned_y.length;
   const long block = std::min(data.block_rows(chunk_samples), samples);
   require_memory(comm,
-                 static_cast<double>(block) * static_cast<double>(oy * g.lx + g.ly * ox + g.sites_at(0)),
+                 static_cast<double>(block) *
+                     static_cast<double>(2 * oy * g.lx + g.ly * ox + g.sites_at(0)),
                  fmt::format("data.chunk_samples = {} ({} samples of the owned rows and columns)",
                              chunk_samples, block),
                  "for the pair statistics' read buffers");
   const CyclicRange all_x = CyclicRange::make(0, g.lx, g.lx), all_y = CyclicRange::make(0, g.ly, g.ly);
-  // A pair's two sites as offsets into one sample of its buffer (rows for pairs along x,
-  // columns along y), fixed once for every chunk and tile.
-  struct SampleOffsets {
-    bool along_x;
-    long at, to;
+  // The pairs by the boxes their sites are read from: x pairs from the owned rows, y pairs
+  // from the owned columns, and a diagonal pair with corner row y (its lower site's row)
+  // from the owned rows and the owned rows shifted by r (its upper site); groups with the
+  // same shift share one read. Each pair's two sites are offsets into one sample of their
+  // boxes, fixed once for every chunk and tile.
+  struct Group {
+    long shift;       // diagonal pairs: r, the upper site's box; else 0
+    bool columns;     // y pairs
+    bool first_upper; // diagonal (1, -1): the first site is the upper one
+    std::vector<std::size_t> members;
+    std::vector<long> at, to;
   };
-  std::vector<SampleOffsets> offsets;
-  for (const GridPair& p : pairs)
-    offsets.push_back(p.axis == 0
-                          ? SampleOffsets{true, owned_y.offset(p.y) * g.lx + p.x,
-                                          owned_y.offset(p.y) * g.lx + cone::wrap(p.x + p.r, g.lx)}
-                          : SampleOffsets{false, p.y * ox + owned_x.offset(p.x),
-                                          cone::wrap(p.y + p.r, g.ly) * ox + owned_x.offset(p.x)});
-  std::vector<std::uint8_t> rows, columns;
-  for (long s0 = 0; s0 < samples; s0 += block) {
-    const long n = std::min(block, samples - s0);
-    data.read_box(s0, n, owned_y, all_x, rows);     // [n][oy][Lx]
-    data.read_box(s0, n, all_y, owned_x, columns);  // [n][Ly][ox]
-    // Samples in tiles whose rows and columns (kTile x (oy Lx + Ly ox) bytes) stay in L1/L2
-    // while every pair passes over them; a pair streaming through the whole chunk missed
-    // the cache on nearly every sample. Static schedules with the same bounds give a thread
-    // the same pairs in every tile, so no two threads add to one pair.
+  std::vector<Group> groups;
+  const auto group_of = [&](long shift, bool columns, bool first_upper) -> Group& {
+    for (Group& gr : groups)
+      if (gr.shift == shift && gr.columns == columns && gr.first_upper == first_upper) return gr;
+    return groups.emplace_back(Group{shift, columns, first_upper, {}, {}, {}});
+  };
+  for (std::size_t k = 0; k < pairs.size(); ++k) {
+    const GridPair& p = pairs[k];
+    const bool columns = p.dx == 0, diagonal = p.dx != 0 && p.dy != 0;
+    Group& gr = group_of(diagonal ? std::abs(p.dy) : 0, columns, p.dy < 0);
+    gr.members.push_back(k);
+    if (columns) {
+      gr.at.push_back(p.y * ox + owned_x.offset(p.x));
+      gr.to.push_back(cone::wrap(p.y + p.dy, g.ly) * ox + owned_x.offset(p.x));
+    } else {  // the upper site's row sits at the lower one's offset in the shifted rows
+      const long row = owned_y.offset(p.dy < 0 ? p.y + p.dy : p.y) * g.lx;
+      gr.at.push_back(row + p.x);
+      gr.to.push_back(row + cone::wrap(p.x + p.dx, g.lx));
+    }
+  }
+  // The shifted reads are collective: every rank reads every shift any rank's pairs need
+  // (a rank may own no pair site of some distance).
+  std::vector<double> needs(static_cast<std::size_t>(std::min(g.lx, g.ly) / 2 + 1), 0.0);
+  for (const Group& gr : groups) needs[static_cast<std::size_t>(gr.shift)] = 1;
+  comm.sum_inplace(needs.data(), needs.size());
+  std::vector<long> shifts;
+  for (std::size_t r = 1; r < needs.size(); ++r)
+    if (needs[r] > 0) shifts.push_back(static_cast<long>(r));
+  std::vector<std::uint8_t> rows, columns, shifted;
+  const auto count = [&](const Group& gr, const std::vector<std::uint8_t>& first,
+                         const std::vector<std::uint8_t>& second, long per_sample, long n) {
+    // Samples in tiles whose boxes (kTile x a few rows or columns) stay in L1/L2 while every
+    // pair passes over them; a pair streaming through the whole chunk missed the cache on
+    // nearly every sample. Static schedules with the same bounds give a thread the same
+    // pairs in every tile, so no two threads add to one pair.
     constexpr long kTile = 16;
 #pragma omp parallel
     for (long t0 = 0; t0 < n; t0 += kTile) {
       const long t1 = std::min(n, t0 + kTile);
 #pragma omp for schedule(static) nowait
-      for (std::size_t k = 0; k < pairs.size(); ++k) {
-        const SampleOffsets& o = offsets[k];
-        const std::uint8_t* base = o.along_x ? rows.data() : columns.data();
-        const long stride = o.along_x ? oy * g.lx : g.ly * ox;
-        double* q = pairs[k].q.data();
-        for (long s = t0; s < t1; ++s) {
-          const std::uint8_t* sample = base + s * stride;
-          q[sample[o.at] * d + sample[o.to]] += 1;  // values were checked by the window pass
-        }
+      for (std::size_t i = 0; i < gr.members.size(); ++i) {
+        double* q = pairs[gr.members[i]].q.data();
+        for (long s = t0; s < t1; ++s)  // values were checked by the window pass
+          q[first[s * per_sample + gr.at[i]] * d + second[s * per_sample + gr.to[i]]] += 1;
       }
+    }
+  };
+  for (long s0 = 0; s0 < samples; s0 += block) {
+    const long n = std::min(block, samples - s0);
+    data.read_box(s0, n, owned_y, all_x, rows);     // [n][oy][Lx]
+    data.read_box(s0, n, all_y, owned_x, columns);  // [n][Ly][ox]
+    for (const Group& gr : groups)
+      if (gr.shift == 0) {
+        if (gr.columns) count(gr, columns, columns, g.ly * ox, n);
+        else count(gr, rows, rows, oy * g.lx, n);
+      }
+    for (long shift : shifts) {
+      data.read_box(s0, n, CyclicRange::make(owned_y.start + shift, oy, g.ly), all_x, shifted);
+      for (const Group& gr : groups)
+        if (gr.shift == shift) {
+          if (gr.first_upper) count(gr, shifted, rows, oy * g.lx, n);
+          else count(gr, rows, shifted, oy * g.lx, n);
+        }
     }
   }
   for (GridPair& p : pairs)
     for (double& v : p.q) v /= static_cast<double>(samples);
-  return pairs;
 }
 
 GridPairTerms::GridPairTerms(std::vector<GridPair> pairs) : pairs_(std::move(pairs)) {}
@@ -152,8 +206,7 @@ double GridPairTerms::log_likelihood(const GridModel& m, const GridWindowMargina
             }
           return g;
         };
-        mine->pair_backward(pair.x, pair.y, pair.axis == 0 ? pair.r : 0,
-                            pair.axis == 1 ? pair.r : 0, term_gradient, adj[i]);
+        mine->pair_backward(pair.x, pair.y, pair.dx, pair.dy, term_gradient, adj[i]);
       }
     }
     for (const PairAdjoints& a : adj) adjoints_.add(a);

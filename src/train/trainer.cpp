@@ -198,7 +198,7 @@ class GridProblem final : public TrainingProblem {
   const UpdateScope& scope() const override { return scope_; }
   long pair_terms() const { return objective_.pair_terms(); }
   long pair_stride() const { return objective_.pair_stride(); }
-  // Windows and, with objective.pairs, the pair terms along x and y.
+  // Windows and, with objective.pairs, the pair terms along x and y (and the diagonals).
   double objective(const Model& m) override {
     grid::from_chain_tables(m.tables, model_);
     return objective_.objective(model_);
@@ -219,6 +219,7 @@ class GridProblem final : public TrainingProblem {
     o.chunk_samples = cfg.data_chunk_samples;
     o.pairs = cfg.pairs;
     o.pair_distances = cfg.pair_distances;
+    o.pair_diagonal_distances = cfg.pair_diagonal_distances;
     o.pair_stride = cfg.pair_stride;
     o.pair_weight = cfg.pair_weight;
     return o;
@@ -568,8 +569,9 @@ std::unique_ptr<TrainingProblem> grid_problem(const Comm& comm, const Config& cf
     fmt::print("statistics pass: {} samples of a {} x {} grid in {:.2f} s on {} ranks\n",
                prob->samples(), g.lx, g.ly, seconds_since(t0), comm.size());
     if (cfg.pairs)
-      fmt::print("pair terms: {} along x and y (distance r from sites every max({}, r/2) on "
-                 "both axes)\n", prob->pair_terms(), prob->pair_stride());
+      fmt::print("pair terms: {} along x, y{} (distance r from sites every max({}, r/2) on "
+                 "both axes)\n", prob->pair_terms(), cfg.pair_diagonal_distances.empty() ? "" : " and both diagonals",
+                 prob->pair_stride());
   }
   return prob;
 }
@@ -587,9 +589,13 @@ TrainResult train(const Comm& comm, const Config& cfg, const TrainOptions& opt) 
     grid = checked_lattice(comm, cfg, data);
     if (cfg.pairs) {  // refused here, before any work or checkpoint
       grid::grid_pair_distances(*grid, cfg.pair_distances);
+      grid::grid_diagonal_distances(*grid, cfg.pair_diagonal_distances);
       grid::grid_pair_stride(*grid, cfg.pair_stride);
     }
   } else {
+    if (!cfg.pair_diagonal_distances.empty())
+      throw Error(fmt::format("objective.pair_diagonal_distances applies to grids only; {} holds a "
+                              "chain [S, N]", cfg.data_path));
     chain = checked_geometry(comm, cfg, data);
     distances = pair_distances(cfg, *chain);
     stride = pair_stride(*chain, cfg.pair_stride);

@@ -110,6 +110,8 @@ cases=(
   "grid_intermediate_steps|2|2|model.intermediate_chi has 2 entries, more than the 1 steps of a depth-1 model (dataset $W/gridd.h5 is a 6 x 6 grid, Lx x Ly)|more intermediate alphabets than the grid has steps"
   "grid_intermediate_too_large|2|2|model.chi = [2, 2], intermediate [40] on a 6 x 6 grid needs about|an intermediate alphabet whose kernel scratch exceeds the node's memory"
   "chain_intermediate|2|2|model.intermediate_chi applies to grids only; dataset|an intermediate alphabet for a chain"
+  "grid_diagonal_distance|2|2|objective.pair_diagonal_distances: distance 4 is outside 1..3 (half the 6 x 6 grid's shorter side)|a diagonal pair distance beyond half the grid"
+  "chain_diagonals|2|2|objective.pair_diagonal_distances applies to grids only;|diagonal pair terms for a chain"
   "grid_model_bad_intermediate|2|2|/model attribute intermediate_chi has 2 entries, expected depth = 1|a grid model whose intermediate alphabets do not match its depth"
   "data_dtype|1 2 3|2|$W/float.h5: /configs is float64 [40, 16] (rank 2), expected uint8 [samples, sites]|/configs not uint8"
   "data_alphabet|1 2 3|2|$W/values.h5: /configs[3, 5] = 7 is outside the alphabet 0..1|value outside the alphabet"
@@ -232,6 +234,8 @@ case_grid_pair_distance() { grid_train -P objective.pair_distances=[2,8]; }
 case_grid_pair_stride() { grid_train -P objective.pair_stride=7; }
 case_grid_intermediate_steps() { grid_train -P model.intermediate_chi=[3,3]; }
 case_grid_intermediate_too_large() { grid_train -P model.intermediate_chi=[40]; }
+case_grid_diagonal_distance() { grid_train -P objective.pair_diagonal_distances=[1,4]; }
+case_chain_diagonals() { mpi train "$W/good.toml" -P objective.pair_diagonal_distances=[2] -P output.dir="$W/cdiag"; }
 case_chain_intermediate() { mpi train "$W/good.toml" -P model.intermediate_chi=[3] -P output.dir="$W/cint"; }
 case_grid_model_bad_intermediate() {
   h5edit "$W/gout/model.h5" "$W/grid-mid.h5" 'f["model"].attrs["intermediate_chi"] = np.array([3, 3], np.int32)'
