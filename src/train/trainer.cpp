@@ -569,8 +569,9 @@ std::unique_ptr<TrainingProblem> grid_problem(const Comm& comm, const Config& cf
     fmt::print("statistics pass: {} samples of a {} x {} grid in {:.2f} s on {} ranks\n",
                prob->samples(), g.lx, g.ly, seconds_since(t0), comm.size());
     if (cfg.pairs)
-      fmt::print("pair terms: {} along x, y{} (distance r from sites every max({}, r/2) on "
-                 "both axes)\n", prob->pair_terms(), cfg.pair_diagonal_distances.empty() ? "" : " and both diagonals",
+      fmt::print("pair terms: {} along {} (distance r from sites every max({}, r/2) on "
+                 "both axes)\n", prob->pair_terms(),
+                 cfg.pair_diagonal_distances.empty() ? "x and y" : "x, y and both diagonals",
                  prob->pair_stride());
   }
   return prob;
