@@ -226,8 +226,49 @@ TEST(GridPairs, RefusesAStartWindowOutsideTheRegion) {
   EXPECT_THROW(sets.pair(5, 5, 1, -1), cmera::Error);  // starts at bottom window (5, 4)
   EXPECT_NO_THROW(sets.pair(5, 6, 1, -1));             // corner (5, 5)
   EXPECT_NO_THROW(sets.pair(5, 5, 1, 1));
+  // The same refusal from the pair terms' threads reaches the caller as the error (an
+  // exception leaving an OpenMP region would end the process without it).
+  cmera::grid::GridPairTerms terms({{5, 6, 1, -1, {0.25, 0.25, 0.25, 0.25}, 1.0},
+                                    {5, 5, 1, -1, {0.25, 0.25, 0.25, 0.25}, 1.0}});
+  EXPECT_THROW(terms.log_likelihood(m, windows), cmera::Error);
 }
 
+// pair_sizes (index work only; the memory checks of training and eval read it) against
+// the joints pair() builds, for pairs along x, y, both diagonals and an odd offset at
+// every residue of their first site, on a grid whose middle layer has 3 values (so a
+// step's size depends on which layer's alphabet it carries).
+TEST(GridPairs, PairSizesEqualTheJointsPairBuilds) {
+  for (const GridCase& c : {GridCase{16, 16, {2, 3, 2}, true}, GridCase{16, 12, {2, 2, 2}, false}}) {
+    const GridModel m = random_grid(c, 3);
+    GridWindowMarginals windows(m.lattice);
+    windows.forward(m);
+    GridSetMarginals sets(m, windows);
+    const long offsets[][2] = {{1, 0}, {0, 3}, {4, 0}, {0, 4}, {2, 2}, {3, -3}, {5, 2}, {8, 0}};
+    for (const auto& o : offsets)
+      for (long y = 0; y < 4; ++y)
+        for (long x = 0; x < 4; ++x) {
+          const GridSetMarginals::JointSizes predicted = sets.pair_sizes(x, y, o[0], o[1]);
+          sets.pair(x, y, o[0], o[1]);
+          const GridSetMarginals::JointSizes built = sets.take_sizes();
+          EXPECT_EQ(predicted.largest, built.largest) << label(c) << " pair " << x << " " << y << " + " << o[0] << " " << o[1];
+          EXPECT_EQ(predicted.total, built.total) << label(c) << " pair " << x << " " << y << " + " << o[0] << " " << o[1];
+          EXPECT_GT(built.largest, 0U);
+        }
+  }
+}
+
+// Where two pairs' cones are both 3 x 3 and disjoint in a layer of 3 values, their union's
+// joint has 3^18 entries (3 GB): the size the checks must see before anything is built.
+// (6, 6) and (6, 18) on a 32 x 32 grid at chi = [2, 3, 3, 2] meet so in layer 2.
+TEST(GridPairs, PairSizesSeeTheChi18JointOfTwoFullCones) {
+  const GridModel m = random_grid(GridCase{32, 32, {2, 3, 3, 2}, true}, 4);
+  GridWindowMarginals windows(m.lattice);
+  windows.forward(m);
+  GridSetMarginals sets(m, windows);
+  std::size_t power18 = 1;
+  for (int k = 0; k < 18; ++k) power18 *= 3;
+  EXPECT_EQ(sets.pair_sizes(6, 6, 0, 12).largest, power18);
+}
 
 // ---- Reverse mode (pair_backward, add_table_gradient, the sweep's extra adjoints) ----
 

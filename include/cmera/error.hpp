@@ -3,6 +3,7 @@
 // status the program ends with. Collective code raises it on *every* rank (see
 // Comm::check), so all ranks leave MPI together instead of one rank aborting the job.
 #pragma once
+#include <exception>
 #include <stdexcept>
 #include <string>
 
@@ -26,6 +27,28 @@ class Error : public std::runtime_error {
 
  private:
   int code_;
+};
+
+// The first exception thrown in the bodies of an OpenMP region, kept for the thread that
+// runs on after it: an exception that leaves a region ends the process (std::terminate)
+// without its message. Each body runs inside run(); rethrow() after the region.
+class ThreadErrors {
+ public:
+  template <class F>
+  void run(F&& body) noexcept {
+    try {
+      body();
+    } catch (...) {
+#pragma omp critical(cmera_thread_errors)
+      if (!first_) first_ = std::current_exception();
+    }
+  }
+  void rethrow() const {
+    if (first_) std::rethrow_exception(first_);
+  }
+
+ private:
+  std::exception_ptr first_;
 };
 
 }  // namespace cmera

@@ -103,6 +103,10 @@ class GridPairTerms {
   // Sum over pairs of weight * sum_x q log p, p from `windows` (which must hold every
   // window a pair starts from; GridSweep over a padded region does), and its adjoints.
   double log_likelihood(const GridModel& m, const GridWindowMarginals& windows);
+  // Collective: refuses (cmera::Error on every rank, naming the pair, its joints' size and
+  // what to change) pair terms whose dense joints, on every thread at once, would not fit
+  // in the node's memory; index work only, before log_likelihood() allocates any.
+  void check_memory(const Comm& comm, const GridModel& m, const GridWindowMarginals& windows) const;
   // For the model and windows of the last log_likelihood(): adds the table gradient of the
   // value above to grad (lines and top) and the window adjoints to `windows_adjoint`.
   void gradient(const GridModel& m, const GridWindowMarginals& windows, GridModel& grad,

@@ -126,6 +126,19 @@ class GridSetMarginals {
   // alphabet chi_layer, first most significant).
   std::vector<double> marginal(int layer, const std::vector<GridSite>& sites);
 
+  // The dense joints of one computation, in entries: the largest, and all of them (a
+  // pair's tape keeps each for the reverse pass).
+  struct JointSizes {
+    std::size_t largest = 0, total = 0;
+  };
+  // The joints pair(x, y, dx, dy) allocates, found by the same steps with index work only
+  // (no joint is computed or allocated): memory checks before a run, since a pair's joints
+  // grow as chi^18 near the layer where its cones meet (docs/design-grid.md §4).
+  JointSizes pair_sizes(long x, long y, long dx, long dy);
+  // The joints computed since the last take_sizes() or pair_sizes() (pair() and the other
+  // computations count theirs too): tests compare pair_sizes() with what pair() allocates.
+  JointSizes take_sizes();
+
  private:
   // Site sets of the upward walk: sets[l] for l = 0..top, sets[l+1] the parents of sets[l].
   std::vector<std::vector<GridSite>> walk(int layer, const std::vector<GridSite>& sites,
@@ -231,6 +244,11 @@ class GridSetMarginals {
   std::map<std::tuple<int, long, long>, Expectation> expectations_;  // by (meet, class)
   std::vector<double> expectation_f_;  // the f they hold
   std::size_t expectation_entries_ = 0;
+  // Every step's result passes through sized(), which adds its entries to sizes_; in
+  // sizing mode (pair_sizes) the steps return labels and dims only, with no values.
+  bool sizing_ = false;
+  JointSizes sizes_;
+  SetJoint sized(SetJoint j);
   bool recording_ = false;
   std::vector<TapeOp> tape_;  // one pair's steps, in forward order
   std::vector<SetJoint> values_;  // their results (values_[k] from tape_[k]; entries once read)

@@ -108,6 +108,7 @@ struct GridObjective::Impl {
   GridPairTerms pairs{{}};                                       // set by the constructor
   long samples = 0, pair_count = 0, pair_stride = 0;
   double entropy_per_window = 0, window_objective = 0;
+  bool pairs_fit = false;  // the pair terms' memory was checked (first objective())
 };
 
 GridObjective::GridObjective(const Comm& comm, const GridLattice& g, const std::string& path,
@@ -175,6 +176,9 @@ double GridObjective::entropy_per_window() const { return impl_->entropy_per_win
 
 double GridObjective::objective(const GridModel& m) {
   Impl& p = *impl_;
+  // Pair joints too large for memory are refused before the first sweep (index work only).
+  if (!p.pairs_fit) p.pairs.check_memory(p.comm, m, p.sweep.marginals());
+  p.pairs_fit = true;
   p.sweep.forward(m);
   double local[2] = {p.sweep.objective(p.stats), p.pairs.log_likelihood(m, p.sweep.marginals())};
   p.comm.sum_inplace(local, 2);

@@ -18,9 +18,12 @@
 #include <set>
 #include <Eigen/Core>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <omp.h>
 
 #include "cmera/error.hpp"
 #include "cmera/line_product.hpp"
+#include "cmera/memory.hpp"
 #include "cmera/siteset.hpp"
 
 namespace cmera::grid {
@@ -190,13 +193,20 @@ const double* as_map_matrix(const std::vector<double>& cond, long np, long nq, b
 // instead of a short loop per entry of j. The produced labels go last, so when the next
 // step consumes labels that follow this step's in j, they lead the result and need no
 // gather (GridSetMarginals::descend orders a half-step's labels so).
+// The labels and dims of a line step's result (no values): j's kept labels, then
+// `produced` (alphabet d).
+SetJoint line_output(const LineIndex& ix, const std::vector<long>& produced, int d) {
+  SetJoint out{ix.kept_labels, ix.kept_dims, {}};
+  out.labels.insert(out.labels.end(), produced.begin(), produced.end());
+  out.dims.insert(out.dims.end(), produced.size(), d);
+  return out;
+}
+
 SetJoint apply_line(const SetJoint& j, const std::vector<long>& consumed,
                     const std::vector<long>& produced, int d, const std::vector<double>& cond,
                     bool transposed, LineBuffers& buf) {
   const LineIndex ix = line_index(j, consumed);
-  SetJoint out{ix.kept_labels, ix.kept_dims, {}};
-  out.labels.insert(out.labels.end(), produced.begin(), produced.end());
-  out.dims.insert(out.dims.end(), produced.size(), d);
+  SetJoint out = line_output(ix, produced, d);
   const auto kept = static_cast<long>(ix.kept), nq = static_cast<long>(j.p.size()) / kept,
              np = static_cast<long>(power(d, produced.size()));
   out.p.resize(static_cast<std::size_t>(kept * np));
@@ -400,6 +410,7 @@ SetJoint GridSetMarginals::from_window(int layer, const double* rho, long wx, lo
                                        const std::vector<GridSite>& set) {
   const int K = m_.lattice.chi[layer];
   SetJoint j{labels_of(set), std::vector<int>(set.size(), K), {}};
+  if (sizing_) return sized(std::move(j));
   j.p.assign(power(K, set.size()), 0.0);
   const std::vector<std::size_t> to = window_entries(K, window_places(layer, wx, wy, set));
   for (std::size_t w = 0; w < to.size(); ++w) j.p[to[w]] += rho[w];
@@ -409,7 +420,7 @@ SetJoint GridSetMarginals::from_window(int layer, const double* rho, long wx, lo
   op.wx = wx;
   op.wy = wy;
   op.set = set;
-  return record(std::move(j), std::move(op));
+  return record(sized(std::move(j)), std::move(op));
 }
 
 std::vector<long> GridSetMarginals::top_sites_of(const std::vector<GridSite>& set) const {
@@ -423,10 +434,12 @@ SetJoint GridSetMarginals::from_top(const std::vector<GridSite>& set,
                                     const std::vector<double>& top) {
   const GridLattice& g = m_.lattice;
   const int K = g.chi[g.depth()];
-  SetJoint j{labels_of(set), std::vector<int>(set.size(), K), top_marginal(top, top_sites_of(set))};
+  SetJoint j{labels_of(set), std::vector<int>(set.size(), K), {}};
+  if (sizing_) return sized(std::move(j));
+  j.p = top_marginal(top, top_sites_of(set));
   TapeOp op{TapeOp::Kind::kTop};
   op.set = set;
-  return record(std::move(j), std::move(op));
+  return record(sized(std::move(j)), std::move(op));
 }
 
 const std::vector<double>& GridSetMarginals::top_marginal(const std::vector<double>& top,
@@ -565,6 +578,7 @@ void GridSetMarginals::keep(const SetJoint& j) {
 SetJoint GridSetMarginals::line_step(SetJoint j, const std::vector<long>& consumed,
                                      const std::vector<long>& produced, int d, int layer, int dir,
                                      long line, const std::vector<long>& fine, bool transposed) {
+  if (sizing_) return sized(line_output(line_index(j, consumed), produced, d));
   const std::vector<double>& c = conditional(layer, dir, line, fine);
   SetJoint out = apply_line(j, consumed, produced, d, c, transposed, scratch_);
   TapeOp op{TapeOp::Kind::kLine, j.id};
@@ -574,11 +588,12 @@ SetJoint GridSetMarginals::line_step(SetJoint j, const std::vector<long>& consum
   op.key = line_key(layer, dir, line, fine);
   op.transposed = transposed;
   keep(std::move(j));
-  return record(std::move(out), std::move(op));
+  return record(sized(std::move(out)), std::move(op));
 }
 
 SetJoint GridSetMarginals::joint_step(const SetJoint& j, const std::vector<long>& consumed,
                                       const std::vector<long>& produced, int d, SetJoint cond) {
+  if (sizing_) return sized(line_output(line_index(j, consumed), produced, d));
   TapeOp op{TapeOp::Kind::kJoint, j.id, cond.id};
   op.consumed = consumed;
   op.produced = produced;
@@ -586,17 +601,19 @@ SetJoint GridSetMarginals::joint_step(const SetJoint& j, const std::vector<long>
   SetJoint out = apply_line(j, consumed, produced, d, cond.p, false, scratch_);
   keep(j);
   keep(std::move(cond));
-  return record(std::move(out), std::move(op));
+  return record(sized(std::move(out)), std::move(op));
 }
 
 SetJoint GridSetMarginals::project_step(SetJoint j, const std::vector<long>& labels) {
-  SetJoint out{labels, {}, project(j, labels)};
+  SetJoint out{labels, {}, {}};
   for (long v : labels)
     out.dims.push_back(j.dims[std::find(j.labels.begin(), j.labels.end(), v) - j.labels.begin()]);
+  if (sizing_) return sized(std::move(out));
+  out.p = project(j, labels);
   TapeOp op{TapeOp::Kind::kProject, j.id};
   op.produced = labels;
   keep(std::move(j));
-  return record(std::move(out), std::move(op));
+  return record(sized(std::move(out)), std::move(op));
 }
 
 // The tape backwards from g = dL/d(last value): each step's adjoint is complete once every
@@ -880,6 +897,33 @@ std::vector<double> GridSetMarginals::pair(long x, long y, long dx, long dy) {
   return contract_pair(joint, cones, 0, 0);
 }
 
+GridSetMarginals::JointSizes GridSetMarginals::pair_sizes(long x, long y, long dx, long dy) {
+  sizing_ = true;
+  take_sizes();
+  try {
+    pair(x, y, dx, dy);
+  } catch (...) {
+    sizing_ = false;
+    throw;
+  }
+  sizing_ = false;
+  return take_sizes();
+}
+
+GridSetMarginals::JointSizes GridSetMarginals::take_sizes() {
+  const JointSizes s = sizes_;
+  sizes_ = {};
+  return s;
+}
+
+SetJoint GridSetMarginals::sized(SetJoint j) {
+  std::size_t entries = 1;
+  for (int d : j.dims) entries *= static_cast<std::size_t>(d);
+  sizes_.largest = std::max(sizes_.largest, entries);
+  sizes_.total += entries;
+  return j;
+}
+
 std::vector<double> GridSetMarginals::pair_backward(
     long x, long y, long dx, long dy,
     const std::function<std::vector<double>(const std::vector<double>&)>& g_of_p,
@@ -1093,6 +1137,50 @@ std::vector<PairClass> GridSetMarginals::classes(long dx, long dy) const {
   return out;
 }
 
+namespace {
+
+// Collective: refuses (cmera::Error on every rank) a model_correlation whose pair joints,
+// on every thread at once, would not fit in the node's memory (index work only). A pair's
+// joints depend on its sites modulo 2^depth and its offset only; a tied model's classes
+// are sized by their representatives, an untied model's pairs by one per residue.
+void require_correlation_memory(const Comm& comm, const GridModel& m,
+                                const GridWindowMarginals& windows, long dx, long dy,
+                                long max_steps) {
+  const GridLattice& g = m.lattice;
+  const long px = std::min(1L << g.depth(), g.lx), py = std::min(1L << g.depth(), g.ly);
+  GridSetMarginals sets(m, windows);
+  GridSetMarginals::JointSizes worst;
+  long worst_k = 0;
+  const auto size_pair = [&](long x, long y, long k) {
+    const GridSetMarginals::JointSizes s = sets.pair_sizes(x, y, k * dx, k * dy);
+    if (s.largest > worst.largest) {
+      worst = s;
+      worst_k = k;
+    }
+  };
+  for (long k = 1; k <= max_steps; ++k) {
+    if (wrap(k * dx, g.lx) == 0 && wrap(k * dy, g.ly) == 0) continue;
+    if (m.tied) {
+      for (const PairClass& c : sets.classes(k * dx, k * dy)) size_pair(c.a.first, c.a.second, k);
+    } else {
+      for (long y = 0; y < py; ++y)
+        for (long x = 0; x < px; ++x) size_pair(x, y, k);
+    }
+  }
+  // Per thread, no tape: the joint kept for its shape, its gathered copy, and a descent's
+  // input and output.
+  const double bytes = 8.0 * static_cast<double>(omp_get_max_threads()) * 4.0 *
+                       static_cast<double>(worst.largest);
+  require_memory(comm, bytes,
+                 fmt::format("the model's C(r) along ({}, {}) at chi = [{}] (r = {} builds a joint "
+                             "of {} entries)",
+                             dx, dy, fmt::join(g.chi, ", "), worst_k, worst.largest),
+                 "for its pair joints, which grow as chi^18 where a pair's two cones meet "
+                 "(docs/design-grid.md §4); eval --max-distance R keeps to r <= R");
+}
+
+}  // namespace
+
 std::vector<double> model_correlation(const Comm& comm, const GridModel& m,
                                       const GridWindowMarginals& windows, long dx, long dy,
                                       long max_steps) {
@@ -1116,16 +1204,20 @@ std::vector<double> model_correlation(const Comm& comm, const GridModel& m,
       }
     return sum;
   };
+  require_correlation_memory(comm, m, windows, dx, dy, max_steps);
   if (!m.tied) {
     const long first = 1 + comm.rank(), stride = comm.size();
+    ThreadErrors errors;
 #pragma omp parallel
     {
       GridSetMarginals sets(m, windows);
 #pragma omp for schedule(dynamic, 1)
-      for (long k = first; k <= max_steps; k += stride)
+      for (long k = first; k <= max_steps; k += stride) errors.run([&] {
         c[static_cast<std::size_t>(k - 1)] =
             (coincide(k) ? square_sum() : sets.product_sum(k * dx, k * dy, spins)) / sites;
+      });
     }
+    errors.rethrow();
     comm.sum_inplace(c.data(), c.size());  // one rank's value and zeros: exact
     return c;
   }
@@ -1181,13 +1273,16 @@ std::vector<double> model_correlation(const Comm& comm, const GridModel& m,
     if (owner == static_cast<std::size_t>(comm.rank())) mine.push_back(id);
   }
   std::vector<double> value(terms.size(), 0.0);
+  ThreadErrors errors;
 #pragma omp parallel
   {
     GridSetMarginals sets(m, windows);
 #pragma omp for schedule(dynamic, 1)
-    for (std::size_t j = 0; j < mine.size(); ++j)
+    for (std::size_t j = 0; j < mine.size(); ++j) errors.run([&] {
       for (std::size_t i : members[mine[j]]) value[i] = sets.product_term(terms[i], spins);
+    });
   }
+  errors.rethrow();
   comm.sum_inplace(value.data(), value.size());
   for (long k = 1; k <= max_steps; ++k) {
     double sum = 0;

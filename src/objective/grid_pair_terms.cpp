@@ -4,12 +4,16 @@
 #include "cmera/grid_pair_terms.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <memory>
+#include <set>
+#include <string>
 
 #include "cmera/error.hpp"
 #include "cmera/grid_pairs.hpp"
@@ -178,6 +182,40 @@ void count_grid_pairs(const Comm& comm, const DatasetReader& data, const GridLat
 
 GridPairTerms::GridPairTerms(std::vector<GridPair> pairs) : pairs_(std::move(pairs)) {}
 
+void GridPairTerms::check_memory(const Comm& comm, const GridModel& m,
+                                 const GridWindowMarginals& windows) const {
+  const GridLattice& g = m.lattice;
+  // A pair's joints depend on its sites modulo 2^depth and its offset only.
+  const long period = 1L << g.depth();
+  std::set<std::array<long, 4>> seen;
+  GridSetMarginals sets(m, windows);
+  GridSetMarginals::JointSizes worst;
+  const GridPair* worst_pair = nullptr;
+  for (const GridPair& p : pairs_) {
+    if (!seen.insert({p.x % period, p.y % period, p.dx, p.dy}).second) continue;
+    const GridSetMarginals::JointSizes s = sets.pair_sizes(p.x, p.y, p.dx, p.dy);
+    if (s.total + s.largest > worst.total + worst.largest) {
+      worst = s;
+      worst_pair = &p;
+    }
+  }
+  // Per thread: the tape (every joint of one pair), their adjoints in the reverse pass, and
+  // two gathered copies of the largest.
+  const double bytes = 8.0 * static_cast<double>(omp_get_max_threads()) *
+                       (2.0 * static_cast<double>(worst.total) + 2.0 * static_cast<double>(worst.largest));
+  require_memory(comm, bytes,
+                 worst_pair ? fmt::format("training with grid pair terms at chi = [{}] (the pair "
+                                          "of ({}, {}) and ({}, {}), offset ({}, {}), builds a "
+                                          "joint of {} entries)",
+                                          fmt::join(g.chi, ", "), worst_pair->x, worst_pair->y,
+                                          worst_pair->x + worst_pair->dx, worst_pair->y + worst_pair->dy,
+                                          worst_pair->dx, worst_pair->dy, worst.largest)
+                            : std::string("training with grid pair terms"),
+                 "for their joints, which grow as chi^18 where a pair's two cones meet "
+                 "(docs/design-grid.md §4); leave that distance out, lower chi in the upper "
+                 "layers, or set objective.pairs = false");
+}
+
 double GridPairTerms::log_likelihood(const GridModel& m, const GridWindowMarginals& windows) {
   // Fixed blocks of pairs, each with its own adjoints, summed in block order a wave of
   // blocks at a time (memory: a wave's adjoints, not every block's).
@@ -187,10 +225,11 @@ double GridPairTerms::log_likelihood(const GridModel& m, const GridWindowMargina
   std::vector<std::unique_ptr<GridSetMarginals>> sets(static_cast<std::size_t>(omp_get_max_threads()));
   std::vector<double> terms(pairs_.size(), 0.0);
   adjoints_ = PairAdjoints{};
+  ThreadErrors errors;
   for (std::size_t b0 = 0; b0 < blocks; b0 += wave) {
     std::vector<PairAdjoints> adj(std::min(wave, blocks - b0));
 #pragma omp parallel for schedule(dynamic, 1)
-    for (std::size_t i = 0; i < adj.size(); ++i) {
+    for (std::size_t i = 0; i < adj.size(); ++i) errors.run([&] {
       auto& mine = sets[static_cast<std::size_t>(omp_get_thread_num())];
       if (!mine) mine = std::make_unique<GridSetMarginals>(m, windows);
       const std::size_t first = (b0 + i) * kBlock, last = std::min(first + kBlock, pairs_.size());
@@ -208,7 +247,8 @@ double GridPairTerms::log_likelihood(const GridModel& m, const GridWindowMargina
         };
         mine->pair_backward(pair.x, pair.y, pair.dx, pair.dy, term_gradient, adj[i]);
       }
-    }
+    });
+    errors.rethrow();
     for (const PairAdjoints& a : adj) adjoints_.add(a);
   }
   double total = 0;  // fixed order

@@ -508,9 +508,11 @@ void run_main_phase(Session& s, TrainingProblem& prob, Candidate& best, int chos
         save();
       return stop_here();
     });
+  // A run whose iterations all went to the candidate starts reports their rate.
   const long main_iters = static_cast<long>(best.objective.size()) - first_main;
   s.res.seconds_per_iteration =
-      main_iters > 0 ? (seconds_since(t1) - s.checkpoint_seconds) / static_cast<double>(main_iters) : 0;
+      main_iters > 0 ? (seconds_since(t1) - s.checkpoint_seconds) / static_cast<double>(main_iters)
+                     : s.per_iteration;
 }
 
 // The grid of a [S, Ly, Lx] dataset, refused before any work when the model does not fit

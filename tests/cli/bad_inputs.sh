@@ -112,6 +112,7 @@ cases=(
   "chain_intermediate|2|2|model.intermediate_chi applies to grids only; dataset|an intermediate alphabet for a chain"
   "grid_diagonal_distance|2|2|objective.pair_diagonal_distances: distance 4 is outside 1..3 (half the 6 x 6 grid's shorter side)|a diagonal pair distance beyond half the grid"
   "chain_diagonals|2|2|objective.pair_diagonal_distances applies to grids only;|diagonal pair terms for a chain"
+  "grid_pair_joints|2|2|training with grid pair terms at chi = [2, 3, 3, 2] (the pair of|grid pair terms whose joints (chi^18 entries) exceed the node's memory"
   "grid_model_bad_intermediate|2|2|/model attribute intermediate_chi has 2 entries, expected depth = 1|a grid model whose intermediate alphabets do not match its depth"
   "data_dtype|1 2 3|2|$W/float.h5: /configs is float64 [40, 16] (rank 2), expected uint8 [samples, sites]|/configs not uint8"
   "data_alphabet|1 2 3|2|$W/values.h5: /configs[3, 5] = 7 is outside the alphabet 0..1|value outside the alphabet"
@@ -235,6 +236,10 @@ case_grid_pair_stride() { grid_train -P objective.pair_stride=7; }
 case_grid_intermediate_steps() { grid_train -P model.intermediate_chi=[3,3]; }
 case_grid_intermediate_too_large() { grid_train -P model.intermediate_chi=[40]; }
 case_grid_diagonal_distance() { grid_train -P objective.pair_diagonal_distances=[1,4]; }
+case_grid_pair_joints() {
+  mpi generate ising2d --size 32 --beta 0.3 --samples 20 --seed 2 --output "$W/grid32.h5" >/dev/null
+  mpi train "$W/good.toml" -P data.path="$W/grid32.h5" -P "model.chi=[2,3,3,2]" \
+    -P objective.pair_distances=[4,12] -P output.dir="$W/gout4"; }
 case_chain_diagonals() { mpi train "$W/good.toml" -P objective.pair_diagonal_distances=[2] -P output.dir="$W/cdiag"; }
 case_chain_intermediate() { mpi train "$W/good.toml" -P model.intermediate_chi=[3] -P output.dir="$W/cint"; }
 case_grid_model_bad_intermediate() {
