@@ -30,6 +30,7 @@
 #pragma once
 #include <functional>
 #include <map>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -254,6 +255,12 @@ class GridSetMarginals {
   std::vector<SetJoint> values_;  // their results (values_[k] from tape_[k]; entries once read)
   LineBuffers scratch_;
 };
+
+// Collective: cmera::require_memory for pair joints of `entries_per_thread` doubles on every
+// thread of each rank; the message is `subject`, why such joints grow (chi^18), and
+// `remedy`. Training's pair terms and eval's C(r) check theirs with it before building any.
+void require_pair_joint_memory(const Comm& comm, double entries_per_thread,
+                               std::string_view subject, std::string_view remedy);
 
 // Exact C(k) = (1/N) sum_i <s_i s_{i + k (dx, dy)}> for k = 1..max_steps, s = 2x - 1 for a
 // binary alphabet and s = x otherwise (not connected), as the chain's correlation

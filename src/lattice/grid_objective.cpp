@@ -130,14 +130,8 @@ GridObjective::GridObjective(const Comm& comm, const GridLattice& g, const std::
                  "for the statistics");
   p.stats = GridWindowStats(g, x, y);
   const long box = p.stats.box_x().length * p.stats.box_y().length;
-  const long block = std::min(data.block_rows(options.chunk_samples), p.samples);
-  // The reader of a chunked layout keeps a block of whole samples besides the box.
-  require_memory(comm, static_cast<double>(block) * static_cast<double>(box + g.sites_at(0)),
-                 fmt::format("data.chunk_samples = {} ({} samples x {} x {} sites per read)",
-                             options.chunk_samples, block, p.stats.box_x().length,
-                             p.stats.box_y().length),
-                 "for its read buffers");
-  count_grid_windows(comm, data, block, {&p.stats, 1});
+  count_grid_windows(comm, data, read_block(comm, data, options.chunk_samples, p.samples, box, 1),
+                     {&p.stats, 1});
   double entropy = 0;
   for (long oy = 0; oy < y.length; ++oy)
     for (long ox = 0; ox < x.length; ++ox) {

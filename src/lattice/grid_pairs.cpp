@@ -16,6 +16,7 @@
 #include <cmath>
 #include <numeric>
 #include <set>
+#include <string_view>
 #include <Eigen/Core>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -188,11 +189,6 @@ const double* as_map_matrix(const std::vector<double>& cond, long np, long nq, b
   return buf.data();
 }
 
-// Sums `consumed` (labels of j) out against the conditional C (see as_map_matrix) and
-// appends `produced` (alphabet d): out[x, k] = sum_q C[x, q] J[k, q], one line_apply
-// instead of a short loop per entry of j. The produced labels go last, so when the next
-// step consumes labels that follow this step's in j, they lead the result and need no
-// gather (GridSetMarginals::descend orders a half-step's labels so).
 // The labels and dims of a line step's result (no values): j's kept labels, then
 // `produced` (alphabet d).
 SetJoint line_output(const LineIndex& ix, const std::vector<long>& produced, int d) {
@@ -202,6 +198,11 @@ SetJoint line_output(const LineIndex& ix, const std::vector<long>& produced, int
   return out;
 }
 
+// Sums `consumed` (labels of j) out against the conditional C (see as_map_matrix) and
+// appends `produced` (alphabet d): out[x, k] = sum_q C[x, q] J[k, q], one line_apply
+// instead of a short loop per entry of j. The produced labels go last, so when the next
+// step consumes labels that follow this step's in j, they lead the result and need no
+// gather (GridSetMarginals::descend orders a half-step's labels so).
 SetJoint apply_line(const SetJoint& j, const std::vector<long>& consumed,
                     const std::vector<long>& produced, int d, const std::vector<double>& cond,
                     bool transposed, LineBuffers& buf) {
@@ -1137,46 +1138,41 @@ std::vector<PairClass> GridSetMarginals::classes(long dx, long dy) const {
   return out;
 }
 
+void require_pair_joint_memory(const Comm& comm, double entries_per_thread,
+                               std::string_view subject, std::string_view remedy) {
+  require_memory(comm, 8.0 * static_cast<double>(omp_get_max_threads()) * entries_per_thread,
+                 subject,
+                 fmt::format("for its pair joints, which grow as chi^18 where a pair's two cones "
+                             "meet (docs/design-grid.md §4); {}",
+                             remedy));
+}
+
 namespace {
 
-// Collective: refuses (cmera::Error on every rank) a model_correlation whose pair joints,
-// on every thread at once, would not fit in the node's memory (index work only). A pair's
-// joints depend on its sites modulo 2^depth and its offset only; a tied model's classes
-// are sized by their representatives, an untied model's pairs by one per residue.
-void require_correlation_memory(const Comm& comm, const GridModel& m,
-                                const GridWindowMarginals& windows, long dx, long dy,
-                                long max_steps) {
-  const GridLattice& g = m.lattice;
-  const long px = std::min(1L << g.depth(), g.lx), py = std::min(1L << g.depth(), g.ly);
-  GridSetMarginals sets(m, windows);
+// Collective: refuses (cmera::Error on every rank) a model_correlation along (dx, dy) whose
+// pair joints, on every thread at once, would not fit in the node's memory (index work
+// only). `probes` holds (x, y, k) for the pairs {(x, y), (x, y) + k (dx, dy)} it will
+// compute, up to their joints' sizes: a tied model's class representatives, an untied
+// model's pairs one per residue of x and y modulo 2^depth (the rest repeat their sizes).
+void require_correlation_memory(const Comm& comm, GridSetMarginals& sets, const GridModel& m,
+                                long dx, long dy, const std::vector<std::array<long, 3>>& probes) {
   GridSetMarginals::JointSizes worst;
   long worst_k = 0;
-  const auto size_pair = [&](long x, long y, long k) {
+  for (const auto& [x, y, k] : probes) {
     const GridSetMarginals::JointSizes s = sets.pair_sizes(x, y, k * dx, k * dy);
     if (s.largest > worst.largest) {
       worst = s;
       worst_k = k;
     }
-  };
-  for (long k = 1; k <= max_steps; ++k) {
-    if (wrap(k * dx, g.lx) == 0 && wrap(k * dy, g.ly) == 0) continue;
-    if (m.tied) {
-      for (const PairClass& c : sets.classes(k * dx, k * dy)) size_pair(c.a.first, c.a.second, k);
-    } else {
-      for (long y = 0; y < py; ++y)
-        for (long x = 0; x < px; ++x) size_pair(x, y, k);
-    }
   }
   // Per thread, no tape: the joint kept for its shape, its gathered copy, and a descent's
   // input and output.
-  const double bytes = 8.0 * static_cast<double>(omp_get_max_threads()) * 4.0 *
-                       static_cast<double>(worst.largest);
-  require_memory(comm, bytes,
-                 fmt::format("the model's C(r) along ({}, {}) at chi = [{}] (r = {} builds a joint "
-                             "of {} entries)",
-                             dx, dy, fmt::join(g.chi, ", "), worst_k, worst.largest),
-                 "for its pair joints, which grow as chi^18 where a pair's two cones meet "
-                 "(docs/design-grid.md §4); eval --max-distance R keeps to r <= R");
+  require_pair_joint_memory(
+      comm, 4.0 * static_cast<double>(worst.largest),
+      fmt::format("the model's C(r) along ({}, {}) at chi = [{}] (r = {} builds a joint of {} "
+                  "entries)",
+                  dx, dy, fmt::join(m.lattice.chi, ", "), worst_k, worst.largest),
+      "eval --max-distance R keeps to r <= R");
 }
 
 }  // namespace
@@ -1204,8 +1200,16 @@ std::vector<double> model_correlation(const Comm& comm, const GridModel& m,
       }
     return sum;
   };
-  require_correlation_memory(comm, m, windows, dx, dy, max_steps);
   if (!m.tied) {
+    std::vector<std::array<long, 3>> probes;
+    const long px = std::min(1L << g.depth(), g.lx), py = std::min(1L << g.depth(), g.ly);
+    for (long k = 1; k <= max_steps; ++k) {
+      if (coincide(k)) continue;
+      for (long y = 0; y < py; ++y)
+        for (long x = 0; x < px; ++x) probes.push_back({x, y, k});
+    }
+    GridSetMarginals sizer(m, windows);
+    require_correlation_memory(comm, sizer, m, dx, dy, probes);
     const long first = 1 + comm.rank(), stride = comm.size();
     ThreadErrors errors;
 #pragma omp parallel
@@ -1228,16 +1232,19 @@ std::vector<double> model_correlation(const Comm& comm, const GridModel& m,
   // with its own caches. Each class's value comes from one thread (the same numbers
   // whichever), the values are summed over ranks (one nonzero each: exact) and each C(k)
   // adds its classes in list order: bitwise equal at any rank and thread count.
-  const GridSetMarginals lister(m, windows);
+  GridSetMarginals lister(m, windows);
   std::vector<PairClass> terms;
   std::vector<std::size_t> step_begin;
+  std::vector<std::array<long, 3>> probes;  // each class's representative, for the check
   for (long k = 1; k <= max_steps; ++k) {
     step_begin.push_back(terms.size());
     if (coincide(k)) continue;
     std::vector<PairClass> more = lister.classes(k * dx, k * dy);
+    for (const PairClass& c : more) probes.push_back({c.a.first, c.a.second, k});
     terms.insert(terms.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
   }
   step_begin.push_back(terms.size());
+  require_correlation_memory(comm, lister, m, dx, dy, probes);
   std::map<std::pair<int, std::vector<GridSite>>, std::size_t> shape_of;
   std::vector<std::vector<std::size_t>> members;  // the classes of each shape
   // Its cost: a pass over the joint per class and place of b (contract_product's w), a dot

@@ -201,19 +201,15 @@ void GridPairTerms::check_memory(const Comm& comm, const GridModel& m,
   }
   // Per thread: the tape (every joint of one pair), their adjoints in the reverse pass, and
   // two gathered copies of the largest.
-  const double bytes = 8.0 * static_cast<double>(omp_get_max_threads()) *
-                       (2.0 * static_cast<double>(worst.total) + 2.0 * static_cast<double>(worst.largest));
-  require_memory(comm, bytes,
-                 worst_pair ? fmt::format("training with grid pair terms at chi = [{}] (the pair "
-                                          "of ({}, {}) and ({}, {}), offset ({}, {}), builds a "
-                                          "joint of {} entries)",
-                                          fmt::join(g.chi, ", "), worst_pair->x, worst_pair->y,
-                                          worst_pair->x + worst_pair->dx, worst_pair->y + worst_pair->dy,
-                                          worst_pair->dx, worst_pair->dy, worst.largest)
-                            : std::string("training with grid pair terms"),
-                 "for their joints, which grow as chi^18 where a pair's two cones meet "
-                 "(docs/design-grid.md §4); leave that distance out, lower chi in the upper "
-                 "layers, or set objective.pairs = false");
+  require_pair_joint_memory(
+      comm, 2.0 * static_cast<double>(worst.total) + 2.0 * static_cast<double>(worst.largest),
+      worst_pair ? fmt::format("training with grid pair terms at chi = [{}] (the pair of ({}, {}) "
+                               "and ({}, {}), offset ({}, {}), builds a joint of {} entries)",
+                               fmt::join(g.chi, ", "), worst_pair->x, worst_pair->y,
+                               worst_pair->x + worst_pair->dx, worst_pair->y + worst_pair->dy,
+                               worst_pair->dx, worst_pair->dy, worst.largest)
+                 : std::string("training with grid pair terms"),
+      "leave that distance out, lower chi in the upper layers, or set objective.pairs = false");
 }
 
 double GridPairTerms::log_likelihood(const GridModel& m, const GridWindowMarginals& windows) {
