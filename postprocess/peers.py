@@ -26,6 +26,13 @@ Sampled window frequencies carry a noise floor; to keep log p finite they get ad
 smoothing, and the floor is reported by splitting the data: the same estimators applied to
 as many *training* rows as the model drew, scored against the held-out file (KL, worst
 C(r) error).
+Both datasets are Ising models without a field, so their law is unchanged by flipping every
+spin. cmera is told so (`objective.symmetry = "spin_flip"`: its statistics are averaged with
+their flips) and every peer gets the same knowledge in the form it can use: it is trained on
+the training rows together with their flipped copies (interleaved, so the HMM's first
+`sequences` rows hold both). The report also gives what the training histogram itself, as
+read and symmetrized, scores on the held-out file (`train_histogram_kl`): the part of the
+held-out KL that no model trained on these rows can remove.
 Peers get a small grid of settings; the best one on a held-out score is kept (selection on
 the test data itself, which favours the peers): held-out KL for the HMM and RBM, exact
 held-out log-likelihood for the AR network, whose epoch count is the best epoch of the run
@@ -107,6 +114,21 @@ def sampled_scores(S, held):
     """Held-out window KL and C(r) of a model known only through its samples S."""
     return {"kl_per_window": kl_per_window(window_q(held), sampled_windows(S)),
             "corr_model": corr(S, held.shape[1] // 2).tolist(), "samples": int(len(S))}
+
+
+def with_flips(X):
+    """The rows of X, each followed by its spin flip (binary data)."""
+    return np.stack([X, 1 - X], axis=1).reshape(-1, X.shape[1])
+
+
+def train_histogram_kl(train, held):
+    """Held-out window KL of the training rows' own window histogram, as read and averaged
+    with its flip (exact frequencies, no smoothing; a cell the training rows never show
+    would make it infinite, and is reported as such)."""
+    q = window_q(train)
+    with np.errstate(divide="ignore"):
+        return {"as_read": kl_per_window(window_q(held), q),
+                "spin_flip": kl_per_window(window_q(held), (q + q[:, ::-1]) / 2)}
 
 
 def sampling_floor(train, held, count, c_data):
@@ -320,6 +342,9 @@ def write_table(report, path):
                           f"{f['corr_max_abs_error']:.1e}" for n, f in e["sampling_floor"].items())
         if "true_model_heldout_nll_per_site" in e:
             floor += f"; true model's held-out NLL {e['true_model_heldout_nll_per_site']:.4f} nats/site"
+        t = e["train_histogram_kl"]
+        floor += (f"; the training rows' own histogram: KL {t['as_read']:.2e} as read, "
+                  f"{t['spin_flip']:.2e} averaged with its flip")
         rows.append(f"| {name} | floors (data split in two) | {floor} | | | | |")
         t = e.get("cmera_time_to_best_peer_kl")
         ratio = (f"{e['time_ratio_best_peer_over_cmera']:.1f}x faster: {t['seconds']:.2f} s "
@@ -403,12 +428,16 @@ def main():
     datasets = {
         "ising1d": {"make": lambda s, n, p: gen + ["ising1d", "--sites", "128", "--samples", str(n),
                                                    "--corr", "0.6", "--seed", str(s), "--output", p],
-                    "train": 20000, "held": 20000, "cmera": ["model.chi=[2,2,2,2,2,2]", "train.iterations=150"],
+                    "train": 20000, "held": 20000,
+                    "cmera": ["model.chi=[2,2,2,2,2,2]", "train.iterations=150",
+                              "objective.symmetry=spin_flip"],
                     "budgets": [10, 15, 20, 25, 30, 45, 70]},
         "ising2d_rows": {"make": lambda s, n, p: gen + ["ising2d", "--size", "128", "--beta", "critical",
                                                         "--samples", str(n), "--rows", "--seed", str(s),
                                                         "--output", p],
-                         "train": 128, "held": 64, "cmera": ["model.chi=[2,2,2,2,2,2]", "train.iterations=150"],
+                         "train": 128, "held": 64,
+                         "cmera": ["model.chi=[2,2,2,2,2,2]", "train.iterations=150",
+                                   "objective.symmetry=spin_flip"],
                          "budgets": [10, 15, 20, 25, 30, 45, 70]},
     }
     hmm = {"states": [2, 4], "iterations": 10, "sequences": 5000}
@@ -433,6 +462,8 @@ def main():
                                            "as the model drew (the data split in two)",
                          "corr_errors": "|C_model(r) - C_data(r)| at r = 1, 4, 16, 64, worst "
                                         "over r = 1..N/2, worst over r = N/8..N/2",
+                         "symmetry": "spin flip: cmera with objective.symmetry = spin_flip, "
+                                     "peers trained on the training rows and their flips",
                          "selection": "HMM, RBM: best setting on held-out KL; AR: best setting "
                                       "and epoch on held-out log-likelihood (favours peers)",
                          "hmm_grid": hmm, "rbm_grid": rbm, "ar_grid": ar}}
@@ -445,7 +476,9 @@ def main():
                            capture_output=True)
         train, held = load(paths["train"]), load(paths["held"])
         c_data = corr(held, held.shape[1] // 2)
-        entry = {"train_shape": list(train.shape), "heldout_shape": list(held.shape)}
+        entry = {"train_shape": list(train.shape), "heldout_shape": list(held.shape),
+                 "train_histogram_kl": train_histogram_kl(train, held)}
+        flipped = with_flips(train)
         gp = generator_parameters(paths["held"])
         if gp["generator"] == "ising1d":
             entry["true_model_heldout_nll_per_site"] = float(
@@ -460,11 +493,11 @@ def main():
                                 + [f"train.iterations={it}", "train.restarts=1"]), c_data)
             for it in budgets]
         print(f"peers: {name}: hmm", file=sys.stderr, flush=True)
-        h = [summarize(r, c_data) for r in run_hmm(train, held, hmm, args.jobs)]
+        h = [summarize(r, c_data) for r in run_hmm(flipped, held, hmm, args.jobs)]
         print(f"peers: {name}: rbm", file=sys.stderr, flush=True)
-        r = [summarize(x, c_data) for x in run_rbm(train, held, rbm)]
+        r = [summarize(x, c_data) for x in run_rbm(flipped, held, rbm)]
         print(f"peers: {name}: ar", file=sys.stderr, flush=True)
-        entry["ar"], entry["ar_all"] = run_ar(train, held, ar)
+        entry["ar"], entry["ar_all"] = run_ar(flipped, held, ar)
         summarize(entry["ar"], c_data)
         entry["hmm"] = min(h, key=lambda e: e["kl_per_window"])
         entry["rbm"] = min(r, key=lambda e: e["kl_per_window"])

@@ -52,6 +52,7 @@ log_seconds = 0.25
 pair_distances = [2, 8]
 pair_diagonal_distances = [4]
 pair_weight = 0.5
+symmetry = "spin_flip"
 
 [output]
 dir = "out dir"
@@ -97,6 +98,7 @@ TEST(Config, FullFileParses) {
   EXPECT_EQ(c.pair_distances, (std::vector<long>{2, 8}));
   EXPECT_EQ(c.pair_diagonal_distances, (std::vector<long>{4}));
   EXPECT_EQ(c.pair_weight, 0.5);
+  EXPECT_EQ(c.symmetry, "spin_flip");
   EXPECT_EQ(c.output_dir, "out dir");
 }
 
@@ -242,6 +244,8 @@ TEST(ConfigErrors, OtherRangesAndTypes) {
   expect_error(kMinimal, {"model.tied=yes"}, {"'model.tied' must be true or false, got \"yes\""});
   expect_error(kMinimal, {"model.init=zero"},
                {"'model.init' must be one of decimation, random, uniform"});
+  expect_error(kMinimal, {"objective.symmetry=flip"},
+               {"'objective.symmetry' must be one of none, spin_flip, got \"flip\""});
   expect_error(kMinimal, {"output.dir="}, {"'output.dir' must be a non-empty string, got \"\""});
   expect_error(kMinimal, {"train.restarts=3000000000"}, {"'train.restarts'", "at most 2147483647"});
   expect_error(kMinimal, {"objective.pair_distances=[0]"}, {"'objective.pair_distances'"});

@@ -111,5 +111,44 @@ TEST_F(DatasetLayout, EveryLayoutGivesTheSameStatistics_mpi) {
   }
 }
 
+// objective.symmetry = "spin_flip": window and pair statistics averaged with their flips
+// equal, to rounding, the statistics of the data followed by its flipped copy
+// (x -> 2 - x at every site, written out as a second file), and so do the windows'
+// entropies.
+TEST_F(DatasetLayout, SpinFlipAverageEqualsTheDataWithItsFlippedCopy_mpi) {
+  const std::string once = write({"once", {}});
+  const std::vector<std::uint8_t> original = data;
+  for (const std::uint8_t x : original) data.push_back(static_cast<std::uint8_t>(kAlphabet - 1 - x));
+  const std::string both = scratch.file("both.h5");
+  if (comm.is_root()) {
+    const hid_t f = H5Fcreate(both.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    const hsize_t dims[2] = {2 * kSamples, kSites};
+    const hid_t s = H5Screate_simple(2, dims, nullptr);
+    const hid_t d = H5Dcreate2(f, "configs", H5T_STD_U8LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data());
+    H5Dclose(d);
+    H5Sclose(s);
+    H5Fclose(f);
+  }
+  comm.barrier();
+  const BlockPartition windows{kSites, comm.size()};
+  const long first = windows.begin(comm.rank()), count = windows.count(comm.rank());
+  const std::vector<long> distances = {1, 5};
+  DatasetReader once_reader(comm, once), both_reader(comm, both);
+  WindowStats ws = count_window_stats(comm, once_reader, kAlphabet, first, count, 100);
+  PairStats ps = count_pair_stats(comm, once_reader, kAlphabet, first, count, 1, distances, 100);
+  const WindowStats ws_truth = count_window_stats(comm, both_reader, kAlphabet, first, count, 100);
+  const PairStats ps_truth =
+      count_pair_stats(comm, both_reader, kAlphabet, first, count, 1, distances, 100);
+  EXPECT_NE(ws.q, ws_truth.q);
+  average_with_flip(ws);
+  average_with_flip(ps);
+  ASSERT_EQ(ws.q.size(), ws_truth.q.size());
+  for (std::size_t k = 0; k < ws.q.size(); ++k) EXPECT_NEAR(ws.q[k], ws_truth.q[k], 1e-15) << k;
+  for (long k = 0; k < count; ++k) EXPECT_NEAR(ws.entropy[k], ws_truth.entropy[k], 1e-14) << k;
+  ASSERT_EQ(ps.q.size(), ps_truth.q.size());
+  for (std::size_t k = 0; k < ps.q.size(); ++k) EXPECT_NEAR(ps.q[k], ps_truth.q[k], 1e-15) << k;
+}
+
 }  // namespace
 }  // namespace cmera

@@ -39,6 +39,7 @@ struct Config {
   std::vector<long> pair_diagonal_distances; // grids: pairs along (1, 1) and (1, -1); empty: none
   double pair_weight = 1.0;         // weight of each distance relative to the windows
   long pair_stride = 0;             // pairs at i = 0, s, 2s, ...; 0: max(1, N chi_max^2 / 2048)
+  std::string symmetry = "none";    // none | spin_flip: statistics averaged with their flips
   // [output]
   std::string output_dir = "cmera-out";
   int keep_checkpoints = 2;         // newest checkpoints kept; older ones are deleted

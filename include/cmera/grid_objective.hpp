@@ -47,6 +47,9 @@ struct GridObjectiveOptions {
   std::vector<long> pair_diagonal_distances;
   long pair_stride = 0;
   double pair_weight = 1.0;
+  // Window and pair statistics averaged with their flips (average_with_flip,
+  // objective.symmetry = "spin_flip").
+  bool spin_flip = false;
 };
 
 class GridObjective {

@@ -3,6 +3,7 @@
 // of each rank's column slab plus halo; values outside the alphabet are an error naming
 // the file, sample and site.
 #pragma once
+#include <span>
 #include <vector>
 
 #include "cmera/comm.hpp"
@@ -31,6 +32,18 @@ WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int 
 PairStats count_pair_stats(const Comm& comm, const DatasetReader& data, int alphabet,
                            long first, long count, long stride,
                            const std::vector<long>& distances, long chunk_samples);
+
+// objective.symmetry = "spin_flip" (docs/design.md §3): the data's law is taken as
+// unchanged by x -> d - 1 - x at every site at once, so each distribution over k sites
+// becomes the mean of itself and its flip, exactly the statistics of the samples together
+// with their flipped copies. Flipping every base-d digit of a code c gives d^k - 1 - c:
+// the flip reverses each block of `cells` = d^k entries of q.
+void average_with_flip(std::span<double> q, std::size_t cells);
+// The same for every window (its entropy recomputed) and every pair of a chain's statistics.
+void average_with_flip(WindowStats& stats);
+void average_with_flip(PairStats& stats);
+// -sum q log q (nats) of one distribution.
+double entropy_of(std::span<const double> q);
 
 // Shared by every pass over a dataset (chains and grids): the first value outside the
 // alphabet in a chunk of `rows` samples of the columns `cols` (lowest sample, then site;

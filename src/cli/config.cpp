@@ -76,6 +76,7 @@ constexpr double kMaxDepth = 60;
 
 constexpr std::string_view kInits[] = {"decimation", "random", "uniform"};
 constexpr std::string_view kOptimizers[] = {"em", "adam"};
+constexpr std::string_view kSymmetries[] = {"none", "spin_flip"};
 
 // Entries of one section are adjacent; sections and keys are written in this order.
 constexpr Entry kSchema[] = {
@@ -129,6 +130,10 @@ constexpr Entry kSchema[] = {
     {"objective", "pair_stride", &Config::pair_stride, {.lo = 0}, "",
      "pair terms at sites i = 0, s, 2s, ..., weighted by s (so s <= N); 0 = automatic, "
      "max(1, N chi_max^2 / 2048)"},
+    {"objective", "symmetry", &Config::symmetry, {.choices = kSymmetries}, "",
+     "spin_flip: the data's law is taken as unchanged by x -> chi[0] - 1 - x at every site at "
+     "once (the Ising spin flip), so window and pair statistics are averaged with their "
+     "flipped copies, as if every sample were also seen flipped; none: the data as read"},
     {"output", "dir", &Config::output_dir, {}, "", "where model.h5 and checkpoints are written"},
     {"output", "keep_checkpoints", &Config::keep_checkpoints, {.lo = 1}, "",
      "newest checkpoints kept in output.dir (older ones are deleted)"},

@@ -256,14 +256,38 @@ WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int 
   });
   check_values(comm, data, bad, d);
   st.q.resize(counts.size());
-  st.entropy.assign(static_cast<std::size_t>(count), 0.0);
+  for (std::size_t k = 0; k < counts.size(); ++k)
+    st.q[k] = static_cast<double>(counts[k]) / static_cast<double>(shape.samples);
+  st.entropy.resize(static_cast<std::size_t>(count));
   for (long k = 0; k < count; ++k)
-    for (long x = 0; x < w; ++x) {
-      const double q = static_cast<double>(counts[k * w + x]) / static_cast<double>(shape.samples);
-      st.q[k * w + x] = q;
-      if (q > 0) st.entropy[k] -= q * std::log(q);
-    }
+    st.entropy[static_cast<std::size_t>(k)] = entropy_of({st.window(k), static_cast<std::size_t>(w)});
   return st;
+}
+
+double entropy_of(std::span<const double> q) {
+  double h = 0;
+  for (const double p : q)
+    if (p > 0) h -= p * std::log(p);
+  return h;
+}
+
+void average_with_flip(std::span<double> q, std::size_t cells) {
+  for (std::size_t b = 0; b < q.size(); b += cells)
+    for (std::size_t c = 0, f = cells - 1; c < f; ++c, --f) {
+      const double mean = 0.5 * (q[b + c] + q[b + f]);
+      q[b + c] = q[b + f] = mean;
+    }
+}
+
+void average_with_flip(WindowStats& stats) {
+  const std::size_t cells = static_cast<std::size_t>(stats.d) * stats.d * stats.d;
+  average_with_flip(stats.q, cells);
+  for (long k = 0; k < stats.count; ++k)
+    stats.entropy[static_cast<std::size_t>(k)] = entropy_of({stats.window(k), cells});
+}
+
+void average_with_flip(PairStats& stats) {
+  average_with_flip(stats.q, static_cast<std::size_t>(stats.d) * stats.d);
 }
 
 PairStats count_pair_stats(const Comm& comm, const DatasetReader& data, int alphabet,

@@ -135,11 +135,10 @@ GridObjective::GridObjective(const Comm& comm, const GridLattice& g, const std::
   double entropy = 0;
   for (long oy = 0; oy < y.length; ++oy)
     for (long ox = 0; ox < x.length; ++ox) {
-      double* q = p.stats.window(x.at(ox), y.at(oy));
-      for (std::size_t k = 0; k < cells; ++k) {
-        q[k] /= static_cast<double>(p.samples);
-        if (q[k] > 0) entropy -= q[k] * std::log(q[k]);
-      }
+      const std::span<double> q(p.stats.window(x.at(ox), y.at(oy)), cells);
+      for (double& v : q) v /= static_cast<double>(p.samples);
+      if (options.spin_flip) average_with_flip(q, cells);
+      entropy += entropy_of(q);
     }
   p.entropy_per_window = comm.sum(entropy) / static_cast<double>(g.sites_at(0));
   if (!options.pairs) return;
@@ -153,6 +152,8 @@ GridObjective::GridObjective(const Comm& comm, const GridLattice& g, const std::
                       kGridDiagonals, options.pair_weight);
   pairs.insert(pairs.end(), diagonals.begin(), diagonals.end());
   count_grid_pairs(comm, data, g, x, y, pairs, options.chunk_samples);
+  if (options.spin_flip)
+    for (GridPair& pair : pairs) average_with_flip(pair.q, pair.q.size());
   p.pair_count = static_cast<long>(comm.sum(static_cast<long long>(pairs.size())));
   p.pairs = GridPairTerms(std::move(pairs));
 }

@@ -222,6 +222,7 @@ class GridProblem final : public TrainingProblem {
     o.pair_diagonal_distances = cfg.pair_diagonal_distances;
     o.pair_stride = cfg.pair_stride;
     o.pair_weight = cfg.pair_weight;
+    o.spin_flip = cfg.symmetry == "spin_flip";
     return o;
   }
   grid::GridObjective objective_;
@@ -543,6 +544,10 @@ GridLattice checked_lattice(const Comm& comm, const Config& cfg, const DatasetRe
   return g;
 }
 
+const char* symmetry_note(const Config& cfg) {
+  return cfg.symmetry == "spin_flip" ? "; statistics averaged with their spin flips" : "";
+}
+
 // The chain's statistics pass and problem (windows and pair terms over this rank's cones).
 std::unique_ptr<TrainingProblem> chain_problem(const Comm& comm, const Config& cfg,
                                                const DatasetReader& data, const Geometry& g,
@@ -554,10 +559,14 @@ std::unique_ptr<TrainingProblem> chain_problem(const Comm& comm, const Config& c
       count_window_stats(comm, data, g.chi[0], first, count, cfg.data_chunk_samples);
   PairStats pair_stats = count_pair_stats(comm, data, g.chi[0], first, count, stride,
                                           distances, cfg.data_chunk_samples);
+  if (cfg.symmetry == "spin_flip") {
+    average_with_flip(stats);
+    average_with_flip(pair_stats);
+  }
   if (comm.is_root())
     fmt::print("statistics pass: {} samples x {} sites, {} pair distances (every {} sites) in "
-               "{:.2f} s on {} ranks\n", data.shape().samples, g.sites, distances.size(), stride,
-               seconds_since(t0), comm.size());
+               "{:.2f} s on {} ranks{}\n", data.shape().samples, g.sites, distances.size(), stride,
+               seconds_since(t0), comm.size(), symmetry_note(cfg));
   // Pairs at every stride-th site stand for all sites: weight them up by the stride.
   return std::make_unique<Problem>(comm, g, cfg.tied, std::move(stats), std::move(pair_stats),
                                    cfg.pair_weight * static_cast<double>(stride));
@@ -568,8 +577,8 @@ std::unique_ptr<TrainingProblem> grid_problem(const Comm& comm, const Config& cf
   const auto t0 = Clock::now();
   auto prob = std::make_unique<GridProblem>(comm, cfg, g);
   if (comm.is_root()) {
-    fmt::print("statistics pass: {} samples of a {} x {} grid in {:.2f} s on {} ranks\n",
-               prob->samples(), g.lx, g.ly, seconds_since(t0), comm.size());
+    fmt::print("statistics pass: {} samples of a {} x {} grid in {:.2f} s on {} ranks{}\n",
+               prob->samples(), g.lx, g.ly, seconds_since(t0), comm.size(), symmetry_note(cfg));
     if (cfg.pairs)
       fmt::print("pair terms: {} along {} (distance r from sites every max({}, r/2) on "
                  "both axes)\n", prob->pair_terms(),

@@ -33,6 +33,29 @@ class Scoring(unittest.TestCase):
                 want[i, 4 * row[i] + 2 * row[(i + 1) % n] + row[(i + 2) % n]] += 1
         np.testing.assert_allclose(peers.window_q(X), want / s, rtol=0, atol=1e-15)
 
+    def test_flipped_rows_and_the_training_histograms_kl(self):
+        X, H = data(3), data(4)
+        F = peers.with_flips(X)
+        self.assertEqual(F.shape, (2 * len(X), X.shape[1]))
+        for k, row in enumerate(X):
+            np.testing.assert_array_equal(F[2 * k], row)
+            np.testing.assert_array_equal(F[2 * k + 1], 1 - row)
+        # Independent path: the histogram of the rows with their flips, by loop, against
+        # the held-out rows' histogram, by loop.
+        def hist(Y):
+            n = Y.shape[1]
+            h = np.zeros((n, 8))
+            for row in Y:
+                for i in range(n):
+                    h[i, 4 * row[i] + 2 * row[(i + 1) % n] + row[(i + 2) % n]] += 1
+            return h / len(Y)
+        q, p, p_flip = hist(H), hist(X), hist(np.concatenate([X, 1 - X]))
+        def kl(q, p):
+            return sum(a * np.log(a / b) for a, b in zip(q.ravel(), p.ravel()) if a > 0) / q.shape[0]
+        got = peers.train_histogram_kl(X, H)
+        self.assertAlmostEqual(got["as_read"], kl(q, p), places=13)
+        self.assertAlmostEqual(got["spin_flip"], kl(q, p_flip), places=13)
+
     def test_correlation_by_loop(self):
         X = data(2)
         s, n = X.shape
