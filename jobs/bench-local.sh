@@ -20,7 +20,7 @@ start=$(date +%s)
 echo "bench: 1-2 statistics pass and cone sweep (Google Benchmark)"
 CMERA_BENCH_DIR="$out/data" OMP_NUM_THREADS=1 build/bin/bench_stats --benchmark_min_time=1 \
   --benchmark_out="$out/stats.json" --benchmark_out_format=json
-rm -f "$out/data/bench_stats_data.h5"
+rm -f "$out/data/bench_stats_data.h5" "$out/data/bench_stats_grid.h5"
 build/bin/bench_sweep --benchmark_min_time=1 --benchmark_out="$out/sweep.json" \
   --benchmark_out_format=json
 

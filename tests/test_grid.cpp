@@ -347,8 +347,9 @@ cmera::grid::GridWindowStats sampled_stats(const GridModel& source, long samples
 
 // The counting kernel (count, on boxes of every sample) against the plain reference (add,
 // window by window on whole configurations): every histogram entry equal, for the whole
-// lattice (the box wraps onto itself), a wrapping block of windows, every sample and every
-// other one, chi_0 = 2 and 3, one and two threads.
+// lattice (the box wraps onto itself; 6 rows of windows: a full band of the kernel's and a
+// partial one), a wrapping block of windows, every sample and every other one, chi_0 = 2
+// and 3, one and two threads, and two calls adding up.
 TEST(GridWindowStats, CountEqualsPlainReference) {
   for (const int d : {2, 3})
     for (const bool whole : {true, false})
@@ -368,12 +369,13 @@ TEST(GridWindowStats, CountEqualsPlainReference) {
               state = state * 6364136223846793005ULL + 1442695040888963407ULL;
               v = static_cast<std::uint8_t>((state >> 33) % static_cast<std::uint64_t>(d));
             }
-            if (k >= first && (k - first) % step == 0) plain.add(config.data(), 1.0);
+            if (k >= first && (k - first) % step == 0) plain.add(config.data(), 2.0);
             for (long r = 0; r < by.length; ++r)
               for (long c = 0; c < bx.length; ++c) boxes.push_back(config[g.site(0, bx.at(c), by.at(r))]);
           }
           const int saved = omp_get_max_threads();
           omp_set_num_threads(threads);
+          fast.count(boxes.data(), samples, first, step);
           fast.count(boxes.data(), samples, first, step);
           omp_set_num_threads(saved);
           for (long oy = 0; oy < y.length; ++oy)
