@@ -115,8 +115,9 @@ run_case grid_L64_chi2_tied "$out/data/ising2d_64.h5" 3 3 "model.chi=[2,2]" mode
 run_case grid_L256_chi2_tied "$out/data/ising2d_256.h5" 1 1 "model.chi=[2,2]" model.depth=6
 
 data="$out/data/ising_4096.h5"
-t1=$(siter omp1 1 "$data" 10 "model.chi=[2,4]" model.depth=10)
-t2=$(siter omp2 2 "$data" 10 "model.chi=[2,4]" model.depth=10)
+# 40 iterations (3 s at one thread): with 10, two runs on one machine and day gave 1.47 and 1.80.
+t1=$(siter omp1 1 "$data" 40 "model.chi=[2,4]" model.depth=10)
+t2=$(siter omp2 2 "$data" 40 "model.chi=[2,4]" model.depth=10)
 speedup=$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.3f", a / b }')
 echo "OpenMP 1 -> 2 threads, pairs on, N = 4096 chi = 4: $t1 -> $t2 s/iter, speedup $speedup"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
