@@ -42,6 +42,9 @@ class GridWindowStats {
   // `boxes`, each the box_x() x box_y() sites of one sample (rows of box_x()), values <
   // chi_0. On the threads of the caller, each window written by one thread.
   void count(const std::uint8_t* boxes, long samples, long first, long step);
+  // Bytes count() allocates beside the histograms of nx x ny windows: each thread's 32-bit
+  // counters for a band of up to four rows of windows (memory checks before the pass).
+  static double count_scratch_bytes(const GridLattice& g, long nx, long ny);
   const GridLattice& lattice() const { return lattice_; }
   const CyclicRange& x() const { return x_; }
   const CyclicRange& y() const { return y_; }

@@ -102,7 +102,9 @@ GridEvaluation evaluate_grid(const Comm& comm, const GridModel& model,
   double marginal_bytes = 0;
   for (int l = 0; l <= g.depth(); ++l)
     marginal_bytes += 8.0 * static_cast<double>(g.sites_at(l)) * static_cast<double>(grid_window_size(g.chi[l]));
-  require_memory(comm, 16.0 * static_cast<double>(ny * g.lx) * static_cast<double>(w) + marginal_bytes,
+  require_memory(comm,
+                 16.0 * static_cast<double>(ny * g.lx) * static_cast<double>(w) + marginal_bytes +
+                     grid::GridWindowStats::count_scratch_bytes(g, g.lx, ny),
                  fmt::format("eval of a {} x {} grid (window histograms and marginals)", g.lx, g.ly),
                  "for its histograms");
 

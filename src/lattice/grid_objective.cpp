@@ -124,7 +124,9 @@ GridObjective::GridObjective(const Comm& comm, const GridLattice& g, const std::
   p.samples = data.shape().samples;
   const CyclicRange &x = p.decomposition.owned_x(), &y = p.decomposition.owned_y();
   const std::size_t cells = grid_window_size(g.chi[0]);
-  require_memory(comm, 8.0 * static_cast<double>(x.length * y.length) * static_cast<double>(cells),
+  require_memory(comm,
+                 8.0 * static_cast<double>(x.length * y.length) * static_cast<double>(cells) +
+                     GridWindowStats::count_scratch_bytes(g, x.length, y.length),
                  fmt::format("the {} x {} owned windows' histograms ({}^9 cells each)", x.length,
                              y.length, g.chi[0]),
                  "for the statistics");
