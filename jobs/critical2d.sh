@@ -14,7 +14,10 @@
 # energy within 2%, pooled KL <= 0.035; the data's own C(r) noise is measured (batch
 # means) and must sit below a third of the 5% bound. Trade-off: seeds run one after
 # another, each on RANKS ranks, so the job also exercises the rank decomposition; on a
-# 2-core machine that is no slower than parallel 1-rank runs.
+# 2-core machine that is no slower than parallel 1-rank runs. Last, the peers
+# (postprocess/grid_peers.py: a gated PixelCNN chosen on held-out likelihood, and
+# independent pixels) against the first seed's model at the first size, all scored on
+# CONFIGS / 2 held-out configurations that no model saw.
 #
 # Usage: jobs/critical2d.sh
 #   env: OUT (cmera-out/critical2d), SEEDS (5), SEED_LIST (seeds 1..SEEDS; e.g. "2 3" to
@@ -22,11 +25,12 @@
 #        postprocess/grid_report.py criteria takes every seed's eval.json at once),
 #        CONFIGS (2000), ITERATIONS (600), RANKS (2), SIZES ("32 64"), CHIS ("3", the
 #        alphabets of layer 1 to compare; empty: no chi table; it compares with the first
-#        listed seed), CMERA (build/bin/cmera)
+#        listed seed), PEERS (1; 0 skips the peers), CMERA (build/bin/cmera)
 # Results: $OUT/summary-L<L>.txt/.json (table per seed, PASS/FAIL), $OUT/chi-table.md
 #   (pooled KL, its floor, worst C(r) error, s/iter against chi), $OUT/L<L>/seed<k>/
-#   {model.h5, eval.json, train.log}, $OUT/plots-L<L>/{corr,samples,flow}.png,
-#   $OUT/timing.txt
+#   {model.h5, eval.json, train.log, train_seconds}, $OUT/plots-L<L>/{corr,samples,flow}.png,
+#   $OUT/peers-L<L>/grid_peers_table.md (and .json, samples .png; the first seed's held-out
+#   eval beside its eval.json as eval-held.json), $OUT/timing.txt
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -67,11 +71,14 @@ diagonals_of() { if (( $1 >= 64 )); then echo "[$(($1 / 8)), $(($1 / 4)), $(($1 
 train_one() {
   local name=$1 size=$2 upper=$3 seed=$4 dir="$out/L$2/$1"
   rm -rf "$dir" && mkdir -p "$dir"  # a new run each time, not a continuation
+  local t0
+  t0=$(date +%s)
   mpi train inputs/critical2d.toml -P data.path="$out/L$size.h5" -P output.dir="$dir" \
     -P model.chi="$(chi_list "$(depth_of "$size")" "$upper")" -P train.seed="$seed" \
     -P objective.pair_distances="$(distances_of "$size")" \
     -P objective.pair_diagonal_distances="$(diagonals_of "$size")" \
     -P train.iterations="$iterations" -P train.log_seconds=60 > "$dir/train.log" 2>&1
+  echo $(($(date +%s) - t0)) > "$dir/train_seconds"
   mpi eval "$dir/model.h5" --data "$out/L$size.h5" --json > "$dir/eval.json"
   echo "  L = $size $name: $(tail -n 1 "$dir/train.log")"
 }
@@ -122,6 +129,18 @@ PY
   done
 } | tee "$out/chi-table.md"
 stamp "chi table (L = $first)"
+fi
+
+if [ "${PEERS:-1}" != 0 ]; then
+  held="$out/L$first-held.h5"
+  [ -s "$held" ] || mpi generate ising2d --size "$first" --beta critical \
+    --samples "$((configs / 2))" --seed "$((40 + first))" --output "$held" > /dev/null
+  dir="$out/L$first/seed$first_seed"
+  mpi eval "$dir/model.h5" --data "$held" --json > "$dir/eval-held.json"
+  OMP_NUM_THREADS=1 $py postprocess/grid_peers.py --train "$out/L$first.h5" --test "$held" \
+    --out "$out/peers-L$first" --label "critical 2D Ising, L = $first" \
+    --cmera-eval "$dir/eval-held.json" --cmera-seconds "$(cat "$dir/train_seconds")"
+  stamp "peers (L = $first)"
 fi
 echo
 echo "critical2d: results in $(realpath "$out")"
