@@ -42,11 +42,12 @@ class DatasetLayout : public ::testing::Test {
     for (auto& x : data) x = static_cast<std::uint8_t>(rng() % kAlphabet);
   }
 
+  // `data` as a [rows, kSites] dataset in layout l.
   std::string write(const Layout& l) const {
     const std::string path = scratch.file(l.name + ".h5");
     if (comm.is_root()) {
       const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-      const hsize_t dims[2] = {kSamples, kSites};
+      const hsize_t dims[2] = {data.size() / kSites, kSites};
       const hsize_t unlimited[2] = {H5S_UNLIMITED, H5S_UNLIMITED};
       const hid_t s = H5Screate_simple(2, dims, l.resizable ? unlimited : nullptr);
       const hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
@@ -119,18 +120,7 @@ TEST_F(DatasetLayout, SpinFlipAverageEqualsTheDataWithItsFlippedCopy_mpi) {
   const std::string once = write({"once", {}});
   const std::vector<std::uint8_t> original = data;
   for (const std::uint8_t x : original) data.push_back(static_cast<std::uint8_t>(kAlphabet - 1 - x));
-  const std::string both = scratch.file("both.h5");
-  if (comm.is_root()) {
-    const hid_t f = H5Fcreate(both.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    const hsize_t dims[2] = {2 * kSamples, kSites};
-    const hid_t s = H5Screate_simple(2, dims, nullptr);
-    const hid_t d = H5Dcreate2(f, "configs", H5T_STD_U8LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data());
-    H5Dclose(d);
-    H5Sclose(s);
-    H5Fclose(f);
-  }
-  comm.barrier();
+  const std::string both = write({"both", {}});
   const BlockPartition windows{kSites, comm.size()};
   const long first = windows.begin(comm.rank()), count = windows.count(comm.rank());
   const std::vector<long> distances = {1, 5};

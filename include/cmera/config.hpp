@@ -44,6 +44,9 @@ struct Config {
   std::string output_dir = "cmera-out";
   int keep_checkpoints = 2;         // newest checkpoints kept; older ones are deleted
 
+  // objective.symmetry asks for statistics averaged with their spin flips.
+  bool spin_flip() const { return symmetry == "spin_flip"; }
+
   // The resolved configuration as TOML text (stored in every output file).
   std::string to_toml() const;
 

@@ -22,6 +22,14 @@ namespace {
 
 constexpr long kWindowBlock = 256;
 
+// stats.entropy from stats.q, one entry per window.
+void set_window_entropies(WindowStats& stats) {
+  const std::size_t cells = static_cast<std::size_t>(stats.d) * stats.d * stats.d;
+  stats.entropy.resize(static_cast<std::size_t>(stats.count));
+  for (long k = 0; k < stats.count; ++k)
+    stats.entropy[static_cast<std::size_t>(k)] = entropy_of({stats.window(k), cells});
+}
+
 // 16 or 32 byte lanes: one SSE2 or AVX2 instruction per operation (two SSE2 ones for 32
 // lanes in the baseline clone). Two named types: GCC drops vector_size from an alias
 // template whose size depends on its parameter.
@@ -258,9 +266,7 @@ WindowStats count_window_stats(const Comm& comm, const DatasetReader& data, int 
   st.q.resize(counts.size());
   for (std::size_t k = 0; k < counts.size(); ++k)
     st.q[k] = static_cast<double>(counts[k]) / static_cast<double>(shape.samples);
-  st.entropy.resize(static_cast<std::size_t>(count));
-  for (long k = 0; k < count; ++k)
-    st.entropy[static_cast<std::size_t>(k)] = entropy_of({st.window(k), static_cast<std::size_t>(w)});
+  set_window_entropies(st);
   return st;
 }
 
@@ -280,10 +286,8 @@ void average_with_flip(std::span<double> q, std::size_t cells) {
 }
 
 void average_with_flip(WindowStats& stats) {
-  const std::size_t cells = static_cast<std::size_t>(stats.d) * stats.d * stats.d;
-  average_with_flip(stats.q, cells);
-  for (long k = 0; k < stats.count; ++k)
-    stats.entropy[static_cast<std::size_t>(k)] = entropy_of({stats.window(k), cells});
+  average_with_flip(stats.q, static_cast<std::size_t>(stats.d) * stats.d * stats.d);
+  set_window_entropies(stats);
 }
 
 void average_with_flip(PairStats& stats) {

@@ -86,6 +86,11 @@ namespace {
 constexpr long kBand = 4;
 constexpr long kPrefetchSamples = 8;
 
+// One thread's counters: a band of up to kBand rows of nx windows, `cells` each.
+std::size_t band_counters(long nx, long ny, std::size_t cells) {
+  return static_cast<std::size_t>(std::min(kBand, ny) * nx) * cells;
+}
+
 // runs[k] = code of the 3-site run starting at site k of a line (site k most significant).
 template <std::uint32_t kAlphabet>
 void run_codes(const std::uint8_t* line, long n, std::uint32_t d, std::uint32_t* runs) {
@@ -108,8 +113,8 @@ void window_counters(const std::uint32_t* r0, const std::uint32_t* r1, const std
 }  // namespace
 
 double GridWindowStats::count_scratch_bytes(const GridLattice& g, long nx, long ny) {
-  return 4.0 * omp_get_max_threads() * static_cast<double>(std::min(kBand, ny) * nx) *
-         static_cast<double>(grid_window_size(g.chi[0]));
+  return 4.0 * omp_get_max_threads() *
+         static_cast<double>(band_counters(nx, ny, grid_window_size(g.chi[0])));
 }
 
 void GridWindowStats::count(const std::uint8_t* boxes, long samples, long first, long step) {
@@ -124,7 +129,7 @@ void GridWindowStats::count(const std::uint8_t* boxes, long samples, long first,
     std::vector<std::uint8_t> copies(static_cast<std::size_t>((kBand + 2) * (nx + 2)));
     std::vector<std::uint32_t> runs(static_cast<std::size_t>((kBand + 2) * nx));
     std::vector<std::uint32_t> at(static_cast<std::size_t>(nx));
-    std::vector<std::uint32_t> counters(static_cast<std::size_t>(std::min(kBand, ny)) * row_counters);
+    std::vector<std::uint32_t> counters(band_counters(nx, ny, cells));
     const bool wraps = nx + 2 > bw;  // the box is the whole ring: a line's last two sites wrap
 #pragma omp for schedule(static)
     for (long band = 0; band < bands; ++band) {

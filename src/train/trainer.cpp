@@ -222,7 +222,7 @@ class GridProblem final : public TrainingProblem {
     o.pair_diagonal_distances = cfg.pair_diagonal_distances;
     o.pair_stride = cfg.pair_stride;
     o.pair_weight = cfg.pair_weight;
-    o.spin_flip = cfg.symmetry == "spin_flip";
+    o.spin_flip = cfg.spin_flip();
     return o;
   }
   grid::GridObjective objective_;
@@ -545,7 +545,7 @@ GridLattice checked_lattice(const Comm& comm, const Config& cfg, const DatasetRe
 }
 
 const char* symmetry_note(const Config& cfg) {
-  return cfg.symmetry == "spin_flip" ? "; statistics averaged with their spin flips" : "";
+  return cfg.spin_flip() ? "; statistics averaged with their spin flips" : "";
 }
 
 // The chain's statistics pass and problem (windows and pair terms over this rank's cones).
@@ -559,7 +559,7 @@ std::unique_ptr<TrainingProblem> chain_problem(const Comm& comm, const Config& c
       count_window_stats(comm, data, g.chi[0], first, count, cfg.data_chunk_samples);
   PairStats pair_stats = count_pair_stats(comm, data, g.chi[0], first, count, stride,
                                           distances, cfg.data_chunk_samples);
-  if (cfg.symmetry == "spin_flip") {
+  if (cfg.spin_flip()) {
     average_with_flip(stats);
     average_with_flip(pair_stats);
   }
