@@ -9,10 +9,13 @@
 // (and on the diagonals, which the axes alone leave a few per cent low at L = 64).
 //
 // The log-likelihood runs each pair's reverse pass right after its forward, while the
-// pair's tape is at hand, and keeps the summed adjoints for gradient(): a separate reverse
-// pass would recompute every pair's forward (a third of the cost) or store every tape; the
-// price is one unused reverse pass when a caller asks for no gradient (the last
-// evaluation of a training run).
+// pair's values are at hand, and keeps the summed adjoints for gradient(): a separate
+// reverse pass would recompute every pair's forward (a third of the cost) or store every
+// pair's values; the price is one unused reverse pass when a caller asks for no gradient
+// (the last evaluation of a training run). What it does store is each pair's steps
+// (PairTape: a few kilobytes, no values), recorded on the first evaluation and replayed
+// on the later ones, up to kTapeBudgetBytes per rank; pairs beyond it walk their cones
+// every time, with the same result bit for bit.
 //
 // Trade-off: pairs run one at a time, each from the window (or top) where its two sites'
 // cones first fit, without sharing work between pairs of one translation class: simple
@@ -97,6 +100,9 @@ void count_grid_pairs(const Comm& comm, const DatasetReader& data, const GridLat
 
 class GridPairTerms {
  public:
+  // Bytes of recorded pair steps a rank keeps (the rest are recorded again each time).
+  static constexpr std::size_t kTapeBudgetBytes = std::size_t{256} << 20;
+
   explicit GridPairTerms(std::vector<GridPair> pairs);
   bool empty() const { return pairs_.empty(); }
   std::size_t size() const { return pairs_.size(); }
@@ -115,6 +121,13 @@ class GridPairTerms {
  private:
   std::vector<GridPair> pairs_;
   PairAdjoints adjoints_;  // of the last log_likelihood()
+  // Per pair, its recorded steps (empty: not recorded, or beyond the budget), the bytes
+  // they hold, and what they were recorded for (steps depend on the lattice, chi and tying).
+  std::vector<PairTape> tapes_;
+  std::size_t tape_bytes_ = 0;
+  std::vector<int> tape_chi_, tape_intermediate_;
+  long tape_lx_ = 0, tape_ly_ = 0;
+  bool tape_tied_ = false;
 };
 
 }  // namespace cmera::grid

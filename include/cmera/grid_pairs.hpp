@@ -26,10 +26,14 @@
 // them, and the top marginals' adjoints into the top's gradient, one pass over the table
 // per set of top sites. The tape holds one pair's intermediate joints only: memory stays
 // at a few dense joints, and g_of_p lets the caller run the reverse pass right after the
-// forward (GridPairTerms does), so nothing is recomputed.
+// forward (GridPairTerms does), so nothing is recomputed. The steps themselves (no values)
+// can be kept as a PairTape and replayed, with the same arithmetic (compute), when the
+// same pair is evaluated again on new tables (docs/design-grid.md §7, "Replayed tapes").
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string_view>
 #include <tuple>
 #include <utility>
@@ -78,6 +82,52 @@ struct LineBuffers {
   std::vector<double> joint, g_joint, map, g_map;
 };
 
+// Index maps of one recorded step over its input joint: the input's dims and entries; for
+// a line step the strides of its consumed (q) and kept (k) labels and the kept states, or
+// `leading` (the consumed labels are the input's first, in order: read in place, no
+// strides kept); for a marginal the strides of its labels in the result (qstride) and
+// the result's size.
+struct StepIndex {
+  std::vector<int> dims;
+  std::vector<std::size_t> qstride, kstride;
+  std::size_t entries = 1, kept = 1, size = 0;
+  bool leading = true;
+};
+
+// One step of a joint, as pair_backward records it: what its value is computed from
+// (values of earlier steps by their place on the tape, a window, the top table, a line
+// conditional) and the index maps that computation needs, so that the value can be
+// computed again from the tape alone.
+struct TapeOp {
+  enum class Kind { kWindow, kTop, kConstant, kLine, kJoint, kProject } kind;
+  int in = -1;    // the joint it reads (kLine, kJoint, kProject)
+  int cond = -1;  // kJoint: the joint used as the conditional
+  std::size_t np = 0;  // kLine, kJoint: produced states per consumed state; kConstant: d
+  StepIndex index = {};            // kLine, kJoint, kProject
+  PairAdjoints::LineKey key = {};  // kLine
+  bool transposed = false;         // kLine: the conditional read upwards (pull_up)
+  int layer = 0;                   // kWindow: the window (layer, wx, wy), and the set's
+  long wx = 0, wy = 0;             // places in it
+  std::vector<int> places = {};
+  std::vector<long> top_sites = {};  // kTop: the set's top sites
+};
+
+// One pair's computation as pair_backward recorded it: its steps with their index maps.
+// Pair terms evaluate the same pairs every iteration, and a pair's steps depend on the
+// lattice and the pair only, never on the tables' values: a later pair_backward replays
+// the tape (each step's arithmetic on the current tables) and skips the cone walks and
+// index work that the first one did, which cost more than the arithmetic at chi = 2.
+class PairTape {
+ public:
+  bool empty() const { return ops_.empty(); }
+  // Heap and inline bytes the tape holds (the pair terms bound what they keep).
+  std::size_t bytes() const;
+
+ private:
+  friend class GridSetMarginals;
+  std::vector<TapeOp> ops_;
+};
+
 // A translation class of the pairs {i, i + (dx, dy)} of a tied model: (a, b) its
 // representative, whose cones are disjoint up to `layer`; the class's pairs factorize
 // through the joint of the two cones there summed over every translation of that layer,
@@ -114,11 +164,14 @@ class GridSetMarginals {
 
   // Reverse mode of pair(): adds to `adj` the derivatives of sum_k g[k] p[k], p =
   // pair(x, y, dx, dy), which it returns, g = g_of_p(p) (so a caller can take the
-  // derivative of a function of p in the same pass).
+  // derivative of a function of p in the same pass). With `tape`: an empty one receives
+  // the pair's recorded steps; a full one (recorded for this pair, on a model of the same
+  // lattice, chi and tying) is replayed instead of walking the cones again, with the same
+  // arithmetic in the same order, so p and the adjoints are the same bit for bit.
   std::vector<double> pair_backward(
       long x, long y, long dx, long dy,
       const std::function<std::vector<double>(const std::vector<double>&)>& g_of_p,
-      PairAdjoints& adj);
+      PairAdjoints& adj, PairTape* tape = nullptr);
   // Adds to grad (zeros_like shape) the gradient of the tables that `adj` reaches: W and U
   // through the line conditionals' adjoints, the top through its marginals' adjoints.
   void add_table_gradient(const PairAdjoints& adj, GridModel& grad);
@@ -131,6 +184,8 @@ class GridSetMarginals {
   // pair's tape keeps each for the reverse pass).
   struct JointSizes {
     std::size_t largest = 0, total = 0;
+    // The bytes a PairTape of these steps holds, about (each step and its input's labels).
+    std::size_t tape_bytes = 0;
   };
   // The joints pair(x, y, dx, dy) allocates, found by the same steps with index work only
   // (no joint is computed or allocated): memory checks before a run, since a pair's joints
@@ -157,15 +212,19 @@ class GridSetMarginals {
   SetJoint from_top(const std::vector<GridSite>& set, const std::vector<double>& top);
   // The marginal of `top` (m_.top or top_sum()) on `sites`, cached: pairs that reach the
   // top share a few sets. Valid until the next call (the cache is bounded).
-  const std::vector<double>& top_marginal(const std::vector<double>& top,
-                                          const std::vector<long>& sites);
+  const std::vector<double>& top_marginal(const double* top, const std::vector<long>& sites);
   const std::vector<double>& top_sum();
   const std::vector<double>& window_sum(int layer);
   SetJoint descend(int layer, SetJoint coarse, const std::vector<GridSite>& set);
   PairAdjoints::LineKey line_key(int layer, int dir, long line, const std::vector<long>& fine) const;
   const Model& line_chain(int layer, int dir, long line_key);
-  const std::vector<double>& conditional(int layer, int dir, long line,
-                                         const std::vector<long>& fine);
+  const std::vector<double>& conditional(const PairAdjoints::LineKey& key);
+  // The entry of a set's marginal that each entry of a window over alphabet K adds to
+  // (window_entries), per (K, the set's window places), cached.
+  const std::vector<std::size_t>& window_entries_of(int K, const std::vector<int>& places);
+  // op's value from its inputs (`in`: the joint it reads, or kWindow's window; `cond`:
+  // kJoint's conditional), into out: the one arithmetic of recording and replay.
+  void compute(const TapeOp& op, const double* in, const double* cond, std::vector<double>& out);
   // Steps of a joint that the tape records (when recording_): a line conditional of
   // (layer, dir, line) applied to `consumed` (transposed: pulled up instead of down), a
   // joint's values used as the conditional, and a marginal. What a step takes by value it
@@ -176,18 +235,6 @@ class GridSetMarginals {
   SetJoint joint_step(const SetJoint& j, const std::vector<long>& consumed,
                       const std::vector<long>& produced, int d, SetJoint cond);
   SetJoint project_step(SetJoint j, const std::vector<long>& labels);
-  struct TapeOp {
-    enum class Kind { kWindow, kTop, kConstant, kLine, kJoint, kProject } kind;
-    int in = -1;    // the joint it reads (kLine, kJoint, kProject)
-    int cond = -1;  // kJoint: the joint used as the conditional
-    std::vector<long> consumed = {}, produced = {};  // kProject: the kept labels in produced
-    int d = 0;
-    PairAdjoints::LineKey key = {};  // kLine
-    bool transposed = false;
-    int layer = 0;  // kWindow: the window (layer, wx, wy); kWindow, kTop: the set
-    long wx = 0, wy = 0;
-    std::vector<GridSite> set = {};
-  };
   // Appends op, whose result is `out`, to the tape: out gets its id, and the tape gets the
   // value only once a step reads it (keep), with the labels that step reads it by. Results
   // that no step reads (a pair's last) are never copied.
@@ -195,7 +242,12 @@ class GridSetMarginals {
   // Stores a recorded input for the reverse pass, unless a step reading it stored it.
   void keep(SetJoint&& j);
   void keep(const SetJoint& j);
-  void reverse(const std::vector<double>& g, PairAdjoints& adj);
+  void reverse(const std::vector<TapeOp>& tape, const std::vector<double>& g, PairAdjoints& adj);
+  // Every step of `tape` computed again into values_ (pair_backward's replay).
+  void replay(const std::vector<TapeOp>& tape);
+  // Drops the values and adjoints a pair left that are too large to keep for the next
+  // (the small ones are reused: their allocations cost more than their arithmetic).
+  void release_large_buffers();
   SetJoint pull_up(const std::vector<std::vector<GridSite>>& cone, int top, long value_label);
   struct PairCones {  // the sites' own cones, layers 0..meet
     int meet;
@@ -252,14 +304,25 @@ class GridSetMarginals {
   SetJoint sized(SetJoint j);
   bool recording_ = false;
   std::vector<TapeOp> tape_;  // one pair's steps, in forward order
-  std::vector<SetJoint> values_;  // their results (values_[k] from tape_[k]; entries once read)
+  // Their results (values_[k] from step k; while recording, only once a step reads it),
+  // and their adjoints in the reverse pass: uninitialized buffers, each written over by
+  // its first contribution (zeroing them first cost a fifth of a large grid's pair terms).
+  std::vector<std::vector<double>> values_;
+  struct Adjoint {
+    std::unique_ptr<double[]> p;
+    std::size_t size = 0, capacity = 0;
+    bool live = false;  // written in this reverse pass
+  };
+  std::vector<Adjoint> adjoints_;
+  std::map<std::pair<int, std::vector<int>>, std::vector<std::size_t>> window_entries_;
   LineBuffers scratch_;
 };
 
 // Collective: cmera::require_memory for pair joints of `entries_per_thread` doubles on every
-// thread of each rank; the message is `subject`, why such joints grow (chi^18), and
-// `remedy`. Training's pair terms and eval's C(r) check theirs with it before building any.
-void require_pair_joint_memory(const Comm& comm, double entries_per_thread,
+// thread of each rank, and `rank_bytes` more per rank (pair terms' tapes); the message is
+// `subject`, why such joints grow (chi^18), and `remedy`. Training's pair terms and eval's
+// C(r) check theirs with it before building any.
+void require_pair_joint_memory(const Comm& comm, double entries_per_thread, double rank_bytes,
                                std::string_view subject, std::string_view remedy);
 
 // Exact C(k) = (1/N) sum_i <s_i s_{i + k (dx, dy)}> for k = 1..max_steps, s = 2x - 1 for a

@@ -33,6 +33,9 @@ namespace {
 
 using cone::wrap;
 
+// Values and adjoints of up to this many entries stay allocated from pair to pair.
+constexpr std::size_t kKeptEntries = std::size_t{1} << 16;
+
 // A variable of one descend: stage 0 = a site of the coarser layer (before) or of the
 // finer layer (after), 1 = of the intermediate grid, 2 = of the finer layer (during).
 long var(int stage, long x, long y) { return (static_cast<long>(stage) << 40) | (y << 20) | x; }
@@ -42,6 +45,13 @@ long var_y(long v) { return (v >> 20) & 0xfffff; }
 std::size_t power(int base, std::size_t n) {
   std::size_t p = 1;
   for (std::size_t i = 0; i < n; ++i) p *= static_cast<std::size_t>(base);
+  return p;
+}
+
+// Entries of a joint of these dims.
+std::size_t power_of(const std::vector<int>& dims) {
+  std::size_t p = 1;
+  for (int d : dims) p *= static_cast<std::size_t>(d);
   return p;
 }
 
@@ -76,22 +86,23 @@ Step cone_step(const GridLattice& g, int layer, const std::vector<GridSite>& set
 // over every label cost ~10 ns an entry, and these joints reach chi^18 entries).
 struct BlockWalk {
   static constexpr std::size_t kBlock = 256;
-  const SetJoint& j;
+  const std::vector<int>& dims;
+  std::size_t entries;
   const std::vector<std::size_t>&sa, &sb;
   std::size_t block = 1, inner;
   std::vector<std::size_t> offset_a, offset_b;
   std::vector<int> value;
   std::size_t a = 0, b = 0;
 
-  BlockWalk(const SetJoint& joint, const std::vector<std::size_t>& stride_a,
-            const std::vector<std::size_t>& stride_b)
-      : j(joint), sa(stride_a), sb(stride_b), inner(joint.labels.size()) {
+  BlockWalk(const std::vector<int>& joint_dims, std::size_t joint_entries,
+            const std::vector<std::size_t>& stride_a, const std::vector<std::size_t>& stride_b)
+      : dims(joint_dims), entries(joint_entries), sa(stride_a), sb(stride_b), inner(joint_dims.size()) {
     // Tabulating a block costs one odometer step per entry, and so does stepping to the
     // next block: blocks near the square root of the joint's size take the fewest steps.
     const std::size_t n = inner;
-    const auto fits = [&](std::size_t b) { return b <= kBlock && b * b <= j.p.size(); };
-    while (inner > 0 && fits(block * static_cast<std::size_t>(j.dims[inner - 1])))
-      block *= static_cast<std::size_t>(j.dims[--inner]);
+    const auto fits = [&](std::size_t b) { return b <= kBlock && b * b <= entries; };
+    while (inner > 0 && fits(block * static_cast<std::size_t>(dims[inner - 1])))
+      block *= static_cast<std::size_t>(dims[--inner]);
     offset_a.resize(block);
     offset_b.resize(block);
     value.assign(n, 0);
@@ -106,7 +117,7 @@ struct BlockWalk {
   // b + offset_b[t], t < block.
   template <class F>
   void for_each_block(F&& f) {
-    for (std::size_t base = 0; base < j.p.size(); base += block, step(inner, 0)) f(base, a, b);
+    for (std::size_t base = 0; base < entries; base += block, step(inner, 0)) f(base, a, b);
   }
 
  private:
@@ -114,39 +125,43 @@ struct BlockWalk {
     for (std::size_t k = end; k-- > begin;) {
       a += sa[k];
       b += sb[k];
-      if (++value[k] < j.dims[k]) return;
-      a -= sa[k] * static_cast<std::size_t>(j.dims[k]);
-      b -= sb[k] * static_cast<std::size_t>(j.dims[k]);
+      if (++value[k] < dims[k]) return;
+      a -= sa[k] * static_cast<std::size_t>(dims[k]);
+      b -= sb[k] * static_cast<std::size_t>(dims[k]);
       value[k] = 0;
     }
   }
 };
 
-// Calls f(i, a, b) for every entry i of j in order, a and b its indices under sa and sb.
+// Calls f(i, a, b) for every entry i of a joint of these dims in order, a and b its
+// indices under sa and sb.
 template <class F>
-void odometer(const SetJoint& j, const std::vector<std::size_t>& sa,
+void odometer(const std::vector<int>& dims, std::size_t entries, const std::vector<std::size_t>& sa,
               const std::vector<std::size_t>& sb, F&& f) {
-  BlockWalk w(j, sa, sb);
+  BlockWalk w(dims, entries, sa, sb);
   const std::size_t block = w.block, *oa = w.offset_a.data(), *ob = w.offset_b.data();
   w.for_each_block([&](std::size_t base, std::size_t a, std::size_t b) {
     for (std::size_t t = 0; t < block; ++t) f(base + t, a + oa[t], b + ob[t]);
   });
 }
 
-// One line step's index maps over j: q indexes the consumed labels (in the given order),
-// k the kept ones (j's other labels, in j's order). `leading`: the consumed labels are j's
-// first ones, in order, so entry i of j is q * (kept states) + k already.
+// One line step's index maps over j (`index`: q indexes the consumed labels in the given
+// order, k the kept ones, j's other labels in j's order; when the consumed labels are j's
+// first ones, in order, entry i of j is q * (kept states) + k already), and the kept
+// labels with their dims.
 struct LineIndex {
-  std::vector<std::size_t> qstride, kstride;
+  StepIndex index;
   std::vector<long> kept_labels;
   std::vector<int> kept_dims;
-  std::size_t kept = 1;
-  bool leading = true;
 };
 
 LineIndex line_index(const SetJoint& j, const std::vector<long>& consumed) {
-  const int n = static_cast<int>(j.labels.size());
-  LineIndex ix{std::vector<std::size_t>(n, 0), std::vector<std::size_t>(n, 0), {}, {}, 1, true};
+  const std::size_t n = j.labels.size();
+  LineIndex li;
+  StepIndex& ix = li.index;
+  ix.dims = j.dims;
+  ix.qstride.assign(n, 0);
+  ix.kstride.assign(n, 0);
   std::size_t st = 1;
   for (std::size_t k = consumed.size(); k-- > 0;) {
     const auto at = std::find(j.labels.begin(), j.labels.end(), consumed[k]) - j.labels.begin();
@@ -154,36 +169,41 @@ LineIndex line_index(const SetJoint& j, const std::vector<long>& consumed) {
     st *= static_cast<std::size_t>(j.dims[at]);
     ix.leading = ix.leading && static_cast<std::size_t>(at) == k;
   }
+  ix.entries = st;
   const auto is_consumed = [&](long label) {
     return std::find(consumed.begin(), consumed.end(), label) != consumed.end();
   };
-  for (int i = n - 1; i >= 0; --i)
+  for (std::size_t i = n; i-- > 0;)
     if (!is_consumed(j.labels[i])) {
-      ix.kept_labels.insert(ix.kept_labels.begin(), j.labels[i]);
-      ix.kept_dims.insert(ix.kept_dims.begin(), j.dims[i]);
       ix.kstride[i] = ix.kept;
       ix.kept *= static_cast<std::size_t>(j.dims[i]);
     }
-  return ix;
+  ix.entries *= ix.kept;
+  for (std::size_t i = 0; i < n; ++i)
+    if (!is_consumed(j.labels[i])) {
+      li.kept_labels.push_back(j.labels[i]);
+      li.kept_dims.push_back(j.dims[i]);
+    }
+  return li;
 }
 
-// j's entries as the column-major matrix J[k, q] (kept states x consumed states): j.p
-// itself when the consumed labels lead, else gathered into `buf`.
-const double* as_line_matrix(const SetJoint& j, const LineIndex& ix, std::vector<double>& buf) {
-  if (ix.leading) return j.p.data();
-  buf.resize(j.p.size());
-  odometer(j, ix.qstride, ix.kstride,
-           [&](std::size_t i, std::size_t q, std::size_t k) { buf[q * ix.kept + k] = j.p[i]; });
+// A joint j (index ix) as the column-major matrix J[k, q] (kept states x consumed
+// states): j itself when the consumed labels lead, else gathered into `buf`.
+const double* as_line_matrix(const StepIndex& ix, const double* j, std::vector<double>& buf) {
+  if (ix.leading) return j;
+  buf.resize(ix.entries);
+  odometer(ix.dims, ix.entries, ix.qstride, ix.kstride,
+           [&](std::size_t i, std::size_t q, std::size_t k) { buf[q * ix.kept + k] = j[i]; });
   return buf.data();
 }
 
 // The conditional as the column-major matrix C[x, q] (np x nq): cond itself, laid out
 // cond[q * np + x], or when `transposed` (laid out cond[x * nq + q], a line's conditional
 // read upwards, as pull_up does) a transposed copy in `buf`.
-const double* as_map_matrix(const std::vector<double>& cond, long np, long nq, bool transposed,
+const double* as_map_matrix(const double* cond, long np, long nq, bool transposed,
                             std::vector<double>& buf) {
-  if (!transposed) return cond.data();
-  buf.resize(cond.size());
+  if (!transposed) return cond;
+  buf.resize(static_cast<std::size_t>(np * nq));
   for (long q = 0; q < nq; ++q)
     for (long x = 0; x < np; ++x) buf[q * np + x] = cond[x * nq + q];
   return buf.data();
@@ -198,76 +218,86 @@ SetJoint line_output(const LineIndex& ix, const std::vector<long>& produced, int
   return out;
 }
 
-// Sums `consumed` (labels of j) out against the conditional C (see as_map_matrix) and
-// appends `produced` (alphabet d): out[x, k] = sum_q C[x, q] J[k, q], one line_apply
-// instead of a short loop per entry of j. The produced labels go last, so when the next
-// step consumes labels that follow this step's in j, they lead the result and need no
-// gather (GridSetMarginals::descend orders a half-step's labels so).
-SetJoint apply_line(const SetJoint& j, const std::vector<long>& consumed,
-                    const std::vector<long>& produced, int d, const std::vector<double>& cond,
-                    bool transposed, LineBuffers& buf) {
-  const LineIndex ix = line_index(j, consumed);
-  SetJoint out = line_output(ix, produced, d);
-  const auto kept = static_cast<long>(ix.kept), nq = static_cast<long>(j.p.size()) / kept,
-             np = static_cast<long>(power(d, produced.size()));
-  out.p.resize(static_cast<std::size_t>(kept * np));
-  line_apply(np, nq, kept, as_map_matrix(cond, np, nq, transposed, buf.map),
-             as_line_matrix(j, ix, buf.joint), out.p.data());
-  return out;
+// Sums the consumed labels of j (index ix) out against the conditional C (see
+// as_map_matrix) and appends np produced states: out[x, k] = sum_q C[x, q] J[k, q], one
+// line_apply instead of a short loop per entry of j. The produced labels go last
+// (line_output), so when the next step consumes labels that follow this step's in j, they
+// lead the result and need no gather (GridSetMarginals::descend orders a half-step's
+// labels so).
+void apply_line(const StepIndex& ix, const double* j, std::size_t np, const double* cond,
+                bool transposed, LineBuffers& buf, std::vector<double>& out) {
+  const auto kept = static_cast<long>(ix.kept), nq = static_cast<long>(ix.entries) / kept,
+             n_p = static_cast<long>(np);
+  out.resize(static_cast<std::size_t>(kept * n_p));
+  line_apply(n_p, nq, kept, as_map_matrix(cond, n_p, nq, transposed, buf.map),
+             as_line_matrix(ix, j, buf.joint), out.data());
 }
 
 // The adjoint of apply_line: given g_out = dL/d(out) (G_out[x, k]), adds dL/dj = G_out^T C
 // to g_j and dL/dcond = G_out J to g_cond, laid out as cond (np = the produced values per
-// consumed state).
-void apply_line_adjoint(const SetJoint& j, const std::vector<long>& consumed, std::size_t np,
-                        const std::vector<double>& cond, bool transposed,
-                        const std::vector<double>& g_out, std::vector<double>& g_j,
-                        std::vector<double>& g_cond, LineBuffers& buf) {
-  const LineIndex ix = line_index(j, consumed);
-  const auto kept = static_cast<long>(ix.kept), nq = static_cast<long>(j.p.size()) / kept,
+// consumed state), or writes them over g_j and g_cond where `set_j` and `set_cond` (their
+// first contribution: no zeroing pass).
+void apply_line_adjoint(const StepIndex& ix, const double* j, std::size_t np,
+                        const double* cond, bool transposed, const double* g_out, double* g_j,
+                        bool set_j, double* g_cond, bool set_cond, LineBuffers& buf) {
+  const auto kept = static_cast<long>(ix.kept), nq = static_cast<long>(ix.entries) / kept,
              n_p = static_cast<long>(np);
-  const double* J = as_line_matrix(j, ix, buf.joint);
+  const double* J = as_line_matrix(ix, j, buf.joint);
   if (transposed) {
-    buf.g_map.resize(g_cond.size());
-    line_apply_adjoint_map(n_p, nq, kept, g_out.data(), J, buf.g_map.data(), false);
+    buf.g_map.resize(static_cast<std::size_t>(n_p * nq));
+    line_apply_adjoint_map(n_p, nq, kept, g_out, J, buf.g_map.data(), false);
     for (long q = 0; q < nq; ++q)
-      for (long x = 0; x < n_p; ++x) g_cond[x * nq + q] += buf.g_map[q * n_p + x];
+      for (long x = 0; x < n_p; ++x)
+        g_cond[x * nq + q] = (set_cond ? 0.0 : g_cond[x * nq + q]) + buf.g_map[q * n_p + x];
   } else {
-    line_apply_adjoint_map(n_p, nq, kept, g_out.data(), J, g_cond.data(), true);
+    line_apply_adjoint_map(n_p, nq, kept, g_out, J, g_cond, !set_cond);
   }
-  // dL/dJ, added to g_j where J is j itself, else into buf.g_joint and scattered back.
+  // dL/dJ, into g_j where J is j itself, else into buf.g_joint and scattered back.
   const double* C = as_map_matrix(cond, n_p, nq, transposed, buf.map);
   if (ix.leading) {
-    line_apply_adjoint_joint(n_p, nq, kept, C, g_out.data(), g_j.data(), true);
+    line_apply_adjoint_joint(n_p, nq, kept, C, g_out, g_j, !set_j);
     return;
   }
-  buf.g_joint.resize(j.p.size());
-  line_apply_adjoint_joint(n_p, nq, kept, C, g_out.data(), buf.g_joint.data(), false);
-  odometer(j, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
-    g_j[i] += buf.g_joint[q * ix.kept + k];
-  });
+  buf.g_joint.resize(ix.entries);
+  line_apply_adjoint_joint(n_p, nq, kept, C, g_out, buf.g_joint.data(), false);
+  if (set_j) {
+    odometer(ix.dims, ix.entries, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
+      g_j[i] = buf.g_joint[q * ix.kept + k];
+    });
+  } else {
+    odometer(ix.dims, ix.entries, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
+      g_j[i] += buf.g_joint[q * ix.kept + k];
+    });
+  }
 }
 
-// Strides of j's labels in its marginal on `labels` (0 for the others), and its size.
-std::vector<std::size_t> project_strides(const SetJoint& j, const std::vector<long>& labels,
-                                         std::size_t* size) {
-  std::vector<std::size_t> ostride(j.labels.size(), 0);
-  *size = 1;
+// The index of j's marginal on `labels` (all in j, in that order): the strides of j's
+// labels in it (0 for the others) and its size.
+StepIndex project_index(const SetJoint& j, const std::vector<long>& labels) {
+  StepIndex ix;
+  ix.dims = j.dims;
+  ix.entries = power_of(j.dims);
+  ix.qstride.assign(j.labels.size(), 0);
+  ix.size = 1;
   for (std::size_t k = labels.size(); k-- > 0;) {
     const auto at = std::find(j.labels.begin(), j.labels.end(), labels[k]) - j.labels.begin();
-    ostride[at] = *size;
-    *size *= static_cast<std::size_t>(j.dims[at]);
+    ix.qstride[at] = ix.size;
+    ix.size *= static_cast<std::size_t>(j.dims[at]);
   }
-  return ostride;
+  return ix;
 }
 
-// The marginal of j on `labels` (all in j), in that order.
+// The marginal of j (index ix, project_index) into out.
+void project(const StepIndex& ix, const double* j, std::vector<double>& out) {
+  out.assign(ix.size, 0.0);
+  odometer(ix.dims, ix.entries, ix.qstride, ix.qstride,
+           [&](std::size_t i, std::size_t o, std::size_t) { out[o] += j[i]; });
+  work_count() += ix.entries;
+}
+
 std::vector<double> project(const SetJoint& j, const std::vector<long>& labels) {
-  std::size_t size;
-  const std::vector<std::size_t> ostride = project_strides(j, labels, &size);
-  std::vector<double> out(size, 0.0);
-  odometer(j, ostride, ostride, [&](std::size_t i, std::size_t o, std::size_t) { out[o] += j.p[i]; });
-  work_count() += j.p.size();
+  std::vector<double> out;
+  project(project_index(j, labels), j.p.data(), out);
   return out;
 }
 
@@ -412,16 +442,53 @@ SetJoint GridSetMarginals::from_window(int layer, const double* rho, long wx, lo
   const int K = m_.lattice.chi[layer];
   SetJoint j{labels_of(set), std::vector<int>(set.size(), K), {}};
   if (sizing_) return sized(std::move(j));
-  j.p.assign(power(K, set.size()), 0.0);
-  const std::vector<std::size_t> to = window_entries(K, window_places(layer, wx, wy, set));
-  for (std::size_t w = 0; w < to.size(); ++w) j.p[to[w]] += rho[w];
-  work_count() += to.size();
   TapeOp op{TapeOp::Kind::kWindow};
   op.layer = layer;
   op.wx = wx;
   op.wy = wy;
-  op.set = set;
+  op.places = window_places(layer, wx, wy, set);
+  compute(op, rho, nullptr, j.p);
   return record(sized(std::move(j)), std::move(op));
+}
+
+const std::vector<std::size_t>& GridSetMarginals::window_entries_of(int K, const std::vector<int>& places) {
+  auto [hit, fresh] = window_entries_.try_emplace({K, places});
+  if (fresh) hit->second = window_entries(K, places);
+  return hit->second;
+}
+
+void GridSetMarginals::compute(const TapeOp& op, const double* in, const double* cond,
+                               std::vector<double>& out) {
+  using Kind = TapeOp::Kind;
+  switch (op.kind) {
+    case Kind::kWindow: {
+      const int K = m_.lattice.chi[op.layer];
+      const std::vector<std::size_t>& to = window_entries_of(K, op.places);
+      out.assign(power(K, op.places.size()), 0.0);
+      for (std::size_t w = 0; w < to.size(); ++w) out[to[w]] += in[w];
+      work_count() += to.size();
+      break;
+    }
+    case Kind::kTop: {
+      const std::vector<double>& p = top_marginal(in, op.top_sites);
+      out.assign(p.begin(), p.end());
+      break;
+    }
+    case Kind::kConstant: {  // the identity [np x np]: a site's value given itself
+      out.assign(op.np * op.np, 0.0);
+      for (std::size_t x = 0; x < op.np; ++x) out[x * op.np + x] = 1.0;
+      break;
+    }
+    case Kind::kLine:
+      apply_line(op.index, in, op.np, conditional(op.key).data(), op.transposed, scratch_, out);
+      break;
+    case Kind::kJoint:
+      apply_line(op.index, in, op.np, cond, false, scratch_, out);
+      break;
+    case Kind::kProject:
+      project(op.index, in, out);
+      break;
+  }
 }
 
 std::vector<long> GridSetMarginals::top_sites_of(const std::vector<GridSite>& set) const {
@@ -437,21 +504,21 @@ SetJoint GridSetMarginals::from_top(const std::vector<GridSite>& set,
   const int K = g.chi[g.depth()];
   SetJoint j{labels_of(set), std::vector<int>(set.size(), K), {}};
   if (sizing_) return sized(std::move(j));
-  j.p = top_marginal(top, top_sites_of(set));
   TapeOp op{TapeOp::Kind::kTop};
-  op.set = set;
+  op.top_sites = top_sites_of(set);
+  compute(op, top.data(), nullptr, j.p);
   return record(sized(std::move(j)), std::move(op));
 }
 
-const std::vector<double>& GridSetMarginals::top_marginal(const std::vector<double>& top,
+const std::vector<double>& GridSetMarginals::top_marginal(const double* top,
                                                           const std::vector<long>& sites) {
-  auto key = std::make_pair(top.data(), sites);
+  auto key = std::make_pair(top, sites);
   auto hit = top_marginals_.find(key);
   if (hit != top_marginals_.end()) return hit->second;
   const GridLattice& g = m_.lattice;
   const int K = g.chi[g.depth()];
   std::vector<double> p(power(K, sites.size()));
-  table_marginal(K, g.top_sites(), sites, top.data(), p.data());
+  table_marginal(K, g.top_sites(), sites, top, p.data());
   constexpr std::size_t kCachedEntries = std::size_t{1} << 24;  // 128 MiB
   if (top_marginal_entries_ + p.size() > kCachedEntries) {
     top_marginals_.clear();
@@ -511,12 +578,11 @@ const Model& GridSetMarginals::line_chain(int layer, int dir, long line_key) {
   return lines_[key] = std::move(chain);
 }
 
-const std::vector<double>& GridSetMarginals::conditional(int layer, int dir, long line,
-                                                         const std::vector<long>& fine) {
-  const PairAdjoints::LineKey key = line_key(layer, dir, line, fine);
+const std::vector<double>& GridSetMarginals::conditional(const PairAdjoints::LineKey& key) {
   const auto hit = conditionals_.find(key);
   if (hit != conditionals_.end()) return hit->second;
-  const Model& chain = line_chain(layer, dir, std::get<2>(key));
+  const auto& [layer, dir, lkey, fine] = key;
+  const Model& chain = line_chain(layer, dir, lkey);
   ConePlan plan(chain.geometry, 0, fine, 1);
   const int K = chain.geometry.chi[1];
   const std::size_t nq = power(K, plan.top_sites().size());
@@ -562,44 +628,50 @@ void GridSetMarginals::add_table_gradient(const PairAdjoints& adj, GridModel& gr
 
 SetJoint GridSetMarginals::record(SetJoint out, TapeOp op) {
   if (!recording_) return out;
-  out.id = static_cast<int>(values_.size());
+  const bool in_place = op.kind == TapeOp::Kind::kLine || op.kind == TapeOp::Kind::kJoint;
+  if (in_place && op.index.leading) {  // its input is read in place: the tape needs no strides
+    op.index.qstride = {};
+    op.index.kstride = {};
+  }
+  out.id = static_cast<int>(tape_.size());
   tape_.push_back(std::move(op));
   values_.emplace_back();  // filled by keep, when a step reads it
   return out;
 }
 
 void GridSetMarginals::keep(SetJoint&& j) {
-  if (j.id >= 0 && values_[j.id].p.empty()) values_[j.id] = std::move(j);
+  if (j.id >= 0 && values_[j.id].empty()) values_[j.id] = std::move(j.p);
 }
 
 void GridSetMarginals::keep(const SetJoint& j) {
-  if (j.id >= 0 && values_[j.id].p.empty()) values_[j.id] = j;
+  if (j.id >= 0 && values_[j.id].empty()) values_[j.id] = j.p;
 }
 
 SetJoint GridSetMarginals::line_step(SetJoint j, const std::vector<long>& consumed,
                                      const std::vector<long>& produced, int d, int layer, int dir,
                                      long line, const std::vector<long>& fine, bool transposed) {
-  if (sizing_) return sized(line_output(line_index(j, consumed), produced, d));
-  const std::vector<double>& c = conditional(layer, dir, line, fine);
-  SetJoint out = apply_line(j, consumed, produced, d, c, transposed, scratch_);
+  LineIndex li = line_index(j, consumed);
+  SetJoint out = line_output(li, produced, d);
+  if (sizing_) return sized(std::move(out));
   TapeOp op{TapeOp::Kind::kLine, j.id};
-  op.consumed = consumed;
-  op.produced = produced;
-  op.d = d;
+  op.np = power(d, produced.size());
+  op.index = std::move(li.index);
   op.key = line_key(layer, dir, line, fine);
   op.transposed = transposed;
+  compute(op, j.p.data(), nullptr, out.p);
   keep(std::move(j));
   return record(sized(std::move(out)), std::move(op));
 }
 
 SetJoint GridSetMarginals::joint_step(const SetJoint& j, const std::vector<long>& consumed,
                                       const std::vector<long>& produced, int d, SetJoint cond) {
-  if (sizing_) return sized(line_output(line_index(j, consumed), produced, d));
+  LineIndex li = line_index(j, consumed);
+  SetJoint out = line_output(li, produced, d);
+  if (sizing_) return sized(std::move(out));
   TapeOp op{TapeOp::Kind::kJoint, j.id, cond.id};
-  op.consumed = consumed;
-  op.produced = produced;
-  op.d = d;
-  SetJoint out = apply_line(j, consumed, produced, d, cond.p, false, scratch_);
+  op.np = power(d, produced.size());
+  op.index = std::move(li.index);
+  compute(op, j.p.data(), cond.p.data(), out.p);
   keep(j);
   keep(std::move(cond));
   return record(sized(std::move(out)), std::move(op));
@@ -610,68 +682,111 @@ SetJoint GridSetMarginals::project_step(SetJoint j, const std::vector<long>& lab
   for (long v : labels)
     out.dims.push_back(j.dims[std::find(j.labels.begin(), j.labels.end(), v) - j.labels.begin()]);
   if (sizing_) return sized(std::move(out));
-  out.p = project(j, labels);
   TapeOp op{TapeOp::Kind::kProject, j.id};
-  op.produced = labels;
+  op.index = project_index(j, labels);
+  compute(op, j.p.data(), nullptr, out.p);
   keep(std::move(j));
   return record(sized(std::move(out)), std::move(op));
 }
 
+void GridSetMarginals::replay(const std::vector<TapeOp>& tape) {
+  values_.resize(tape.size());
+  for (std::size_t k = 0; k < tape.size(); ++k) {
+    const TapeOp& op = tape[k];
+    const double* in = op.kind == TapeOp::Kind::kWindow ? start_window(op.layer, op.wx, op.wy)
+                       : op.kind == TapeOp::Kind::kTop  ? m_.top.data()
+                       : op.in >= 0                     ? values_[op.in].data()
+                                                        : nullptr;
+    compute(op, in, op.cond >= 0 ? values_[op.cond].data() : nullptr, values_[k]);
+  }
+}
+
+void GridSetMarginals::release_large_buffers() {
+  for (std::vector<double>& v : values_)
+    if (v.capacity() > kKeptEntries) std::vector<double>().swap(v);
+}
+
 // The tape backwards from g = dL/d(last value): each step's adjoint is complete once every
-// later step has run, and adds into its inputs' adjoints or into `adj`.
-void GridSetMarginals::reverse(const std::vector<double>& g, PairAdjoints& adj) {
+// later step has run, and adds into its inputs' adjoints or into `adj`. values_ holds every
+// value a step reads.
+void GridSetMarginals::reverse(const std::vector<TapeOp>& tape, const std::vector<double>& g,
+                               PairAdjoints& adj) {
   const GridLattice& gl = m_.lattice;
-  std::vector<std::vector<double>> gv(values_.size());
-  gv.back() = g;
-  auto adjoint_of = [&](int id) -> std::vector<double>& {
-    if (gv[id].empty()) gv[id].assign(values_[id].p.size(), 0.0);
-    return gv[id];
+  adjoints_.resize(tape.size());
+  for (Adjoint& a : adjoints_) a.live = false;
+  // The adjoint of value id, and whether this is its first contribution (then written over:
+  // its buffer holds whatever the last pair left).
+  auto adjoint_sized = [&](std::size_t id, std::size_t size, bool* first) -> double* {
+    Adjoint& a = adjoints_[id];
+    *first = !a.live;
+    if (!a.live) {
+      if (a.capacity < size) {
+        a.capacity = size;
+        a.p.reset(new double[size]);
+      }
+      a.size = size;
+      a.live = true;
+    }
+    return a.p.get();
   };
-  for (std::size_t k = tape_.size(); k-- > 0;) {
-    if (gv[k].empty()) continue;
-    const TapeOp& op = tape_[k];
-    const std::vector<double>& go = gv[k];
+  auto adjoint_of = [&](int id, bool* first) { return adjoint_sized(id, values_[id].size(), first); };
+  bool first;
+  std::copy(g.begin(), g.end(), adjoint_sized(tape.size() - 1, g.size(), &first));
+  for (std::size_t k = tape.size(); k-- > 0;) {
+    if (!adjoints_[k].live) continue;
+    const TapeOp& op = tape[k];
+    const double* go = adjoints_[k].p.get();
     switch (op.kind) {
       case TapeOp::Kind::kWindow: {
         const int K = gl.chi[op.layer];
         std::vector<double>& gw = adj.windows[{op.layer, op.wx, op.wy}];
         if (gw.empty()) gw.assign(grid_window_size(K), 0.0);
-        const std::vector<std::size_t> to = window_entries(K, window_places(op.layer, op.wx, op.wy, op.set));
+        const std::vector<std::size_t>& to = window_entries_of(K, op.places);
         for (std::size_t w = 0; w < to.size(); ++w) gw[w] += go[to[w]];
         work_count() += to.size();
         break;
       }
-      case TapeOp::Kind::kTop:
-        add_to(adj.top_marginals[top_sites_of(op.set)], go);
+      case TapeOp::Kind::kTop: {
+        std::vector<double>& gt = adj.top_marginals[op.top_sites];
+        if (gt.empty()) gt.assign(adjoints_[k].size, 0.0);
+        for (std::size_t i = 0; i < gt.size(); ++i) gt[i] += go[i];
         break;
+      }
       case TapeOp::Kind::kConstant:
         break;
       case TapeOp::Kind::kLine: {
         const std::vector<double>& c = conditionals_.at(op.key);
-        const std::size_t np = power(op.d, op.produced.size());
         std::vector<double>& gc = adj.conditionals[op.key];
         if (gc.empty()) gc.assign(c.size(), 0.0);
-        apply_line_adjoint(values_[op.in], op.consumed, np, c, op.transposed, go, adjoint_of(op.in),
-                           gc, scratch_);
+        double* gi = adjoint_of(op.in, &first);
+        apply_line_adjoint(op.index, values_[op.in].data(), op.np, c.data(), op.transposed, go, gi,
+                           first, gc.data(), false, scratch_);
         break;
       }
-      case TapeOp::Kind::kJoint:
-        apply_line_adjoint(values_[op.in], op.consumed, power(op.d, op.produced.size()),
-                           values_[op.cond].p, false, go, adjoint_of(op.in), adjoint_of(op.cond),
-                           scratch_);
+      case TapeOp::Kind::kJoint: {
+        bool first_cond;
+        double* gi = adjoint_of(op.in, &first);
+        double* gc = adjoint_of(op.cond, &first_cond);
+        apply_line_adjoint(op.index, values_[op.in].data(), op.np, values_[op.cond].data(), false,
+                           go, gi, first, gc, first_cond, scratch_);
         break;
+      }
       case TapeOp::Kind::kProject: {
-        std::size_t size;
-        const SetJoint& in = values_[op.in];
-        const std::vector<std::size_t> ostride = project_strides(in, op.produced, &size);
-        std::vector<double>& gi = adjoint_of(op.in);
-        odometer(in, ostride, ostride, [&](std::size_t i, std::size_t o, std::size_t) { gi[i] += go[o]; });
-        work_count() += in.p.size();
+        const StepIndex& ix = op.index;
+        double* gi = adjoint_of(op.in, &first);
+        if (first) {  // every entry of the input is visited once
+          odometer(ix.dims, ix.entries, ix.qstride, ix.qstride,
+                   [&](std::size_t i, std::size_t o, std::size_t) { gi[i] = go[o]; });
+        } else {
+          odometer(ix.dims, ix.entries, ix.qstride, ix.qstride,
+                   [&](std::size_t i, std::size_t o, std::size_t) { gi[i] += go[o]; });
+        }
+        work_count() += ix.entries;
         break;
       }
     }
-    gv[k].clear();
-    gv[k].shrink_to_fit();
+    // A large adjoint goes as soon as it is spent, so the next one reuses its memory.
+    if (adjoints_[k].capacity > kKeptEntries) adjoints_[k] = Adjoint{};
   }
 }
 
@@ -736,9 +851,11 @@ SetJoint GridSetMarginals::pull_up(const std::vector<std::vector<GridSite>>& con
   const GridLattice& g = m_.lattice;
   const int d = g.chi[0];
   const GridSite s = cone[0][0];
-  SetJoint f{{var(0, s.first, s.second), value_label}, {d, d}, std::vector<double>(d * d, 0.0)};
-  for (int x = 0; x < d; ++x) f.p[x * d + x] = 1.0;
-  f = record(std::move(f), TapeOp{TapeOp::Kind::kConstant});
+  SetJoint f{{var(0, s.first, s.second), value_label}, {d, d}, {}};
+  TapeOp identity{TapeOp::Kind::kConstant};
+  identity.np = static_cast<std::size_t>(d);
+  compute(identity, nullptr, nullptr, f.p);
+  f = record(std::move(f), std::move(identity));
   for (int l = 0; l < top; ++l) {
     const Step st = cone_step(g, l, cone[l]);
     const int mid = g.intermediate_chi(l), K = g.chi[l + 1];
@@ -853,7 +970,7 @@ double GridSetMarginals::contract_product(SharedJoint& shared, int layer, GridSi
       matrix->second.labels = ix.kept_labels;
       matrix->second.dims = ix.kept_dims;
       std::vector<double> buf;
-      const double* J = as_line_matrix(shared.joint, ix, buf);
+      const double* J = as_line_matrix(ix.index, shared.joint.p.data(), buf);
       matrix->second.p = J == buf.data() ? std::move(buf) : shared.joint.p;
       shared_entries_ += matrix->second.p.size();
     }
@@ -868,9 +985,9 @@ double GridSetMarginals::contract_product(SharedJoint& shared, int layer, GridSi
     shared_entries_ += w.p.size();
   }
   const std::vector<double>& phi_a = expectation(layer, class_a, f).phi;
-  const LineIndex ia = line_index(w, labels_a);
+  const StepIndex ia = line_index(w, labels_a).index;
   double sum = 0;
-  odometer(w, ia.qstride, ia.kstride,
+  odometer(ia.dims, ia.entries, ia.qstride, ia.kstride,
            [&](std::size_t i, std::size_t q, std::size_t) { sum += w.p[i] * phi_a[q]; });
   work_count() += w.p.size();
   return sum;
@@ -918,32 +1035,56 @@ GridSetMarginals::JointSizes GridSetMarginals::take_sizes() {
 }
 
 SetJoint GridSetMarginals::sized(SetJoint j) {
-  std::size_t entries = 1;
-  for (int d : j.dims) entries *= static_cast<std::size_t>(d);
+  const std::size_t entries = power_of(j.dims);
   sizes_.largest = std::max(sizes_.largest, entries);
   sizes_.total += entries;
+  // A step's index holds its input's dims and up to two strides per label (the input has
+  // up to four labels more than the result: a line's consumed sites), and a line key, a
+  // window's places or the top sites, of a few entries.
+  sizes_.tape_bytes += sizeof(TapeOp) + 8 * sizeof(long) +
+                       (j.dims.size() + 4) * (sizeof(int) + 2 * sizeof(std::size_t));
   return j;
 }
 
 std::vector<double> GridSetMarginals::pair_backward(
     long x, long y, long dx, long dy,
     const std::function<std::vector<double>(const std::vector<double>&)>& g_of_p,
-    PairAdjoints& adj) {
-  tape_.clear();
-  values_.clear();
-  recording_ = true;
+    PairAdjoints& adj, PairTape* tape) {
   std::vector<double> p;
-  try {
-    p = pair(x, y, dx, dy);
-  } catch (...) {
+  if (tape && !tape->empty()) {
+    replay(tape->ops_);
+    p = values_.back();
+    reverse(tape->ops_, g_of_p(p), adj);
+  } else {
+    tape_.clear();
+    values_.clear();
+    recording_ = true;
+    try {
+      p = pair(x, y, dx, dy);
+    } catch (...) {
+      recording_ = false;
+      throw;
+    }
     recording_ = false;
-    throw;
+    reverse(tape_, g_of_p(p), adj);
+    if (tape) {
+      tape->ops_ = std::move(tape_);
+      tape->ops_.shrink_to_fit();
+    }
+    tape_.clear();
   }
-  recording_ = false;
-  reverse(g_of_p(p), adj);
-  tape_.clear();
-  values_.clear();
+  release_large_buffers();
   return p;
+}
+
+std::size_t PairTape::bytes() const {
+  std::size_t n = ops_.capacity() * sizeof(TapeOp);
+  for (const TapeOp& op : ops_)
+    n += op.index.dims.capacity() * sizeof(int) +
+         (op.index.qstride.capacity() + op.index.kstride.capacity()) * sizeof(std::size_t) +
+         std::get<3>(op.key).capacity() * sizeof(long) + op.places.capacity() * sizeof(int) +
+         op.top_sites.capacity() * sizeof(long);
+  return n;
 }
 
 void add_window_adjoints(const WindowAdjoints& from, WindowAdjoints& to) {
@@ -1138,9 +1279,9 @@ std::vector<PairClass> GridSetMarginals::classes(long dx, long dy) const {
   return out;
 }
 
-void require_pair_joint_memory(const Comm& comm, double entries_per_thread,
+void require_pair_joint_memory(const Comm& comm, double entries_per_thread, double rank_bytes,
                                std::string_view subject, std::string_view remedy) {
-  require_memory(comm, 8.0 * static_cast<double>(omp_get_max_threads()) * entries_per_thread,
+  require_memory(comm, 8.0 * static_cast<double>(omp_get_max_threads()) * entries_per_thread + rank_bytes,
                  subject,
                  fmt::format("for its pair joints, which grow as chi^18 where a pair's two cones "
                              "meet (docs/design-grid.md §4); {}",
@@ -1168,7 +1309,7 @@ void require_correlation_memory(const Comm& comm, GridSetMarginals& sets, const 
   // Per thread, no tape: the joint kept for its shape, its gathered copy, and a descent's
   // input and output.
   require_pair_joint_memory(
-      comm, 4.0 * static_cast<double>(worst.largest),
+      comm, 4.0 * static_cast<double>(worst.largest), 0.0,
       fmt::format("the model's C(r) along ({}, {}) at chi = [{}] (r = {} builds a joint of {} "
                   "entries)",
                   dx, dy, fmt::join(m.lattice.chi, ", "), worst_k, worst.largest),
