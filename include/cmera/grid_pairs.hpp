@@ -224,23 +224,24 @@ class GridSetMarginals {
   const std::vector<std::size_t>& window_entries_of(int K, const std::vector<int>& places);
   // op's value from its inputs (`in`: the joint it reads, or kWindow's window; `cond`:
   // kJoint's conditional), into out: the one arithmetic of recording and replay.
+  void compute(const TapeOp& op, const double* in, const double* cond, double* out);
   void compute(const TapeOp& op, const double* in, const double* cond, std::vector<double>& out);
+  // The entries of op's value.
+  std::size_t result_size(const TapeOp& op) const;
   // Steps of a joint that the tape records (when recording_): a line conditional of
   // (layer, dir, line) applied to `consumed` (transposed: pulled up instead of down), a
-  // joint's values used as the conditional, and a marginal. What a step takes by value it
-  // hands to the tape (keep): a caller that moves it in copies nothing.
+  // joint's values used as the conditional, and a marginal.
   SetJoint line_step(SetJoint j, const std::vector<long>& consumed,
                      const std::vector<long>& produced, int d, int layer, int dir, long line,
                      const std::vector<long>& fine, bool transposed);
   SetJoint joint_step(const SetJoint& j, const std::vector<long>& consumed,
                       const std::vector<long>& produced, int d, SetJoint cond);
   SetJoint project_step(SetJoint j, const std::vector<long>& labels);
-  // Appends op, whose result is `out`, to the tape: out gets its id, and the tape gets the
-  // value only once a step reads it (keep), with the labels that step reads it by. Results
-  // that no step reads (a pair's last) are never copied.
+  // Appends op, whose result is `out`, to the tape: out gets its id, and values_ gets a
+  // copy of the value only once a step reads it (keep): results that no step reads (a
+  // pair's last) are never copied.
   SetJoint record(SetJoint out, TapeOp op);
   // Stores a recorded input for the reverse pass, unless a step reading it stored it.
-  void keep(SetJoint&& j);
   void keep(const SetJoint& j);
   void reverse(const std::vector<TapeOp>& tape, const std::vector<double>& g, PairAdjoints& adj);
   // Every step of `tape` computed again into values_ (pair_backward's replay).
@@ -304,16 +305,27 @@ class GridSetMarginals {
   SetJoint sized(SetJoint j);
   bool recording_ = false;
   std::vector<TapeOp> tape_;  // one pair's steps, in forward order
-  // Their results (values_[k] from step k; while recording, only once a step reads it),
-  // and their adjoints in the reverse pass: uninitialized buffers, each written over by
-  // its first contribution (zeroing them first cost a fifth of a large grid's pair terms).
-  std::vector<std::vector<double>> values_;
-  struct Adjoint {
+  // Doubles that keep their allocation from pair to pair and leave new entries
+  // uninitialized: every step writes its result over its buffer, and every adjoint is
+  // written over at its first contribution (zero-filling them cost a fifth of a large
+  // grid's pair terms).
+  struct StepBuffer {
     std::unique_ptr<double[]> p;
     std::size_t size = 0, capacity = 0;
-    bool live = false;  // written in this reverse pass
+    double* resize(std::size_t n) {
+      if (capacity < n) {
+        p.reset(new double[n]);
+        capacity = n;
+      }
+      size = n;
+      return p.get();
+    }
+    double* data() const { return p.get(); }
   };
-  std::vector<Adjoint> adjoints_;
+  // The steps' results (values_[k] from step k; while recording, only once a step reads
+  // it), their adjoints in the reverse pass, and which adjoints it has written.
+  std::vector<StepBuffer> values_, adjoints_;
+  std::vector<char> live_;
   std::map<std::pair<int, std::vector<int>>, std::vector<std::size_t>> window_entries_;
   LineBuffers scratch_;
 };

@@ -225,12 +225,11 @@ SetJoint line_output(const LineIndex& ix, const std::vector<long>& produced, int
 // lead the result and need no gather (GridSetMarginals::descend orders a half-step's
 // labels so).
 void apply_line(const StepIndex& ix, const double* j, std::size_t np, const double* cond,
-                bool transposed, LineBuffers& buf, std::vector<double>& out) {
+                bool transposed, LineBuffers& buf, double* out) {
   const auto kept = static_cast<long>(ix.kept), nq = static_cast<long>(ix.entries) / kept,
              n_p = static_cast<long>(np);
-  out.resize(static_cast<std::size_t>(kept * n_p));
   line_apply(n_p, nq, kept, as_map_matrix(cond, n_p, nq, transposed, buf.map),
-             as_line_matrix(ix, j, buf.joint), out.data());
+             as_line_matrix(ix, j, buf.joint), out);
 }
 
 // The adjoint of apply_line: given g_out = dL/d(out) (G_out[x, k]), adds dL/dj = G_out^T C
@@ -287,17 +286,18 @@ StepIndex project_index(const SetJoint& j, const std::vector<long>& labels) {
   return ix;
 }
 
-// The marginal of j (index ix, project_index) into out.
-void project(const StepIndex& ix, const double* j, std::vector<double>& out) {
-  out.assign(ix.size, 0.0);
+// The marginal of j (index ix, project_index) into out[ix.size].
+void project(const StepIndex& ix, const double* j, double* out) {
+  std::fill_n(out, ix.size, 0.0);
   odometer(ix.dims, ix.entries, ix.qstride, ix.qstride,
            [&](std::size_t i, std::size_t o, std::size_t) { out[o] += j[i]; });
   work_count() += ix.entries;
 }
 
 std::vector<double> project(const SetJoint& j, const std::vector<long>& labels) {
-  std::vector<double> out;
-  project(project_index(j, labels), j.p.data(), out);
+  const StepIndex ix = project_index(j, labels);
+  std::vector<double> out(ix.size);
+  project(ix, j.p.data(), out.data());
   return out;
 }
 
@@ -457,25 +457,48 @@ const std::vector<std::size_t>& GridSetMarginals::window_entries_of(int K, const
   return hit->second;
 }
 
+std::size_t GridSetMarginals::result_size(const TapeOp& op) const {
+  const GridLattice& g = m_.lattice;
+  switch (op.kind) {
+    case TapeOp::Kind::kWindow:
+      return power(g.chi[op.layer], op.places.size());
+    case TapeOp::Kind::kTop:
+      return power(g.chi[g.depth()], op.top_sites.size());
+    case TapeOp::Kind::kConstant:
+      return op.np * op.np;
+    case TapeOp::Kind::kLine:
+    case TapeOp::Kind::kJoint:
+      return op.index.kept * op.np;
+    case TapeOp::Kind::kProject:
+      return op.index.size;
+  }
+  return 0;
+}
+
 void GridSetMarginals::compute(const TapeOp& op, const double* in, const double* cond,
                                std::vector<double>& out) {
+  out.resize(result_size(op));
+  compute(op, in, cond, out.data());
+}
+
+void GridSetMarginals::compute(const TapeOp& op, const double* in, const double* cond, double* out) {
   using Kind = TapeOp::Kind;
+  const std::size_t size = result_size(op);
   switch (op.kind) {
     case Kind::kWindow: {
-      const int K = m_.lattice.chi[op.layer];
-      const std::vector<std::size_t>& to = window_entries_of(K, op.places);
-      out.assign(power(K, op.places.size()), 0.0);
+      const std::vector<std::size_t>& to = window_entries_of(m_.lattice.chi[op.layer], op.places);
+      std::fill_n(out, size, 0.0);
       for (std::size_t w = 0; w < to.size(); ++w) out[to[w]] += in[w];
       work_count() += to.size();
       break;
     }
     case Kind::kTop: {
       const std::vector<double>& p = top_marginal(in, op.top_sites);
-      out.assign(p.begin(), p.end());
+      std::copy(p.begin(), p.end(), out);
       break;
     }
     case Kind::kConstant: {  // the identity [np x np]: a site's value given itself
-      out.assign(op.np * op.np, 0.0);
+      std::fill_n(out, size, 0.0);
       for (std::size_t x = 0; x < op.np; ++x) out[x * op.np + x] = 1.0;
       break;
     }
@@ -639,12 +662,9 @@ SetJoint GridSetMarginals::record(SetJoint out, TapeOp op) {
   return out;
 }
 
-void GridSetMarginals::keep(SetJoint&& j) {
-  if (j.id >= 0 && values_[j.id].empty()) values_[j.id] = std::move(j.p);
-}
-
 void GridSetMarginals::keep(const SetJoint& j) {
-  if (j.id >= 0 && values_[j.id].empty()) values_[j.id] = j.p;
+  if (j.id < 0 || values_[j.id].size > 0) return;
+  std::copy(j.p.begin(), j.p.end(), values_[j.id].resize(j.p.size()));
 }
 
 SetJoint GridSetMarginals::line_step(SetJoint j, const std::vector<long>& consumed,
@@ -697,13 +717,14 @@ void GridSetMarginals::replay(const std::vector<TapeOp>& tape) {
                        : op.kind == TapeOp::Kind::kTop  ? m_.top.data()
                        : op.in >= 0                     ? values_[op.in].data()
                                                         : nullptr;
-    compute(op, in, op.cond >= 0 ? values_[op.cond].data() : nullptr, values_[k]);
+    compute(op, in, op.cond >= 0 ? values_[op.cond].data() : nullptr,
+            values_[k].resize(result_size(op)));
   }
 }
 
 void GridSetMarginals::release_large_buffers() {
-  for (std::vector<double>& v : values_)
-    if (v.capacity() > kKeptEntries) std::vector<double>().swap(v);
+  for (StepBuffer& v : values_)
+    if (v.capacity > kKeptEntries) v = StepBuffer{};
 }
 
 // The tape backwards from g = dL/d(last value): each step's adjoint is complete once every
@@ -713,29 +734,21 @@ void GridSetMarginals::reverse(const std::vector<TapeOp>& tape, const std::vecto
                                PairAdjoints& adj) {
   const GridLattice& gl = m_.lattice;
   adjoints_.resize(tape.size());
-  for (Adjoint& a : adjoints_) a.live = false;
+  live_.assign(tape.size(), 0);
   // The adjoint of value id, and whether this is its first contribution (then written over:
   // its buffer holds whatever the last pair left).
   auto adjoint_sized = [&](std::size_t id, std::size_t size, bool* first) -> double* {
-    Adjoint& a = adjoints_[id];
-    *first = !a.live;
-    if (!a.live) {
-      if (a.capacity < size) {
-        a.capacity = size;
-        a.p.reset(new double[size]);
-      }
-      a.size = size;
-      a.live = true;
-    }
-    return a.p.get();
+    *first = !live_[id];
+    live_[id] = 1;
+    return *first ? adjoints_[id].resize(size) : adjoints_[id].data();
   };
-  auto adjoint_of = [&](int id, bool* first) { return adjoint_sized(id, values_[id].size(), first); };
+  auto adjoint_of = [&](int id, bool* first) { return adjoint_sized(id, values_[id].size, first); };
   bool first;
   std::copy(g.begin(), g.end(), adjoint_sized(tape.size() - 1, g.size(), &first));
   for (std::size_t k = tape.size(); k-- > 0;) {
-    if (!adjoints_[k].live) continue;
+    if (!live_[k]) continue;
     const TapeOp& op = tape[k];
-    const double* go = adjoints_[k].p.get();
+    const double* go = adjoints_[k].data();
     switch (op.kind) {
       case TapeOp::Kind::kWindow: {
         const int K = gl.chi[op.layer];
@@ -786,7 +799,7 @@ void GridSetMarginals::reverse(const std::vector<TapeOp>& tape, const std::vecto
       }
     }
     // A large adjoint goes as soon as it is spent, so the next one reuses its memory.
-    if (adjoints_[k].capacity > kKeptEntries) adjoints_[k] = Adjoint{};
+    if (adjoints_[k].capacity > kKeptEntries) adjoints_[k] = StepBuffer{};
   }
 }
 
@@ -1053,7 +1066,7 @@ std::vector<double> GridSetMarginals::pair_backward(
   std::vector<double> p;
   if (tape && !tape->empty()) {
     replay(tape->ops_);
-    p = values_.back();
+    p.assign(values_.back().data(), values_.back().data() + values_.back().size);
     reverse(tape->ops_, g_of_p(p), adj);
   } else {
     tape_.clear();
