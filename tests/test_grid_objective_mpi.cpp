@@ -523,6 +523,49 @@ TEST_F(GridObjectiveTest, ThreadCountIndependent_mpi) {
   omp_set_num_threads(saved);
 }
 
+// The pair terms record each pair's steps on the first evaluation and replay them on the
+// later ones (GridPairTerms' tapes), on whichever thread takes the pair: an objective
+// evaluated on one model and then on another equals, bit for bit, a fresh objective on the
+// second (objective and every gradient entry), at 2 threads per rank; and a model of
+// another tying on the same lattice gets new tapes, not the old ones.
+TEST_F(GridObjectiveTest, ReplayedPairTermsEqualAFreshObjective_mpi) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(2);
+  for (const Case& c : {kCases[0], kCases[2]}) {
+    const GridModel first = model_of(c, 31), second = model_of(c, 32);
+    const std::string path = file("replay.h5");
+    write(path, draw(model_of(c, 33), 19), 19, {c.ly, c.lx}, c.chi[0]);
+    GridObjectiveOptions o{4096};
+    o.pairs = true;
+    o.pair_stride = 1;
+    o.pair_diagonal_distances = {1, 2};
+    const auto evaluate = [&](GridObjective& obj, const GridModel& m, std::vector<double>* grad) {
+      const double value = obj.objective(m);
+      GridModel g = zeros_like(m);
+      obj.gradient(m, g);
+      *grad = entries(g);
+      return value;
+    };
+    GridObjective reused(comm, first.lattice, path, o), fresh(comm, first.lattice, path, o);
+    std::vector<double> g_reused, g_fresh, g_first;
+    const double v_first = evaluate(reused, first, &g_first);
+    const double v_reused = evaluate(reused, second, &g_reused);
+    const double v_fresh = evaluate(fresh, second, &g_fresh);
+    const std::string what = fmt::format("{} at {} ranks", label(c), comm.size());
+    EXPECT_NE(v_first, v_fresh) << what;
+    EXPECT_EQ(v_reused, v_fresh) << what;
+    ASSERT_EQ(g_reused.size(), g_fresh.size());
+    for (std::size_t i = 0; i < g_reused.size(); ++i) ASSERT_EQ(g_reused[i], g_fresh[i]) << what << " entry " << i;
+    // The other tying: its line keys differ, so tapes recorded for this one must not serve.
+    GridModel other = model_of(Case{c.lx, c.ly, c.chi, !c.tied}, 34);
+    GridObjective other_fresh(comm, other.lattice, path, o);
+    std::vector<double> g_other, g_other_fresh;
+    EXPECT_EQ(evaluate(reused, other, &g_other), evaluate(other_fresh, other, &g_other_fresh)) << what;
+    EXPECT_EQ(g_other, g_other_fresh) << what;
+  }
+  omp_set_num_threads(saved);
+}
+
 // A value outside the alphabet is named by file, sample, row and column on every rank;
 // a dataset of another shape is refused naming the file and both shapes.
 TEST_F(GridObjectiveTest, RefusesBadDatasets_mpi) {

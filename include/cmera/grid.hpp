@@ -27,6 +27,7 @@ struct GridLattice {
   // take the default chi[l] (docs/design-grid.md §1).
   std::vector<int> intermediate;
 
+  bool operator==(const GridLattice&) const = default;
   int depth() const { return static_cast<int>(chi.size()) - 1; }
   long lx_at(int l) const { return lx >> l; }
   long ly_at(int l) const { return ly >> l; }

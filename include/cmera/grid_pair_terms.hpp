@@ -125,8 +125,7 @@ class GridPairTerms {
   // they hold, and what they were recorded for (steps depend on the lattice, chi and tying).
   std::vector<PairTape> tapes_;
   std::size_t tape_bytes_ = 0;
-  std::vector<int> tape_chi_, tape_intermediate_;
-  long tape_lx_ = 0, tape_ly_ = 0;
+  GridLattice tape_lattice_;
   bool tape_tied_ = false;
 };
 

@@ -182,8 +182,12 @@ class GridSetMarginals {
 
   // The dense joints of one computation, in entries: the largest, and all of them (a
   // pair's tape keeps each for the reverse pass).
+  // A thread's buffers of step values and adjoints of up to this many entries stay
+  // allocated from one pair_backward to the next (release_large_buffers).
+  static constexpr std::size_t kKeptEntries = std::size_t{1} << 16;
   struct JointSizes {
     std::size_t largest = 0, total = 0;
+    std::size_t steps = 0;  // the computation's steps (a tape's length)
     // The bytes a PairTape of these steps holds, about (each step and its input's labels).
     std::size_t tape_bytes = 0;
   };

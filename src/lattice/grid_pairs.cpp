@@ -33,9 +33,6 @@ namespace {
 
 using cone::wrap;
 
-// Values and adjoints of up to this many entries stay allocated from pair to pair.
-constexpr std::size_t kKeptEntries = std::size_t{1} << 16;
-
 // A variable of one descend: stage 0 = a site of the coarser layer (before) or of the
 // finer layer (after), 1 = of the intermediate grid, 2 = of the finer layer (during).
 long var(int stage, long x, long y) { return (static_cast<long>(stage) << 40) | (y << 20) | x; }
@@ -1051,6 +1048,7 @@ SetJoint GridSetMarginals::sized(SetJoint j) {
   const std::size_t entries = power_of(j.dims);
   sizes_.largest = std::max(sizes_.largest, entries);
   sizes_.total += entries;
+  ++sizes_.steps;
   // A step's index holds its input's dims and up to two strides per label (the input has
   // up to four labels more than the result: a line's consumed sites), and a line key, a
   // window's places or the top sites, of a few entries.

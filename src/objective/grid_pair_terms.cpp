@@ -190,12 +190,13 @@ void GridPairTerms::check_memory(const Comm& comm, const GridModel& m,
   std::set<std::array<long, 4>> seen;
   GridSetMarginals sets(m, windows);
   GridSetMarginals::JointSizes worst;
-  std::size_t tape_bytes = 0;  // the largest pair tape's
+  std::size_t tape_bytes = 0, steps = 0;  // the largest pair tape's, the most steps
   const GridPair* worst_pair = nullptr;
   for (const GridPair& p : pairs_) {
     if (!seen.insert({p.x % period, p.y % period, p.dx, p.dy}).second) continue;
     const GridSetMarginals::JointSizes s = sets.pair_sizes(p.x, p.y, p.dx, p.dy);
     tape_bytes = std::max(tape_bytes, s.tape_bytes);
+    steps = std::max(steps, s.steps);
     if (s.total + s.largest > worst.total + worst.largest) {
       worst = s;
       worst_pair = &p;
@@ -204,10 +205,12 @@ void GridPairTerms::check_memory(const Comm& comm, const GridModel& m,
   // Every pair's tape, up to the budget (a few more past it: see log_likelihood).
   const double tapes = std::min(static_cast<double>(kTapeBudgetBytes) * 1.1,
                                 static_cast<double>(tape_bytes) * static_cast<double>(pairs_.size()));
-  // Per thread: the tape (every joint of one pair), their adjoints in the reverse pass, and
-  // two gathered copies of the largest.
+  // Per thread: the tape (every joint of one pair), their adjoints in the reverse pass, two
+  // gathered copies of the largest, and the small values and adjoints kept for the next pair.
+  const double kept = 2.0 * static_cast<double>(steps) *
+                      static_cast<double>(std::min(worst.largest, GridSetMarginals::kKeptEntries));
   require_pair_joint_memory(
-      comm, 2.0 * static_cast<double>(worst.total) + 2.0 * static_cast<double>(worst.largest), tapes,
+      comm, 2.0 * static_cast<double>(worst.total) + 2.0 * static_cast<double>(worst.largest) + kept, tapes,
       worst_pair ? fmt::format("training with grid pair terms at chi = [{}] (the pair of ({}, {}) "
                                "and ({}, {}), offset ({}, {}), builds a joint of {} entries)",
                                fmt::join(g.chi, ", "), worst_pair->x, worst_pair->y,
@@ -225,15 +228,10 @@ double GridPairTerms::log_likelihood(const GridModel& m, const GridWindowMargina
   const std::size_t wave = 4 * static_cast<std::size_t>(omp_get_max_threads());
   std::vector<std::unique_ptr<GridSetMarginals>> sets(static_cast<std::size_t>(omp_get_max_threads()));
   std::vector<double> terms(pairs_.size(), 0.0);
-  const GridLattice& g = m.lattice;
-  if (tapes_.size() != pairs_.size() || tape_chi_ != g.chi || tape_intermediate_ != g.intermediate ||
-      tape_lx_ != g.lx || tape_ly_ != g.ly || tape_tied_ != m.tied) {
+  if (tapes_.size() != pairs_.size() || tape_lattice_ != m.lattice || tape_tied_ != m.tied) {
     tapes_.assign(pairs_.size(), PairTape{});
     tape_bytes_ = 0;
-    tape_chi_ = g.chi;
-    tape_intermediate_ = g.intermediate;
-    tape_lx_ = g.lx;
-    tape_ly_ = g.ly;
+    tape_lattice_ = m.lattice;
     tape_tied_ = m.tied;
   }
   adjoints_ = PairAdjoints{};
