@@ -233,8 +233,9 @@ TEST(GridPairs, RefusesAStartWindowOutsideTheRegion) {
   EXPECT_THROW(terms.log_likelihood(m, windows), cmera::Error);
 }
 
-// pair_sizes (index work only; the memory checks of training and eval read it) against
-// the joints pair() builds, for pairs along x, y, both diagonals and an odd offset at
+// pair_sizes (index work only; the memory checks of training and eval read it; a site's
+// pull-up sized once and reused by later pairs with that site) against the joints and
+// steps pair() builds, for pairs along x, y, both diagonals and an odd offset at
 // every residue of their first site, on a grid whose middle layer has 3 values (so a
 // step's size depends on which layer's alphabet it carries).
 TEST(GridPairs, PairSizesEqualTheJointsPairBuilds) {
@@ -252,6 +253,7 @@ TEST(GridPairs, PairSizesEqualTheJointsPairBuilds) {
           const GridSetMarginals::JointSizes built = sets.take_sizes();
           EXPECT_EQ(predicted.largest, built.largest) << label(c) << " pair " << x << " " << y << " + " << o[0] << " " << o[1];
           EXPECT_EQ(predicted.total, built.total) << label(c) << " pair " << x << " " << y << " + " << o[0] << " " << o[1];
+          EXPECT_EQ(predicted.steps, built.steps) << label(c) << " pair " << x << " " << y << " + " << o[0] << " " << o[1];
           EXPECT_GT(built.largest, 0U);
         }
   }

@@ -307,6 +307,10 @@ class GridSetMarginals {
   bool sizing_ = false;
   JointSizes sizes_;
   SetJoint sized(SetJoint j);
+  void add_sizes(const JointSizes& s);
+  // In sizing mode, pull_up's result (labels and dims, the value label left off) and the
+  // sizes of its steps, by (site x, site y, top layer).
+  std::map<std::tuple<long, long, int>, std::pair<SetJoint, JointSizes>> pull_up_sizes_;
   bool recording_ = false;
   std::vector<TapeOp> tape_;  // one pair's steps, in forward order
   // Doubles that keep their allocation from pair to pair and leave new entries

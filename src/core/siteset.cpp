@@ -187,13 +187,16 @@ void table_marginal_adjoint(int K, long n, const std::vector<long>& sites, const
 
 std::vector<long> cone_parents(const Geometry& g, int layer, const std::vector<long>& sites) {
   const long M = g.sites_at(layer + 1), n = 2 * M;
-  std::set<long> Y;
+  std::vector<long> Y;  // sorted and unique below (a std::set allocated per element)
+  Y.reserve(2 * sites.size());
   for (long s : sites) {
     const long u = cone::disentangler_of(s, M);
-    Y.insert((2 * u + 1) / 2);
-    Y.insert(wrap(2 * u + 2, n) / 2);
+    Y.push_back((2 * u + 1) / 2);
+    Y.push_back(wrap(2 * u + 2, n) / 2);
   }
-  return {Y.begin(), Y.end()};
+  std::sort(Y.begin(), Y.end());
+  Y.erase(std::unique(Y.begin(), Y.end()), Y.end());
+  return Y;
 }
 
 ConePlan::ConePlan(const Geometry& g, int layer, const std::vector<long>& sites, int from)

@@ -16,6 +16,7 @@
 #include <cmath>
 #include <numeric>
 #include <set>
+#include <string>
 #include <string_view>
 #include <Eigen/Core>
 #include <fmt/format.h>
@@ -52,27 +53,45 @@ std::size_t power_of(const std::vector<int>& dims) {
   return p;
 }
 
-// One layer of a site set's cone (docs/design-grid.md §2): the set's rows with their x's,
-// each row's intermediate parents (the 1D cone rule along the row), the intermediate
-// columns with their y's and each column's coarse parents (the 1D rule along the column).
-struct Step {
-  std::map<long, std::vector<long>> rows, row_parents, columns, column_parents;
+// One line of a cone step: its index (y of a row, x of an intermediate column), the
+// set's sites on it (ascending), and their parents along it (the 1D cone rule).
+struct StepLine {
+  long line;
+  std::vector<long> sites, parents;
 };
 
+// One layer of a site set's cone (docs/design-grid.md §2): the set's rows with their x's
+// and intermediate parents, then the intermediate columns with their y's and coarse
+// parents, each by ascending line. Flat vectors, not maps of vectors: the pair terms'
+// memory checks and first evaluation take this step hundreds of thousands of times.
+struct Step {
+  std::vector<StepLine> rows, columns;
+};
+
+// The (line, site) pairs as lines, both ascending.
+std::vector<StepLine> group_lines(std::vector<std::pair<long, long>> line_site) {
+  std::sort(line_site.begin(), line_site.end());
+  std::vector<StepLine> lines;
+  for (const auto& [line, site] : line_site) {
+    if (lines.empty() || lines.back().line != line) lines.push_back({line, {}, {}});
+    lines.back().sites.push_back(site);
+  }
+  return lines;
+}
+
 Step cone_step(const GridLattice& g, int layer, const std::vector<GridSite>& set) {
-  Step st;
-  for (const GridSite& s : set) st.rows[s.second].push_back(s.first);
   const Geometry row_line{g.lx_at(layer), {g.chi[layer], g.intermediate_chi(layer)}};
   const Geometry column_line{g.ly_at(layer), {g.intermediate_chi(layer), g.chi[layer + 1]}};
-  for (auto& [y, xs] : st.rows) {
-    std::sort(xs.begin(), xs.end());
-    st.row_parents[y] = cone_parents(row_line, 0, xs);
-    for (long c : st.row_parents[y]) st.columns[c].push_back(y);
+  std::vector<std::pair<long, long>> line_site;
+  for (const GridSite& s : set) line_site.push_back({s.second, s.first});
+  Step st{group_lines(std::move(line_site)), {}};
+  line_site.clear();
+  for (StepLine& row : st.rows) {
+    row.parents = cone_parents(row_line, 0, row.sites);
+    for (long c : row.parents) line_site.push_back({c, row.line});
   }
-  for (auto& [c, ys] : st.columns) {
-    std::sort(ys.begin(), ys.end());
-    st.column_parents[c] = cone_parents(column_line, 0, ys);
-  }
+  st.columns = group_lines(std::move(line_site));
+  for (StepLine& column : st.columns) column.parents = cone_parents(column_line, 0, column.sites);
   return st;
 }
 
@@ -388,8 +407,8 @@ bool GridSetMarginals::fits_window(int layer, const std::vector<GridSite>& set, 
 std::vector<GridSite> GridSetMarginals::parents(int layer, const std::vector<GridSite>& set) const {
   const Step st = cone_step(m_.lattice, layer, set);
   std::vector<GridSite> up;
-  for (const auto& [c, qs] : st.column_parents)
-    for (long q : qs) up.push_back({c, q});
+  for (const StepLine& column : st.columns)
+    for (long q : column.parents) up.push_back({column.line, q});
   std::sort(up.begin(), up.end());
   return up;
 }
@@ -814,15 +833,17 @@ SetJoint GridSetMarginals::descend(int layer, SetJoint coarse,
     const std::vector<long>& fine;
   };
   std::vector<Line> columns, rows;
-  for (const auto& [c, ys] : st.columns) {  // y half-step, column line c
-    columns.push_back({c, {}, {}, ys});
-    for (long q : st.column_parents.at(c)) columns.back().consumed.push_back(var(0, c, q));
-    for (long y : ys) columns.back().produced.push_back(var(1, c, y));
+  for (const StepLine& column : st.columns) {  // y half-step, column line c
+    const long c = column.line;
+    columns.push_back({c, {}, {}, column.sites});
+    for (long q : column.parents) columns.back().consumed.push_back(var(0, c, q));
+    for (long y : column.sites) columns.back().produced.push_back(var(1, c, y));
   }
-  for (const auto& [y, xs] : st.rows) {  // x half-step, row line y
-    rows.push_back({y, {}, {}, xs});
-    for (long c : st.row_parents.at(y)) rows.back().consumed.push_back(var(1, c, y));
-    for (long x : xs) rows.back().produced.push_back(var(2, x, y));
+  for (const StepLine& row : st.rows) {  // x half-step, row line y
+    const long y = row.line;
+    rows.push_back({y, {}, {}, row.sites});
+    for (long c : row.parents) rows.back().consumed.push_back(var(1, c, y));
+    for (long x : row.sites) rows.back().produced.push_back(var(2, x, y));
   }
   const auto half_step = [&](SetJoint j, const std::vector<Line>& lines, int dir, int d) {
     std::vector<long> order;
@@ -861,6 +882,20 @@ SetJoint GridSetMarginals::pull_up(const std::vector<std::vector<GridSite>>& con
   const GridLattice& g = m_.lattice;
   const int d = g.chi[0];
   const GridSite s = cone[0][0];
+  // Sizing: a site's pull-up (its cone is its parents' chain) recurs in every pair it is in
+  // (the memory checks size thousands of classes that share their first site): sized once.
+  const auto key = std::make_tuple(s.first, s.second, top);
+  JointSizes outer;
+  if (sizing_) {
+    if (const auto hit = pull_up_sizes_.find(key); hit != pull_up_sizes_.end()) {
+      add_sizes(hit->second.second);
+      SetJoint out = hit->second.first;
+      out.labels.push_back(value_label);
+      out.dims.push_back(d);
+      return out;
+    }
+    outer = take_sizes();
+  }
   SetJoint f{{var(0, s.first, s.second), value_label}, {d, d}, {}};
   TapeOp identity{TapeOp::Kind::kConstant};
   identity.np = static_cast<std::size_t>(d);
@@ -869,22 +904,33 @@ SetJoint GridSetMarginals::pull_up(const std::vector<std::vector<GridSite>>& con
   for (int l = 0; l < top; ++l) {
     const Step st = cone_step(g, l, cone[l]);
     const int mid = g.intermediate_chi(l), K = g.chi[l + 1];
-    for (const auto& [y, xs] : st.rows) {
+    for (const StepLine& row : st.rows) {
       std::vector<long> fine, up;
-      for (long x : xs) fine.push_back(var(0, x, y));
-      for (long c : st.row_parents.at(y)) up.push_back(var(1, c, y));
-      f = line_step(std::move(f), fine, up, mid, l, 1, y, xs, true);
+      for (long x : row.sites) fine.push_back(var(0, x, row.line));
+      for (long c : row.parents) up.push_back(var(1, c, row.line));
+      f = line_step(std::move(f), fine, up, mid, l, 1, row.line, row.sites, true);
     }
-    for (const auto& [c, ys] : st.columns) {
+    for (const StepLine& column : st.columns) {
       std::vector<long> fine, up;
-      for (long y : ys) fine.push_back(var(1, c, y));
-      for (long q : st.column_parents.at(c)) up.push_back(var(0, c, q));
-      f = line_step(std::move(f), fine, up, K, l, 0, c, ys, true);
+      for (long y : column.sites) fine.push_back(var(1, column.line, y));
+      for (long q : column.parents) up.push_back(var(0, column.line, q));
+      f = line_step(std::move(f), fine, up, K, l, 0, column.line, column.sites, true);
     }
   }
   std::vector<long> order = labels_of(cone[top]);
   order.push_back(value_label);
-  return project_step(std::move(f), order);
+  SetJoint out = project_step(std::move(f), order);
+  if (sizing_) {
+    const JointSizes mine = take_sizes();
+    SetJoint shape{out.labels, out.dims, {}};
+    shape.labels.pop_back();
+    shape.dims.pop_back();
+    if (pull_up_sizes_.size() >= (std::size_t{1} << 16)) pull_up_sizes_.clear();  // a few MB
+    pull_up_sizes_.emplace(key, std::make_pair(std::move(shape), mine));
+    add_sizes(outer);
+    add_sizes(mine);
+  }
+  return out;
 }
 
 // The two sites' own cones from layer 0 up to `meet`, the highest layer (at most `from`)
@@ -1042,6 +1088,13 @@ GridSetMarginals::JointSizes GridSetMarginals::take_sizes() {
   const JointSizes s = sizes_;
   sizes_ = {};
   return s;
+}
+
+void GridSetMarginals::add_sizes(const JointSizes& s) {
+  sizes_.largest = std::max(sizes_.largest, s.largest);
+  sizes_.total += s.total;
+  sizes_.steps += s.steps;
+  sizes_.tape_bytes += s.tape_bytes;
 }
 
 SetJoint GridSetMarginals::sized(SetJoint j) {
@@ -1306,24 +1359,53 @@ namespace {
 // only). `probes` holds (x, y, k) for the pairs {(x, y), (x, y) + k (dx, dy)} it will
 // compute, up to their joints' sizes: a tied model's class representatives, an untied
 // model's pairs one per residue of x and y modulo 2^depth (the rest repeat their sizes).
-void require_correlation_memory(const Comm& comm, GridSetMarginals& sets, const GridModel& m,
+// The probes are dealt to ranks and threads (a 256 x 256 grid's tied classes took longer
+// to size on every rank than to evaluate); the worst is the largest joint, the first such
+// probe in list order, whatever the rank and thread count.
+void require_correlation_memory(const Comm& comm, const GridModel& m, const GridWindowMarginals& windows,
                                 long dx, long dy, const std::vector<std::array<long, 3>>& probes) {
-  GridSetMarginals::JointSizes worst;
-  long worst_k = 0;
-  for (const auto& [x, y, k] : probes) {
-    const GridSetMarginals::JointSizes s = sets.pair_sizes(x, y, k * dx, k * dy);
-    if (s.largest > worst.largest) {
-      worst = s;
-      worst_k = k;
+  const auto n = static_cast<long>(probes.size());
+  const long start = comm.rank(), stride = comm.size();
+  long long largest = 0, first = n;  // this rank's worst: its size, and its probe
+  ThreadErrors errors;
+#pragma omp parallel
+  {
+    GridSetMarginals sizer(m, windows);
+    long long mine = 0, at = n;
+#pragma omp for schedule(dynamic, 16) nowait
+    for (long i = start; i < n; i += stride) errors.run([&] {
+      const auto& [x, y, k] = probes[static_cast<std::size_t>(i)];
+      const auto s = static_cast<long long>(sizer.pair_sizes(x, y, k * dx, k * dy).largest);
+      if (s > mine || (s == mine && i < at)) {
+        mine = s;
+        at = i;
+      }
+    });
+#pragma omp critical
+    if (mine > largest || (mine == largest && at < first)) {
+      largest = mine;
+      first = at;
     }
   }
+  // A probe that failed on one rank fails on all (the others must not wait in the reduction).
+  std::string failure;
+  try {
+    errors.rethrow();
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  comm.check(failure.empty(), failure);
+  const long long worst = comm.max(largest);
+  const std::vector<long long> firsts = comm.allgather(largest == worst ? first : n);
+  const long worst_index = static_cast<long>(*std::min_element(firsts.begin(), firsts.end()));
+  const long worst_k = worst_index < n ? probes[static_cast<std::size_t>(worst_index)][2] : 0;
   // Per thread, no tape: the joint kept for its shape, its gathered copy, and a descent's
   // input and output.
   require_pair_joint_memory(
-      comm, 4.0 * static_cast<double>(worst.largest), 0.0,
+      comm, 4.0 * static_cast<double>(worst), 0.0,
       fmt::format("the model's C(r) along ({}, {}) at chi = [{}] (r = {} builds a joint of {} "
                   "entries)",
-                  dx, dy, fmt::join(m.lattice.chi, ", "), worst_k, worst.largest),
+                  dx, dy, fmt::join(m.lattice.chi, ", "), worst_k, worst),
       "eval --max-distance R keeps to r <= R");
 }
 
@@ -1360,8 +1442,7 @@ std::vector<double> model_correlation(const Comm& comm, const GridModel& m,
       for (long y = 0; y < py; ++y)
         for (long x = 0; x < px; ++x) probes.push_back({x, y, k});
     }
-    GridSetMarginals sizer(m, windows);
-    require_correlation_memory(comm, sizer, m, dx, dy, probes);
+    require_correlation_memory(comm, m, windows, dx, dy, probes);
     const long first = 1 + comm.rank(), stride = comm.size();
     ThreadErrors errors;
 #pragma omp parallel
@@ -1396,7 +1477,7 @@ std::vector<double> model_correlation(const Comm& comm, const GridModel& m,
     terms.insert(terms.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
   }
   step_begin.push_back(terms.size());
-  require_correlation_memory(comm, lister, m, dx, dy, probes);
+  require_correlation_memory(comm, m, windows, dx, dy, probes);
   std::map<std::pair<int, std::vector<GridSite>>, std::size_t> shape_of;
   std::vector<std::vector<std::size_t>> members;  // the classes of each shape
   // Its cost: a pass over the joint per class and place of b (contract_product's w), a dot
