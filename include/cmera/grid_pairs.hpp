@@ -30,7 +30,6 @@
 // can be kept as a PairTape and replayed, with the same arithmetic (compute), when the
 // same pair is evaluated again on new tables (docs/design-grid.md §7, "Replayed tapes").
 #pragma once
-#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -180,11 +179,11 @@ class GridSetMarginals {
   // alphabet chi_layer, first most significant).
   std::vector<double> marginal(int layer, const std::vector<GridSite>& sites);
 
-  // The dense joints of one computation, in entries: the largest, and all of them (a
-  // pair's tape keeps each for the reverse pass).
   // A thread's buffers of step values and adjoints of up to this many entries stay
   // allocated from one pair_backward to the next (release_large_buffers).
   static constexpr std::size_t kKeptEntries = std::size_t{1} << 16;
+  // The dense joints of one computation, in entries: the largest, and all of them (a
+  // pair's tape keeps each for the reverse pass).
   struct JointSizes {
     std::size_t largest = 0, total = 0;
     std::size_t steps = 0;  // the computation's steps (a tape's length)
