@@ -16,6 +16,7 @@
 #include <cmath>
 #include <numeric>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <Eigen/Core>
@@ -110,9 +111,9 @@ struct BlockWalk {
   std::vector<int> value;
   std::size_t a = 0, b = 0;
 
-  BlockWalk(const std::vector<int>& joint_dims, std::size_t joint_entries,
-            const std::vector<std::size_t>& stride_a, const std::vector<std::size_t>& stride_b)
-      : dims(joint_dims), entries(joint_entries), sa(stride_a), sb(stride_b), inner(joint_dims.size()) {
+  BlockWalk(const StepIndex& joint, const std::vector<std::size_t>& stride_a,
+            const std::vector<std::size_t>& stride_b)
+      : dims(joint.dims), entries(joint.entries), sa(stride_a), sb(stride_b), inner(joint.dims.size()) {
     // Tabulating a block costs one odometer step per entry, and so does stepping to the
     // next block: blocks near the square root of the joint's size take the fewest steps.
     const std::size_t n = inner;
@@ -149,12 +150,12 @@ struct BlockWalk {
   }
 };
 
-// Calls f(i, a, b) for every entry i of a joint of these dims in order, a and b its
-// indices under sa and sb.
+// Calls f(i, a, b) for every entry i of a joint (its dims and entries in `joint`) in order,
+// a and b its indices under sa and sb.
 template <class F>
-void odometer(const std::vector<int>& dims, std::size_t entries, const std::vector<std::size_t>& sa,
+void odometer(const StepIndex& joint, const std::vector<std::size_t>& sa,
               const std::vector<std::size_t>& sb, F&& f) {
-  BlockWalk w(dims, entries, sa, sb);
+  BlockWalk w(joint, sa, sb);
   const std::size_t block = w.block, *oa = w.offset_a.data(), *ob = w.offset_b.data();
   w.for_each_block([&](std::size_t base, std::size_t a, std::size_t b) {
     for (std::size_t t = 0; t < block; ++t) f(base + t, a + oa[t], b + ob[t]);
@@ -193,13 +194,12 @@ LineIndex line_index(const SetJoint& j, const std::vector<long>& consumed) {
     if (!is_consumed(j.labels[i])) {
       ix.kstride[i] = ix.kept;
       ix.kept *= static_cast<std::size_t>(j.dims[i]);
-    }
-  ix.entries *= ix.kept;
-  for (std::size_t i = 0; i < n; ++i)
-    if (!is_consumed(j.labels[i])) {
       li.kept_labels.push_back(j.labels[i]);
       li.kept_dims.push_back(j.dims[i]);
     }
+  ix.entries *= ix.kept;
+  std::reverse(li.kept_labels.begin(), li.kept_labels.end());  // back to j's order
+  std::reverse(li.kept_dims.begin(), li.kept_dims.end());
   return li;
 }
 
@@ -208,7 +208,7 @@ LineIndex line_index(const SetJoint& j, const std::vector<long>& consumed) {
 const double* as_line_matrix(const StepIndex& ix, const double* j, std::vector<double>& buf) {
   if (ix.leading) return j;
   buf.resize(ix.entries);
-  odometer(ix.dims, ix.entries, ix.qstride, ix.kstride,
+  odometer(ix, ix.qstride, ix.kstride,
            [&](std::size_t i, std::size_t q, std::size_t k) { buf[q * ix.kept + k] = j[i]; });
   return buf.data();
 }
@@ -276,11 +276,11 @@ void apply_line_adjoint(const StepIndex& ix, const double* j, std::size_t np,
   buf.g_joint.resize(ix.entries);
   line_apply_adjoint_joint(n_p, nq, kept, C, g_out, buf.g_joint.data(), false);
   if (set_j) {
-    odometer(ix.dims, ix.entries, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
+    odometer(ix, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
       g_j[i] = buf.g_joint[q * ix.kept + k];
     });
   } else {
-    odometer(ix.dims, ix.entries, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
+    odometer(ix, ix.qstride, ix.kstride, [&](std::size_t i, std::size_t q, std::size_t k) {
       g_j[i] += buf.g_joint[q * ix.kept + k];
     });
   }
@@ -305,7 +305,7 @@ StepIndex project_index(const SetJoint& j, const std::vector<long>& labels) {
 // The marginal of j (index ix, project_index) into out[ix.size].
 void project(const StepIndex& ix, const double* j, double* out) {
   std::fill_n(out, ix.size, 0.0);
-  odometer(ix.dims, ix.entries, ix.qstride, ix.qstride,
+  odometer(ix, ix.qstride, ix.qstride,
            [&](std::size_t i, std::size_t o, std::size_t) { out[o] += j[i]; });
   work_count() += ix.entries;
 }
@@ -318,7 +318,7 @@ std::vector<double> project(const SetJoint& j, const std::vector<long>& labels) 
 }
 
 // to += from (an empty `to` starts at zero).
-void add_to(std::vector<double>& to, const std::vector<double>& from) {
+void add_to(std::vector<double>& to, std::span<const double> from) {
   if (to.empty()) to.assign(from.size(), 0.0);
   for (std::size_t k = 0; k < from.size(); ++k) to[k] += from[k];
 }
@@ -695,7 +695,7 @@ SetJoint GridSetMarginals::line_step(SetJoint j, const std::vector<long>& consum
   op.key = line_key(layer, dir, line, fine);
   op.transposed = transposed;
   compute(op, j.p.data(), nullptr, out.p);
-  keep(std::move(j));
+  keep(j);
   return record(sized(std::move(out)), std::move(op));
 }
 
@@ -709,7 +709,7 @@ SetJoint GridSetMarginals::joint_step(const SetJoint& j, const std::vector<long>
   op.index = std::move(li.index);
   compute(op, j.p.data(), cond.p.data(), out.p);
   keep(j);
-  keep(std::move(cond));
+  keep(cond);
   return record(sized(std::move(out)), std::move(op));
 }
 
@@ -721,7 +721,7 @@ SetJoint GridSetMarginals::project_step(SetJoint j, const std::vector<long>& lab
   TapeOp op{TapeOp::Kind::kProject, j.id};
   op.index = project_index(j, labels);
   compute(op, j.p.data(), nullptr, out.p);
-  keep(std::move(j));
+  keep(j);
   return record(sized(std::move(out)), std::move(op));
 }
 
@@ -775,12 +775,9 @@ void GridSetMarginals::reverse(const std::vector<TapeOp>& tape, const std::vecto
         work_count() += to.size();
         break;
       }
-      case TapeOp::Kind::kTop: {
-        std::vector<double>& gt = adj.top_marginals[op.top_sites];
-        if (gt.empty()) gt.assign(adjoints_[k].size, 0.0);
-        for (std::size_t i = 0; i < gt.size(); ++i) gt[i] += go[i];
+      case TapeOp::Kind::kTop:
+        add_to(adj.top_marginals[op.top_sites], {go, adjoints_[k].size});
         break;
-      }
       case TapeOp::Kind::kConstant:
         break;
       case TapeOp::Kind::kLine: {
@@ -804,10 +801,10 @@ void GridSetMarginals::reverse(const std::vector<TapeOp>& tape, const std::vecto
         const StepIndex& ix = op.index;
         double* gi = adjoint_of(op.in, &first);
         if (first) {  // every entry of the input is visited once
-          odometer(ix.dims, ix.entries, ix.qstride, ix.qstride,
+          odometer(ix, ix.qstride, ix.qstride,
                    [&](std::size_t i, std::size_t o, std::size_t) { gi[i] = go[o]; });
         } else {
-          odometer(ix.dims, ix.entries, ix.qstride, ix.qstride,
+          odometer(ix, ix.qstride, ix.qstride,
                    [&](std::size_t i, std::size_t o, std::size_t) { gi[i] += go[o]; });
         }
         work_count() += ix.entries;
@@ -1043,7 +1040,7 @@ double GridSetMarginals::contract_product(SharedJoint& shared, int layer, GridSi
   const std::vector<double>& phi_a = expectation(layer, class_a, f).phi;
   const StepIndex ia = line_index(w, labels_a).index;
   double sum = 0;
-  odometer(ia.dims, ia.entries, ia.qstride, ia.kstride,
+  odometer(ia, ia.qstride, ia.kstride,
            [&](std::size_t i, std::size_t q, std::size_t) { sum += w.p[i] * phi_a[q]; });
   work_count() += w.p.size();
   return sum;

@@ -228,7 +228,7 @@ double GridPairTerms::log_likelihood(const GridModel& m, const GridWindowMargina
   const std::size_t wave = 4 * static_cast<std::size_t>(omp_get_max_threads());
   std::vector<std::unique_ptr<GridSetMarginals>> sets(static_cast<std::size_t>(omp_get_max_threads()));
   std::vector<double> terms(pairs_.size(), 0.0);
-  if (tapes_.size() != pairs_.size() || tape_lattice_ != m.lattice || tape_tied_ != m.tied) {
+  if (tape_lattice_ != m.lattice || tape_tied_ != m.tied) {  // first call: no lattice yet
     tapes_.assign(pairs_.size(), PairTape{});
     tape_bytes_ = 0;
     tape_lattice_ = m.lattice;
